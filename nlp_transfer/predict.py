@@ -1,0 +1,115 @@
+"""Load a trained classifier folder and predict labels and scores for texts.
+
+The folder is what `fine_tune` writes (or any transformers sequence-classification folder). Scores
+follow the model's `problem_type` exactly as `transformers.pipeline("text-classification")` does:
+softmax for single-label, sigmoid per label for multi-label, the raw value for regression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
+
+MULTI_LABEL_THRESHOLD = 0.5
+DEFAULT_MAX_LENGTH = 512
+
+
+@dataclass
+class Classifier:
+    """A loaded classifier: `predict(texts)` gives one dict per text."""
+
+    model: Any
+    tokenizer: Any
+    task: str
+    max_length: int
+    threshold: float = MULTI_LABEL_THRESHOLD
+
+    @property
+    def labels(self) -> list[str]:
+        id2label = self.model.config.id2label
+        return [id2label[i] for i in range(len(id2label))]
+
+    @torch.inference_mode()
+    def logits(
+        self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32
+    ) -> np.ndarray:
+        """Raw model outputs, shape (len(texts), num_labels), computed in batches padded per batch."""
+        if isinstance(texts, str):
+            raise UserInputError("predict() takes a list of texts; wrap a single text in a list.")
+        if text_pairs is not None and len(text_pairs) != len(texts):
+            raise UserInputError(f"Got {len(texts)} texts but {len(text_pairs)} text pairs; give one pair per text.")
+        device = next(self.model.parameters()).device
+        outputs = []
+        for start in range(0, len(texts), batch_size):
+            first = [str(t) for t in texts[start : start + batch_size]]
+            second = [str(t) for t in text_pairs[start : start + batch_size]] if text_pairs is not None else None
+            encoded = self.tokenizer(
+                first, second, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+            ).to(device)
+            outputs.append(self.model(**encoded).logits.float().cpu().numpy())
+        if not outputs:
+            return np.zeros((0, self.model.config.num_labels), dtype=np.float32)
+        return np.concatenate(outputs)
+
+    def predict(
+        self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32
+    ) -> list[dict[str, Any]]:
+        """single-label: {label, score, scores}; multi-label: {labels, scores}; regression: {label, score}."""
+        logits = self.logits(texts, text_pairs, batch_size)
+        labels = self.labels
+        if self.task == REGRESSION:
+            return [{"label": labels[0], "score": float(row[0])} for row in logits]
+        if self.task == MULTI_LABEL:
+            probabilities = 1 / (1 + np.exp(-logits))
+            return [
+                {
+                    "labels": [labels[i] for i in np.flatnonzero(row > self.threshold)],
+                    "scores": {labels[i]: float(p) for i, p in enumerate(row)},
+                }
+                for row in probabilities
+            ]
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+        return [
+            {
+                "label": labels[int(row.argmax())],
+                "score": float(row.max()),
+                "scores": {labels[i]: float(p) for i, p in enumerate(row)},
+            }
+            for row in probabilities
+        ]
+
+
+def load_classifier(model_dir: str | Path, device: str | None = None) -> Classifier:
+    """Load a trained classifier folder (model, tokenizer, config with labels) for prediction."""
+    path = Path(model_dir).expanduser()
+    if not (path / "config.json").is_file():
+        raise UserInputError(
+            f"{path} is not a trained classifier folder (no config.json). Give the --output-dir of a training run."
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    task = TASK_OF_PROBLEM_TYPE.get(model.config.problem_type or "", SINGLE_LABEL)
+    if model.config.problem_type is None and model.config.num_labels == 1:
+        task = REGRESSION
+    package_settings = getattr(model.config, "nlp_transfer", None) or {}
+    max_length = int(package_settings.get("max_length") or min(tokenizer.model_max_length, DEFAULT_MAX_LENGTH))
+    return Classifier(model=model, tokenizer=tokenizer, task=task, max_length=max_length)
+
+
+def predict(
+    model_dir: str | Path, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32
+) -> list[dict[str, Any]]:
+    """One-shot helper: load the classifier in `model_dir` and predict `texts`."""
+    return load_classifier(model_dir).predict(texts, text_pairs, batch_size)

@@ -1,0 +1,19 @@
+"""Transfer strategies: one module each, one registry."""
+
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.strategies.base import PreparedModel, TransferStrategy, count_parameters
+from nlp_transfer.strategies.full import FullFineTuning
+
+STRATEGIES: dict[str, TransferStrategy] = {strategy.name: strategy for strategy in (FullFineTuning(),)}
+
+
+def get_strategy(name: str) -> TransferStrategy:
+    """The registered strategy called `name`, or a clear error listing the known ones."""
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        known = "; ".join(f"{s.name}: {s.summary}" for s in STRATEGIES.values())
+        raise UserInputError(f"Unknown --strategy '{name}'. Available: {known}.") from None
+
+
+__all__ = ["STRATEGIES", "PreparedModel", "TransferStrategy", "count_parameters", "get_strategy"]

@@ -1,0 +1,255 @@
+"""One run: checkpoint + data + strategy -> Trainer -> a complete output folder.
+
+`fine_tune(config)` is the whole job behind `nlp-transfer train`: it resolves the checkpoint, loads and
+validates the data, lets the strategy shape the model, trains with transformers' `Trainer`, keeps the
+best checkpoint by the task's primary metric, and writes the model, tokenizer, `metrics.json`, the
+resolved run config and a model card into the output folder, all or nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    set_seed,
+)
+
+from nlp_transfer import __version__
+from nlp_transfer.checkpoints import Checkpoint, load_config, load_tokenizer, resolve_checkpoint
+from nlp_transfer.config import RunConfig, TransferTrainingArguments
+from nlp_transfer.data import LabelSchema, PreparedData, load_data, resolve_max_length, tokenize
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.hub import write_model_card
+from nlp_transfer.metrics import build_compute_metrics, primary_metric
+from nlp_transfer.outputs import (
+    check_output_dir,
+    discard,
+    publish,
+    remove_intermediates,
+    staging_dir,
+    write_json,
+)
+from nlp_transfer.strategies import PreparedModel, TransferStrategy, count_parameters, get_strategy
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+RUN_CONFIG_FILE = "run_config.json"
+# Stored in the saved config.json so that prediction truncates as training did.
+PACKAGE_CONFIG_KEY = "nlp_transfer"
+
+
+@dataclass
+class FineTuneResult:
+    """Where the run's output went and what it measured."""
+
+    output_dir: Path
+    metrics: dict[str, Any]
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.output_dir / METRICS_FILE
+
+    @property
+    def model_card_path(self) -> Path:
+        return self.output_dir / "README.md"
+
+
+class TransferTrainer(Trainer):
+    """Trainer that takes the strategy's optimizer parameter groups when it has any.
+
+    Trainer has no per-layer learning rates (transformers #10140); strategies that need them hand their
+    groups here, and the optimizer class and its settings still come from TrainingArguments (`--optim`).
+    """
+
+    def __init__(self, *args: Any, param_groups: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.param_groups = param_groups
+
+    def create_optimizer(self, model=None):
+        if self.param_groups is None or self.optimizer is not None:
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+        self.optimizer = optimizer_cls(self.param_groups, **optimizer_kwargs)
+        return self.optimizer
+
+
+def fine_tune(config: RunConfig) -> FineTuneResult:
+    """Train one classifier as `config` says and write its output folder; returns paths and metrics."""
+    target = check_output_dir(config.training.output_dir, config.training.overwrite_output_dir)
+    strategy = get_strategy(config.strategy.strategy)
+    checkpoint = resolve_checkpoint(config.model.model, config.model.revision, config.model.trust_remote_code)
+    logger.info("Checkpoint: %s (%s)", checkpoint.hub_id or checkpoint.source, checkpoint.source)
+
+    data = load_data(config.data, seed=config.training.seed)
+    _log_data(data)
+    tokenizer = load_tokenizer(checkpoint)
+    max_length = resolve_max_length(tokenizer, config.data.max_length)
+    encoded = tokenize(data, tokenizer, max_length)
+
+    set_seed(config.training.seed)  # the new head's initialisation depends on it
+    model_config = load_config(
+        checkpoint,
+        num_labels=data.schema.num_labels,
+        id2label=data.schema.id2label,
+        label2id=data.schema.label2id,
+        problem_type=data.schema.problem_type,
+    )
+    setattr(model_config, PACKAGE_CONFIG_KEY, {"version": __version__, "max_length": max_length})
+    prepared = strategy.prepare(strategy.load_model(checkpoint, model_config), config.strategy)
+    trainable, total = count_parameters(prepared.model)
+    logger.info(
+        "Strategy %s: %s trainable of %s parameters (%.1f%%)", strategy.name, f"{trainable:,}", f"{total:,}",
+        100 * trainable / total,
+    )
+
+    staging = staging_dir(target)
+    try:
+        args = _resolve_training_arguments(config.training, strategy, data.schema, staging)
+        trainer = _build_trainer(prepared, args, encoded, tokenizer, data.schema)
+        train_output = trainer.train()
+        eval_metrics = _strip_prefix(trainer.evaluate(encoded["validation"], metric_key_prefix="eval"), "eval")
+        test_metrics = (
+            _strip_prefix(trainer.evaluate(encoded["test"], metric_key_prefix="test"), "test")
+            if "test" in encoded
+            else None
+        )
+        trainer.save_model(str(staging))
+        remove_intermediates(staging)
+        metrics = _metrics_record(
+            config, strategy, prepared, data, checkpoint, args, train_output.metrics, eval_metrics, test_metrics
+        )
+        metrics["max_length"] = max_length
+        write_json(staging / METRICS_FILE, metrics)
+        write_json(staging / RUN_CONFIG_FILE, _resolved_run_config(config, args, target))
+        write_model_card(staging, metrics, base_model=checkpoint.hub_id)
+        publish(staging, target)
+    except BaseException:
+        discard(staging)
+        raise
+    logger.info("Saved the classifier to %s (%s %.4f on validation)", target, *_primary_value(metrics))
+    return FineTuneResult(output_dir=target, metrics=metrics)
+
+
+def _log_data(data: PreparedData) -> None:
+    schema = data.schema
+    sizes = ", ".join(f"{name} {len(split):,}" for name, split in data.splits.items())
+    labels = f"{schema.num_labels} labels: {', '.join(schema.names[:8])}" if schema.names else "a score"
+    logger.info("Task %s with %s; rows: %s", schema.task, labels, sizes)
+    for name, source in data.sources.items():
+        logger.info("  %s from %s", name, source)
+
+
+def _resolve_training_arguments(
+    given: TransferTrainingArguments, strategy: TransferStrategy, schema: LabelSchema, staging: Path
+) -> TransferTrainingArguments:
+    """Fill what depends on the strategy and the task: learning rate, best-model metric, output folder."""
+    args = copy.deepcopy(given)
+    args.output_dir = str(staging)
+    if args.learning_rate is None:
+        args.learning_rate = strategy.default_learning_rate
+    if args.metric_for_best_model in (None, "auto"):
+        args.metric_for_best_model, args.greater_is_better = primary_metric(schema.task)
+    if args.early_stopping_patience is not None:
+        if args.early_stopping_patience < 1:
+            raise UserInputError("--early-stopping-patience must be at least 1 evaluation.")
+        if str(args.eval_strategy.value if hasattr(args.eval_strategy, "value") else args.eval_strategy) == "no":
+            raise UserInputError("--early-stopping-patience needs evaluations: leave --eval-strategy at 'epoch'.")
+        if not args.load_best_model_at_end:
+            raise UserInputError("--early-stopping-patience needs --load-best-model-at-end (the default).")
+    # Trainer needs to know the label column when the model's signature does not show it (peft models).
+    args.label_names = ["labels"]
+    return args
+
+
+def _build_trainer(
+    prepared: PreparedModel,
+    args: TransferTrainingArguments,
+    encoded: Any,
+    tokenizer: Any,
+    schema: LabelSchema,
+) -> TransferTrainer:
+    callbacks = []
+    if args.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    return TransferTrainer(
+        model=prepared.model,
+        args=args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        processing_class=tokenizer,
+        # Pads each batch to its longest text: short texts cost short sequences.
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=build_compute_metrics(schema.task, schema.num_labels),
+        callbacks=callbacks,
+        param_groups=prepared.param_groups,
+    )
+
+
+def _strip_prefix(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    return {key.removeprefix(f"{prefix}_"): value for key, value in metrics.items()}
+
+
+def _metrics_record(
+    config: RunConfig,
+    strategy: TransferStrategy,
+    prepared: PreparedModel,
+    data: PreparedData,
+    checkpoint: Checkpoint,
+    args: TransferTrainingArguments,
+    train_metrics: dict[str, float],
+    eval_metrics: dict[str, float],
+    test_metrics: dict[str, float] | None,
+) -> dict[str, Any]:
+    trainable, total = count_parameters(prepared.model)
+    primary, greater_is_better = primary_metric(data.schema.task)
+    if config.training.metric_for_best_model not in (None, "auto"):
+        primary, greater_is_better = args.metric_for_best_model, bool(args.greater_is_better)
+    record: dict[str, Any] = {
+        "task": data.schema.task,
+        "strategy": strategy.name,
+        "strategy_settings": {**prepared.settings, "learning_rate": args.learning_rate},
+        "primary_metric": primary,
+        "greater_is_better": greater_is_better,
+        "eval": eval_metrics,
+    }
+    if test_metrics is not None:
+        record["test"] = test_metrics
+    record.update(
+        {
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "train_runtime_s": train_metrics.get("train_runtime"),
+            "train_samples_per_second": train_metrics.get("train_samples_per_second"),
+            "epochs": train_metrics.get("epoch", args.num_train_epochs),
+            "base_model": checkpoint.hub_id or checkpoint.source,
+            "labels": data.schema.names,
+            "num_examples": {name: len(split) for name, split in data.splits.items()},
+            "data_sources": data.sources,
+            "dropped_rows": data.dropped_rows,
+            "nlp_transfer_version": __version__,
+        }
+    )
+    return record
+
+
+def _resolved_run_config(config: RunConfig, args: TransferTrainingArguments, target: Path) -> dict[str, Any]:
+    resolved = copy.deepcopy(config)
+    resolved.training = copy.deepcopy(args)
+    resolved.training.output_dir = str(target)
+    return resolved.to_dict()
+
+
+def _primary_value(metrics: dict[str, Any]) -> tuple[str, float]:
+    name = metrics["primary_metric"]
+    value = metrics["eval"].get(name, math.nan)
+    return name, value
+
