@@ -1,11 +1,11 @@
 """nlp-transfer: transfer learning for text classification on BERT-family encoders.
 
-    from nlp_transfer import RunConfig, fine_tune, load_classifier
+from nlp_transfer import RunConfig, fine_tune, load_classifier
 
-    config = RunConfig.from_dict({"output_dir": "runs/demo", "num_train_epochs": 2})
-    result = fine_tune(config)               # trains the bundled MiniLM on the demo data
-    classifier = load_classifier(result.output_dir)
-    classifier.predict(["My parcel never arrived."])
+config = RunConfig.from_dict({"output_dir": "runs/demo", "num_train_epochs": 2})
+result = fine_tune(config)               # trains the bundled MiniLM on the demo data
+classifier = load_classifier(result.output_dir)
+classifier.predict(["My parcel never arrived."])
 """
 
 __version__ = "0.1.0"

@@ -88,7 +88,7 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 def resolve_checkpoint(model: str, revision: str | None = None, trust_remote_code: bool = False) -> Checkpoint:
     """Turn the --model value into a Checkpoint: the alias, an existing folder, or else a Hub id."""
-    if model == BUNDLED_ALIAS or model == BUNDLED_HUB_ID and _bundled_installed():
+    if model == BUNDLED_ALIAS or (model == BUNDLED_HUB_ID and _bundled_installed()):
         return Checkpoint(str(bundled_model_path()), BUNDLED_HUB_ID, None, trust_remote_code)
     path = Path(model).expanduser()
     if path.is_dir():
@@ -126,12 +126,10 @@ def _hub_id_of_local_folder(path: Path) -> str | None:
 
 def _load_error(checkpoint: Checkpoint, what: str, error: Exception) -> UserInputError:
     offline_hint = (
-        " HF_HUB_OFFLINE is set, so only checkpoints already in the local cache can be used."
-        if _hub_offline()
-        else ""
+        " HF_HUB_OFFLINE is set, so only checkpoints already in the local cache can be used." if _hub_offline() else ""
     )
     return UserInputError(
-        f"Could not load the {what} of --model {checkpoint.source}: {error}.{offline_hint} "
+        f"Could not load the {what} of --model {checkpoint.source}: {str(error).strip().rstrip('.')}.{offline_hint} "
         f"Check the name, pass a local folder, or use the bundled default '{BUNDLED_ALIAS}'."
     )
 

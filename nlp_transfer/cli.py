@@ -25,7 +25,7 @@ def _train(argv: list[str]) -> int:
     primary = metrics["primary_metric"]
     print(f"Validation {primary}: {metrics['eval'].get(primary, float('nan')):.4f}")
     for name, value in metrics["eval"].items():
-        if name != primary and not name.endswith(("runtime", "per_second")) and isinstance(value, float):
+        if name not in (primary, "epoch") and not name.endswith(("runtime", "per_second")) and isinstance(value, float):
             print(f"Validation {name}: {value:.4f}")
     if "test" in metrics:
         print(f"Test {primary}: {metrics['test'].get(primary, float('nan')):.4f}")
@@ -68,9 +68,13 @@ def _top_level_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging() -> None:
+    import warnings
+
     import datasets
     import transformers
 
+    # torch warns on every DataLoader that pin_memory is useless without a GPU; it is noise on a CPU run.
+    warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator is found.*")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logger.setLevel(logging.INFO)
     transformers.logging.set_verbosity_warning()

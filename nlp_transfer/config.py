@@ -181,8 +181,13 @@ class TransferTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Peak learning rate (default: the strategy's; full 2e-5)."},
     )
-    num_train_epochs: float = field(default=3.0, metadata={"help": "Number of passes over the training data."})
-    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
+    num_train_epochs: float = field(
+        default=5.0,
+        metadata={
+            "help": "Passes over the training data. 5 suits the few-hundred-example sets this package is "
+            "made for; the best epoch is kept, so extra epochs cost time, not accuracy."
+        },
+    )
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per device."})
     warmup_steps: float = field(
         default=0.1, metadata={"help": "Warm-up: a fraction of training steps if below 1, else a count."}
@@ -242,9 +247,11 @@ class RunConfig:
     @classmethod
     def from_file(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> "RunConfig":
         """Build from a YAML or JSON file; `overrides` win over the file."""
-        options = load_config_file(path)
-        options.update(overrides or {})
-        return cls.from_dict(options)
+        parser = build_parser()
+        _apply_file_defaults(parser, load_config_file(path), source=str(path))
+        if overrides:
+            _apply_file_defaults(parser, overrides, source="the overrides")
+        return _config_from_namespace(parser.parse_args([]))
 
     @classmethod
     def from_args(cls, argv: list[str], prog: str = "nlp-transfer train") -> "RunConfig":
@@ -325,29 +332,35 @@ def _apply_file_defaults(parser: HfArgumentParser, options: dict[str, Any], sour
             hint = difflib.get_close_matches(key, list(actions), n=3)
             suggestion = f" Did you mean: {', '.join(hint)}?" if hint else ""
             raise UserInputError(
-                f"Unknown option '{raw_key}' in {source}.{suggestion} "
-                "Run 'nlp-transfer train --help' for every option."
+                f"Unknown option '{raw_key}' in {source}.{suggestion} Run 'nlp-transfer train --help' for every option."
             )
         converted[key] = _convert_value(action, value, raw_key, source)
     parser.set_defaults(**converted)
 
 
 def _convert_value(action: argparse.Action, value: Any, name: str, source: str) -> Any:
-    """Apply the option's CLI type to a file value; YAML reads '2e-5' as a string, for instance."""
-    if value is None or action.type is None:
+    """Apply the option's CLI type and choices to a file value; YAML reads '2e-5' as a string, for instance."""
+    if value is None:
         return value
-    try:
-        if isinstance(value, list):
-            return [action.type(item) if isinstance(item, str) else item for item in value]
-        if isinstance(value, str):
-            return action.type(value)
-    except (ValueError, TypeError, argparse.ArgumentTypeError) as error:
-        raise UserInputError(f"Option '{name}' in {source} has the invalid value {value!r}: {error}") from None
-    if action.choices is not None and value not in action.choices:
-        raise UserInputError(
-            f"Option '{name}' in {source} has the invalid value {value!r}; choose one of {list(action.choices)}."
-        )
-    return value
+    # Lists are fine for list options and for the str-or-list ones of TrainingArguments (report_to, fsdp);
+    # a list for a number or a choice is a mistake that would otherwise surface deep inside Trainer.
+    takes_list = action.nargs in ("+", "*") or (action.type is str and action.choices is None)
+    if isinstance(value, list) and not takes_list:
+        raise UserInputError(f"Option '{name}' in {source} takes one value, not the list {value!r}.")
+    items = value if isinstance(value, list) else [value]
+    converted = []
+    for item in items:
+        try:
+            if isinstance(item, str) and action.type is not None:
+                item = action.type(item)
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as error:
+            raise UserInputError(f"Option '{name}' in {source} has the invalid value {item!r}: {error}") from None
+        if action.choices is not None and item not in action.choices:
+            raise UserInputError(
+                f"Option '{name}' in {source} has the invalid value {item!r}; choose one of {list(action.choices)}."
+            )
+        converted.append(item)
+    return converted if isinstance(value, list) else converted[0]
 
 
 def _config_from_namespace(namespace: argparse.Namespace) -> RunConfig:

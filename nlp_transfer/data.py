@@ -128,12 +128,12 @@ def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str
     splits, sources = {}, {}
     for name, path in files.items():
         if path:
-            splits[name] = _read_file(path)
+            splits[name] = _read_file(path, name)
             sources[name] = str(path)
     return splits, sources
 
 
-def _read_file(path_str: str) -> Dataset:
+def _read_file(path_str: str, role: str) -> Dataset:
     path = Path(path_str).expanduser()
     if not path.is_file():
         raise UserInputError(f"Data file {path} does not exist. Check the path (relative to {Path.cwd()}).")
@@ -143,6 +143,8 @@ def _read_file(path_str: str) -> Dataset:
             f"Data file {path} has the unsupported type '{suffix}'. Use one of: {', '.join(FILE_BUILDERS)}."
         )
     builder, options = FILE_BUILDERS[suffix]
+    if _has_no_rows(path, suffix):
+        raise UserInputError(f"The {role} data ({path}) has no rows. Give a file with labelled examples.")
     try:
         dataset = load_dataset(builder, data_files={"data": str(path)}, split="data", **options)
     except Exception as error:  # the builders raise many types; the user needs the file named
@@ -170,12 +172,22 @@ def _read_hub_dataset(args: DataArguments) -> tuple[dict[str, Dataset], dict[str
             continue
         if split not in loaded:
             raise UserInputError(
-                f"Hub dataset '{name}' has no split '{split}' (for {role}); its splits are: "
-                f"{', '.join(loaded)}."
+                f"Hub dataset '{name}' has no split '{split}' (for {role}); its splits are: {', '.join(loaded)}."
             )
         splits[role] = _number_rows(loaded[split])
         sources[role] = f"{name} split '{split}'"
     return splits, sources
+
+
+def _has_no_rows(path: Path, suffix: str) -> bool:
+    """An empty file, or a CSV/TSV with a header only: the builders fail on these with obscure messages."""
+    if path.stat().st_size == 0:
+        return True
+    if suffix in (".csv", ".tsv", ".jsonl"):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = [line for _, line in zip(range(3), handle) if line.strip()]
+        return len(lines) <= (1 if suffix != ".jsonl" else 0)
+    return False
 
 
 def _number_rows(dataset: Dataset) -> Dataset:
@@ -219,8 +231,7 @@ def _resolve_columns(
         for option, column in (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label)):
             if column is not None and column not in present:
                 raise UserInputError(
-                    f"Column '{column}' ({option}) is not in {sources[role]}; its columns are: "
-                    f"{', '.join(present)}."
+                    f"Column '{column}' ({option}) is not in {sources[role]}; its columns are: {', '.join(present)}."
                 )
     return text, pair, label
 
@@ -233,9 +244,10 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _is_missing_label(value: Any, empty_means_no_label: bool) -> bool:
-    # -1 marks an unlabelled row in many Hub datasets (GLUE test splits).
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1:
+def _is_missing_label(value: Any, empty_means_no_label: bool, minus_one_is_missing: bool) -> bool:
+    # In Hub datasets with ClassLabel columns -1 marks an unlabelled row (GLUE test splits); in a user's
+    # file -1 is an ordinary label (negative sentiment on a -1/0/1 scale).
+    if minus_one_is_missing and isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1:
         return True
     if isinstance(value, (list, tuple)):
         return False  # an empty list is a valid multi-label row: no label applies
@@ -268,7 +280,10 @@ def _check_rows(
         rows = split[ROW_COLUMN]
         bad_text = [r for r, t in zip(rows, texts) if _is_missing(t)]
         bad_pair = [r for r, t in zip(rows, pairs) if pair and _is_missing(t)]
-        bad_label = [r for r, v in zip(rows, labels) if _is_missing_label(v, empty_means_no_label)]
+        minus_one_is_missing = _class_label_names(split.features[label]) is not None
+        bad_label = [
+            r for r, v in zip(rows, labels) if _is_missing_label(v, empty_means_no_label, minus_one_is_missing)
+        ]
         bad = sorted(set(bad_text) | set(bad_pair) | set(bad_label))
         if not bad:
             continue
@@ -470,9 +485,7 @@ def _refuse_unseen(
 # ----------------------------------------------------------------------------- splits and subsets
 
 
-def _carve_validation(
-    train: Dataset, schema: LabelSchema, args: DataArguments, seed: int
-) -> tuple[Dataset, Dataset]:
+def _carve_validation(train: Dataset, schema: LabelSchema, args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
     """Hold out a validation split from train: stratified by label for single-label data, fixed by seed."""
     from sklearn.model_selection import train_test_split
 

@@ -36,9 +36,14 @@ def check_output_dir(output_dir: str | None, overwrite: bool) -> Path:
     return path
 
 
+def staging_path(target: Path) -> Path:
+    """Where the run is staged: a hidden folder beside `target`, the same for every process of a run."""
+    return target.parent / f".{target.name}{STAGING_SUFFIX}"
+
+
 def staging_dir(target: Path) -> Path:
-    """A fresh hidden staging folder beside `target`."""
-    staging = target.parent / f".{target.name}{STAGING_SUFFIX}"
+    """A fresh, empty staging folder for `target` (a leftover of a killed run is cleared)."""
+    staging = staging_path(target)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)

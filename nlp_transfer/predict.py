@@ -39,9 +39,7 @@ class Classifier:
         return [id2label[i] for i in range(len(id2label))]
 
     @torch.inference_mode()
-    def logits(
-        self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32
-    ) -> np.ndarray:
+    def logits(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32) -> np.ndarray:
         """Raw model outputs, shape (len(texts), num_labels), computed in batches padded per batch."""
         if isinstance(texts, str):
             raise UserInputError("predict() takes a list of texts; wrap a single text in a list.")

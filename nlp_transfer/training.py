@@ -35,6 +35,7 @@ from nlp_transfer.outputs import (
     publish,
     remove_intermediates,
     staging_dir,
+    staging_path,
     write_json,
 )
 from nlp_transfer.strategies import PreparedModel, TransferStrategy, count_parameters, get_strategy
@@ -107,13 +108,19 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
     prepared = strategy.prepare(strategy.load_model(checkpoint, model_config), config.strategy)
     trainable, total = count_parameters(prepared.model)
     logger.info(
-        "Strategy %s: %s trainable of %s parameters (%.1f%%)", strategy.name, f"{trainable:,}", f"{total:,}",
+        "Strategy %s: %s trainable of %s parameters (%.1f%%)",
+        strategy.name,
+        f"{trainable:,}",
+        f"{total:,}",
         100 * trainable / total,
     )
 
-    staging = staging_dir(target)
+    args = _resolve_training_arguments(config.training, strategy, data.schema, staging_path(target))
+    # Under `accelerate launch` every process runs this function; only the main one writes files.
+    state = args.distributed_state if args.device is not None else None
+    is_main = state is None or state.is_main_process
+    staging = staging_dir(target) if is_main else staging_path(target)
     try:
-        args = _resolve_training_arguments(config.training, strategy, data.schema, staging)
         trainer = _build_trainer(prepared, args, encoded, tokenizer, data.schema)
         train_output = trainer.train()
         eval_metrics = _strip_prefix(trainer.evaluate(encoded["validation"], metric_key_prefix="eval"), "eval")
@@ -122,18 +129,22 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
             if "test" in encoded
             else None
         )
-        trainer.save_model(str(staging))
-        remove_intermediates(staging)
+        trainer.save_model(str(staging))  # writes on the main process only
         metrics = _metrics_record(
             config, strategy, prepared, data, checkpoint, args, train_output.metrics, eval_metrics, test_metrics
         )
         metrics["max_length"] = max_length
-        write_json(staging / METRICS_FILE, metrics)
-        write_json(staging / RUN_CONFIG_FILE, _resolved_run_config(config, args, target))
-        write_model_card(staging, metrics, base_model=checkpoint.hub_id)
-        publish(staging, target)
+        if is_main:
+            remove_intermediates(staging)
+            write_json(staging / METRICS_FILE, metrics)
+            write_json(staging / RUN_CONFIG_FILE, _resolved_run_config(config, args, target))
+            write_model_card(staging, metrics, base_model=checkpoint.hub_id)
+            publish(staging, target)
+        if state is not None:
+            state.wait_for_everyone()
     except BaseException:
-        discard(staging)
+        if is_main:
+            discard(staging)
         raise
     logger.info("Saved the classifier to %s (%s %.4f on validation)", target, *_primary_value(metrics))
     return FineTuneResult(output_dir=target, metrics=metrics)
@@ -151,7 +162,10 @@ def _log_data(data: PreparedData) -> None:
 def _resolve_training_arguments(
     given: TransferTrainingArguments, strategy: TransferStrategy, schema: LabelSchema, staging: Path
 ) -> TransferTrainingArguments:
-    """Fill what depends on the strategy and the task: learning rate, best-model metric, output folder."""
+    """Fill what depends on the strategy and the task: learning rate, best-model metric, output folder.
+
+    Works on a copy, before the copy's devices are set up, so the caller's config stays as given.
+    """
     args = copy.deepcopy(given)
     args.output_dir = str(staging)
     if args.learning_rate is None:
@@ -252,4 +266,3 @@ def _primary_value(metrics: dict[str, Any]) -> tuple[str, float]:
     name = metrics["primary_metric"]
     value = metrics["eval"].get(name, math.nan)
     return name, value
-
