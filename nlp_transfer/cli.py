@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(argv[1:])
     except UserInputError as error:
-        print(textwrap.fill(f"error: {error}", width=100), file=sys.stderr)
+        print(
+            textwrap.fill(f"error: {error}", width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr
+        )
         return error.exit_code
     except KeyboardInterrupt:
         print("Interrupted; no output folder was written.", file=sys.stderr)

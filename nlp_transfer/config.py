@@ -227,6 +227,19 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
 
+    def __post_init__(self) -> None:
+        # TrainingArguments replaces a missing output_dir with "trainer_output"; remember that none was
+        # given so that training can refuse to write to a folder the user never named.
+        self.output_dir_missing = self.output_dir is None
+        super().__post_init__()
+
+    @property
+    def given_output_dir(self) -> str | None:
+        """The output folder the user named, or None."""
+        if getattr(self, "output_dir_missing", False) and self.output_dir == "trainer_output":
+            return None
+        return self.output_dir
+
 
 @dataclass
 class RunConfig:

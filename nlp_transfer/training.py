@@ -85,7 +85,7 @@ class TransferTrainer(Trainer):
 
 def fine_tune(config: RunConfig) -> FineTuneResult:
     """Train one classifier as `config` says and write its output folder; returns paths and metrics."""
-    target = check_output_dir(config.training.output_dir, config.training.overwrite_output_dir)
+    target = check_output_dir(config.training.given_output_dir, config.training.overwrite_output_dir)
     strategy = get_strategy(config.strategy.strategy)
     checkpoint = resolve_checkpoint(config.model.model, config.model.revision, config.model.trust_remote_code)
     logger.info("Checkpoint: %s (%s)", checkpoint.hub_id or checkpoint.source, checkpoint.source)
