@@ -179,9 +179,24 @@ def _resolve_training_arguments(
             raise UserInputError("--early-stopping-patience needs evaluations: leave --eval-strategy at 'epoch'.")
         if not args.load_best_model_at_end:
             raise UserInputError("--early-stopping-patience needs --load-best-model-at-end (the default).")
+    _check_reporting_integrations(args.report_to)
     # Trainer needs to know the label column when the model's signature does not show it (peft models).
     args.label_names = ["labels"]
     return args
+
+
+REPORTING_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
+
+
+def _check_reporting_integrations(report_to: list[str] | None) -> None:
+    """A clear install hint instead of Trainer's RuntimeError when a --report-to backend is missing."""
+    import importlib.util
+
+    for name in report_to or []:
+        modules = REPORTING_PACKAGES.get(name)
+        if modules and not any(importlib.util.find_spec(module) for module in modules):
+            extra = " (or: pip install 'nlp-transfer[tensorboard]')" if name == "tensorboard" else ""
+            raise UserInputError(f"--report-to {name} needs the {modules[0]} package: pip install {modules[0]}{extra}.")
 
 
 def _build_trainer(
