@@ -24,15 +24,18 @@ _REGRESSION_FEATURES = datasets.Features(
 )
 
 
+def _metric_info(description: str, inputs: str, features: datasets.Features) -> evaluate.MetricInfo:
+    return evaluate.MetricInfo(description=description, citation="", inputs_description=inputs, features=features)
+
+
 class Accuracy(evaluate.Metric):
     """Share of examples whose predicted class id equals the reference id."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Accuracy: correct predictions / all predictions.",
-            citation="",
-            inputs_description="predictions, references: class ids (int).",
-            features=_CLASS_FEATURES,
+        return _metric_info(
+            "Accuracy: correct predictions / all predictions.",
+            "predictions, references: class ids (int).",
+            _CLASS_FEATURES,
         )
 
     def _compute(self, predictions, references) -> dict[str, float]:
@@ -43,11 +46,10 @@ class F1(evaluate.Metric):
     """F1 over class ids; `average` is 'macro', 'micro', 'weighted' or 'binary' (positive class id 1)."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="F1 score: harmonic mean of precision and recall, averaged as asked.",
-            citation="",
-            inputs_description="predictions, references: class ids (int); average: macro|micro|weighted|binary.",
-            features=_CLASS_FEATURES,
+        return _metric_info(
+            "F1 score: harmonic mean of precision and recall, averaged as asked.",
+            "predictions, references: class ids (int); average: macro|micro|weighted|binary.",
+            _CLASS_FEATURES,
         )
 
     def _compute(self, predictions, references, average: str = "macro", labels=None) -> dict[str, float]:
@@ -60,11 +62,10 @@ class MultiLabelF1(evaluate.Metric):
     """F1 over multi-hot label vectors; `average` is 'micro', 'macro' or 'samples'."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Multi-label F1 over 0/1 indicator vectors.",
-            citation="",
-            inputs_description="predictions, references: 0/1 vectors of length num_labels.",
-            features=_MULTI_LABEL_FEATURES,
+        return _metric_info(
+            "Multi-label F1 over 0/1 indicator vectors.",
+            "predictions, references: 0/1 vectors of length num_labels.",
+            _MULTI_LABEL_FEATURES,
         )
 
     def _compute(self, predictions, references, average: str = "micro") -> dict[str, float]:
@@ -76,11 +77,10 @@ class MeanSquaredError(evaluate.Metric):
     """Mean squared error and its root, for regression."""
 
     def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Mean squared error (and root mean squared error) of real-valued predictions.",
-            citation="",
-            inputs_description="predictions, references: floats.",
-            features=_REGRESSION_FEATURES,
+        return _metric_info(
+            "Mean squared error (and root mean squared error) of real-valued predictions.",
+            "predictions, references: floats.",
+            _REGRESSION_FEATURES,
         )
 
     def _compute(self, predictions, references) -> dict[str, float]:
