@@ -161,9 +161,58 @@ class StrategyArguments:
     strategy: str = field(
         default="full",
         metadata={
-            "help": "Transfer strategy. full: every weight trains, at a learning rate 10-100x below a "
-            "from-scratch one (default 2e-5)."
+            "help": "Transfer strategy. full: every weight trains at a rate 10-100x below from-scratch "
+            "(default lr 2e-5). freeze: embeddings and lower layers frozen, the top --train-top-layers and the "
+            "head train (1e-4; K=0 is a linear probe). lora: peft LoRA matrices + the head (5e-4). hybrid: LoRA "
+            "below the top K layers, the top K layers and head fully trained, layer-wise decayed rates (1e-4). "
+            "scratch: same architecture, random weights: the baseline that shows what transfer saves (5e-4). "
+            "ALBERT shares one layer's weights across all depths: 'top K layers' and per-layer rates then act "
+            "on that one shared layer (it trains when K>=1, at the top layer's rate)."
         },
+    )
+    train_top_layers: int = field(
+        default=2,
+        metadata={"help": "freeze/hybrid: number of top encoder layers trained in full (0 = head only)."},
+    )
+    train_embeddings: bool = field(
+        default=False, metadata={"help": "freeze: also train the embeddings (frozen by default)."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "lora/hybrid: rank of the LoRA matrices."})
+    lora_alpha: int = field(default=16, metadata={"help": "lora/hybrid: LoRA scaling numerator (alpha / r)."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "lora/hybrid: dropout on the LoRA input."})
+    lora_target: str | None = field(
+        default=None,
+        metadata={
+            "help": "lora/hybrid: modules that get LoRA matrices: default the attention query and value "
+            "projections of the architecture; 'all-linear'; or comma-separated module names."
+        },
+    )
+    use_dora: bool = field(default=False, metadata={"help": "lora/hybrid: weight-decomposed LoRA (DoRA)."})
+    use_rslora: bool = field(default=False, metadata={"help": "lora/hybrid: rank-stabilised scaling alpha/sqrt(r)."})
+    merge_lora: bool = field(
+        default=False,
+        metadata={"help": "lora/hybrid: also write the LoRA-merged plain model to OUTPUT_DIR/merged."},
+    )
+    layer_lr_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "Layer-wise learning-rate decay (full, hybrid): the top layer gets the learning rate, each "
+            "layer below the factor once more, the embeddings the lowest. Default 0.9 for hybrid, off (1.0) "
+            "for full."
+        },
+    )
+    head_lr_multiplier: float = field(
+        default=1.0, metadata={"help": "full/hybrid: the head (and pooler) learn at this multiple of the rate."}
+    )
+    gradual_unfreeze: bool = field(
+        default=False,
+        metadata={
+            "help": "full/hybrid (ULMFiT): start with the head alone and unfreeze one more layer from the top "
+            "every epoch (or every --unfreeze-every-steps); the optimizer knows every group from the start."
+        },
+    )
+    unfreeze_every_steps: int | None = field(
+        default=None, metadata={"help": "With --gradual-unfreeze: unfreeze every N optimizer steps, not epochs."}
     )
 
 
@@ -179,7 +228,10 @@ class TransferTrainingArguments(TrainingArguments):
 
     learning_rate: float | None = field(
         default=None,
-        metadata={"help": "Peak learning rate (default: the strategy's; full 2e-5)."},
+        metadata={
+            "help": "Peak learning rate (default: the strategy's: full 2e-5, freeze 1e-4, lora 5e-4, "
+            "hybrid 1e-4, scratch 5e-4)."
+        },
     )
     num_train_epochs: float = field(
         default=5.0,

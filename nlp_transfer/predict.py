@@ -7,6 +7,7 @@ softmax for single-label, sigmoid per label for multi-label, the raw value for r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
@@ -87,14 +89,47 @@ class Classifier:
         ]
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def load_adapter_model(path: Path) -> Any:
+    """Base model built from the folder's classification config (labels, task type), then the adapter on it.
+
+    peft's own AutoPeftModelForSequenceClassification builds the base with 2 labels and LABEL_i names,
+    because an adapter folder keeps no labels; this package saves config.json beside the adapter for that.
+    """
+    from peft import PeftModel
+
+    from nlp_transfer.checkpoints import resolve_checkpoint
+
+    config = AutoConfig.from_pretrained(path)
+    base_id = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base_id:
+        raise UserInputError(f"{path / ADAPTER_CONFIG} names no base model (base_model_name_or_path).")
+    checkpoint = resolve_checkpoint(base_id)
+    verbosity = transformers_logging.get_verbosity()
+    # The base has no trained head (peft restores it next): the "newly initialized" report is noise here.
+    transformers_logging.set_verbosity_error()
+    try:
+        base = AutoModelForSequenceClassification.from_pretrained(
+            checkpoint.source, config=config, **checkpoint.pretrained_kwargs()
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    return PeftModel.from_pretrained(base, path)
+
+
 def load_classifier(model_dir: str | Path, device: str | None = None) -> Classifier:
-    """Load a trained classifier folder (model, tokenizer, config with labels) for prediction."""
+    """Load a trained classifier folder (plain model or LoRA adapter, with tokenizer and labels) for prediction."""
     path = Path(model_dir).expanduser()
     if not (path / "config.json").is_file():
         raise UserInputError(
             f"{path} is not a trained classifier folder (no config.json). Give the --output-dir of a training run."
         )
-    model = AutoModelForSequenceClassification.from_pretrained(path)
+    if (path / ADAPTER_CONFIG).is_file():
+        model = load_adapter_model(path)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()

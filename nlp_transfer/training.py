@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from nlp_transfer import __version__
+from nlp_transfer.callbacks import GradualUnfreezeCallback
 from nlp_transfer.checkpoints import Checkpoint, load_config, load_tokenizer, resolve_checkpoint
 from nlp_transfer.config import RunConfig, TransferTrainingArguments
 from nlp_transfer.data import LabelSchema, PreparedData, load_data, resolve_max_length, tokenize
@@ -38,7 +39,8 @@ from nlp_transfer.outputs import (
     staging_path,
     write_json,
 )
-from nlp_transfer.strategies import PreparedModel, TransferStrategy, count_parameters, get_strategy
+from nlp_transfer.strategies import PreparedModel, StrategyContext, TransferStrategy, count_parameters, get_strategy
+from nlp_transfer.verification import name_adapter_base, save_adapter_extras, verify_reload
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class TransferTrainer(Trainer):
     def __init__(self, *args: Any, param_groups: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.param_groups = param_groups
+        self.unfreeze_callback: GradualUnfreezeCallback | None = None
 
     def create_optimizer(self, model=None):
         if self.param_groups is None or self.optimizer is not None:
@@ -105,7 +108,13 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
         problem_type=data.schema.problem_type,
     )
     setattr(model_config, PACKAGE_CONFIG_KEY, {"version": __version__, "max_length": max_length})
-    prepared = strategy.prepare(strategy.load_model(checkpoint, model_config), config.strategy)
+    context = StrategyContext(
+        args=config.strategy,
+        learning_rate=config.training.learning_rate or strategy.default_learning_rate,
+        weight_decay=config.training.weight_decay,
+        base_model_id=checkpoint.hub_id or checkpoint.source,
+    )
+    prepared = strategy.prepare(strategy.load_model(checkpoint, model_config), context)
     trainable, total = count_parameters(prepared.model)
     logger.info(
         "Strategy %s: %s trainable of %s parameters (%.1f%%)",
@@ -115,7 +124,7 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
         100 * trainable / total,
     )
 
-    args = _resolve_training_arguments(config.training, strategy, data.schema, staging_path(target))
+    args = _resolve_training_arguments(config.training, strategy, data.schema, staging_path(target), prepared)
     # Under `accelerate launch` every process runs this function; only the main one writes files.
     state = args.distributed_state if args.device is not None else None
     is_main = state is None or state.is_main_process
@@ -129,13 +138,20 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
             if "test" in encoded
             else None
         )
+        if prepared.is_adapter:
+            name_adapter_base(prepared.model, checkpoint.hub_id or checkpoint.source)
         trainer.save_model(str(staging))  # writes on the main process only
         metrics = _metrics_record(
             config, strategy, prepared, data, checkpoint, args, train_output.metrics, eval_metrics, test_metrics
         )
         metrics["max_length"] = max_length
+        if trainer.unfreeze_callback is not None:
+            metrics["strategy_settings"]["unfreeze_history"] = trainer.unfreeze_callback.history
         if is_main:
             remove_intermediates(staging)
+            if prepared.is_adapter:
+                save_adapter_extras(prepared.model, staging, tokenizer, config.strategy.merge_lora)
+            metrics["reload_check"] = verify_reload(prepared.model, staging, data, tokenizer, max_length)
             write_json(staging / METRICS_FILE, metrics)
             write_json(staging / RUN_CONFIG_FILE, _resolved_run_config(config, args, target))
             write_model_card(staging, metrics, base_model=checkpoint.hub_id)
@@ -160,7 +176,11 @@ def _log_data(data: PreparedData) -> None:
 
 
 def _resolve_training_arguments(
-    given: TransferTrainingArguments, strategy: TransferStrategy, schema: LabelSchema, staging: Path
+    given: TransferTrainingArguments,
+    strategy: TransferStrategy,
+    schema: LabelSchema,
+    staging: Path,
+    prepared: PreparedModel,
 ) -> TransferTrainingArguments:
     """Fill what depends on the strategy and the task: learning rate, best-model metric, output folder.
 
@@ -180,6 +200,13 @@ def _resolve_training_arguments(
         if not args.load_best_model_at_end:
             raise UserInputError("--early-stopping-patience needs --load-best-model-at-end (the default).")
     _check_reporting_integrations(args.report_to)
+    if prepared.unfreeze_units is not None and args.ddp_find_unused_parameters is None:
+        # Still-frozen layers get no gradient in early steps: DDP must expect unused parameters then.
+        args.ddp_find_unused_parameters = True
+    if args.gradient_checkpointing and "use_reentrant" not in (args.gradient_checkpointing_kwargs or {}):
+        # Reentrant checkpointing loses the gradients of frozen embeddings and fails under DDP
+        # ("marked ready twice"); the non-reentrant kind has neither problem.
+        args.gradient_checkpointing_kwargs = {**(args.gradient_checkpointing_kwargs or {}), "use_reentrant": False}
     # Trainer needs to know the label column when the model's signature does not show it (peft models).
     args.label_names = ["labels"]
     return args
@@ -206,10 +233,14 @@ def _build_trainer(
     tokenizer: Any,
     schema: LabelSchema,
 ) -> TransferTrainer:
-    callbacks = []
+    callbacks: list[Any] = []
     if args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
-    return TransferTrainer(
+    unfreeze = None
+    if prepared.unfreeze_units is not None:
+        unfreeze = GradualUnfreezeCallback(prepared.unfreeze_units, prepared.settings.get("unfreeze_every_steps"))
+        callbacks.append(unfreeze)
+    trainer = TransferTrainer(
         model=prepared.model,
         args=args,
         train_dataset=encoded["train"],
@@ -221,6 +252,8 @@ def _build_trainer(
         callbacks=callbacks,
         param_groups=prepared.param_groups,
     )
+    trainer.unfreeze_callback = unfreeze
+    return trainer
 
 
 def _strip_prefix(metrics: dict[str, float], prefix: str) -> dict[str, float]:

@@ -325,7 +325,8 @@ def test_to_dict_is_plain_json_with_the_resolved_values() -> None:
     assert resolved["training"]["eval_strategy"] == "epoch"
     assert resolved["data"]["train_file"] == "t.csv"
     assert resolved["model"] == {"model": "minilm", "revision": None, "trust_remote_code": False}
-    assert resolved["strategy"] == {"strategy": "full"}
+    assert resolved["strategy"]["strategy"] == "full"
+    assert resolved["strategy"]["train_top_layers"] == 2
 
 
 # ------------------------------------------------------------------------------------------- parser
@@ -353,6 +354,6 @@ def test_build_parser_prog_and_option_groups_hold_their_options() -> None:
     groups = {group.title: {a.dest for a in group._group_actions} for group in parser._action_groups}
     assert {"model", "revision", "trust_remote_code"} <= groups["model"]
     assert {"train_file", "text_column", "label_separator", "task"} <= groups["data"]
-    assert groups["strategy"] == {"strategy"}
+    assert {"strategy", "train_top_layers", "lora_r", "layer_lr_decay", "gradual_unfreeze"} <= groups["strategy"]
     training = next(dests for title, dests in groups.items() if title and title.startswith("training ("))
     assert {"learning_rate", "num_train_epochs", "early_stopping_patience", "report_to"} <= training

@@ -116,7 +116,12 @@ def test_metrics_json_records_the_run(sentiment_run: dict[str, Any]) -> None:
     assert metrics == json.loads(json.dumps(sentiment_run["result"].metrics))
     assert metrics["task"] == "single_label"
     assert metrics["strategy"] == "full"
-    assert metrics["strategy_settings"] == {"trains": "all weights", "learning_rate": 1e-3}
+    assert metrics["strategy_settings"] == {
+        "trains": "all weights",
+        "layer_lr_decay": 1.0,
+        "head_lr_multiplier": 1.0,
+        "learning_rate": 1e-3,
+    }
     assert metrics["primary_metric"] == "accuracy"
     assert metrics["greater_is_better"] is True
     assert {"accuracy", "macro_f1", "f1", "loss"} <= set(metrics["eval"])
@@ -194,7 +199,8 @@ def test_run_config_holds_the_resolved_options(sentiment_run: dict[str, Any], ti
     assert set(run_config) == {"model", "data", "strategy", "training"}
     assert run_config["model"] == {"model": str(tiny_checkpoint), "revision": None, "trust_remote_code": False}
     assert run_config["data"]["train_file"] == str(sentiment_run["files"]["train"])
-    assert run_config["strategy"] == {"strategy": "full"}
+    assert run_config["strategy"]["strategy"] == "full"
+    assert run_config["strategy"]["merge_lora"] is False
     training = run_config["training"]
     assert training["output_dir"] == str(sentiment_run["out"])  # the target, not the staging folder
     assert training["learning_rate"] == 1e-3

@@ -1,10 +1,21 @@
 """Transfer strategies: one module each, one registry."""
 
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.strategies.base import PreparedModel, TransferStrategy, count_parameters
+from nlp_transfer.strategies.base import (
+    PreparedModel,
+    StrategyContext,
+    TransferStrategy,
+    count_parameters,
+)
+from nlp_transfer.strategies.freeze import LayerFreezing
 from nlp_transfer.strategies.full import FullFineTuning
+from nlp_transfer.strategies.hybrid import Hybrid
+from nlp_transfer.strategies.lora import LoRA
+from nlp_transfer.strategies.scratch import FromScratch
 
-STRATEGIES: dict[str, TransferStrategy] = {strategy.name: strategy for strategy in (FullFineTuning(),)}
+STRATEGIES: dict[str, TransferStrategy] = {
+    strategy.name: strategy for strategy in (FullFineTuning(), LayerFreezing(), LoRA(), Hybrid(), FromScratch())
+}
 
 
 def get_strategy(name: str) -> TransferStrategy:
@@ -16,4 +27,11 @@ def get_strategy(name: str) -> TransferStrategy:
         raise UserInputError(f"Unknown --strategy '{name}'. Available: {known}.") from None
 
 
-__all__ = ["STRATEGIES", "PreparedModel", "TransferStrategy", "count_parameters", "get_strategy"]
+__all__ = [
+    "STRATEGIES",
+    "PreparedModel",
+    "StrategyContext",
+    "TransferStrategy",
+    "count_parameters",
+    "get_strategy",
+]

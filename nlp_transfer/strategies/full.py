@@ -1,11 +1,21 @@
-"""`full`: every weight trains, at a learning rate 10-100x below a from-scratch one."""
+"""`full`: every weight trains, at a learning rate 10-100x below a from-scratch one.
+
+Optionally with layer-wise learning-rate decay (`--layer-lr-decay`), a head multiplier, and gradual
+unfreezing (ULMFiT); without them Trainer's own AdamW groups are used.
+"""
 
 from __future__ import annotations
 
 from transformers import PreTrainedModel
 
-from nlp_transfer.config import StrategyArguments
-from nlp_transfer.strategies.base import PreparedModel, TransferStrategy
+from nlp_transfer.strategies.base import (
+    PreparedModel,
+    StrategyContext,
+    TransferStrategy,
+    layerwise_groups,
+    unfreeze_units,
+    view_of,
+)
 
 
 class FullFineTuning(TransferStrategy):
@@ -13,8 +23,18 @@ class FullFineTuning(TransferStrategy):
     default_learning_rate = 2e-5
     summary = "every weight trains (learning rate 10-100x below from-scratch)"
 
-    def prepare(self, model: PreTrainedModel, args: StrategyArguments) -> PreparedModel:
+    def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-        # No custom groups: Trainer's AdamW already leaves biases and LayerNorm weights out of weight decay.
-        return PreparedModel(model, param_groups=None, settings={"trains": "all weights"})
+        args = context.args
+        decay = 1.0 if args.layer_lr_decay is None else args.layer_lr_decay
+        settings = {"trains": "all weights", "layer_lr_decay": decay, "head_lr_multiplier": args.head_lr_multiplier}
+        if decay == 1.0 and args.head_lr_multiplier == 1.0 and not args.gradual_unfreeze:
+            # Trainer's AdamW already leaves biases and LayerNorm weights out of weight decay.
+            return PreparedModel(model, param_groups=None, settings=settings)
+        view = view_of(model)
+        units = unfreeze_units(model, view) if args.gradual_unfreeze else None
+        groups = layerwise_groups(model, view, context, decay, include_frozen=True)
+        settings["gradual_unfreeze"] = args.gradual_unfreeze
+        settings["unfreeze_every_steps"] = args.unfreeze_every_steps
+        return PreparedModel(model, param_groups=groups, settings=settings, unfreeze_units=units)

@@ -1,0 +1,104 @@
+"""Saved means verified: the output folder is loaded back the way a user loads it and re-scored.
+
+Users of peft keep reporting heads that come back random and labels that come back as LABEL_0. So
+after saving, the folder (adapter, and merged model with --merge-lora) is reloaded from disk with its
+labels and task type, its validation predictions are compared with the model in memory, and any
+mismatch stops the run before the folder is published.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from nlp_transfer.data import PreparedData
+from nlp_transfer.metrics import logits_to_predictions, metric_suite
+from nlp_transfer.predict import Classifier, load_classifier
+
+MERGED_FOLDER = "merged"
+LOGIT_TOLERANCE = 1e-4
+METRIC_TOLERANCE = 1e-6
+
+
+class ReloadCheckError(RuntimeError):
+    """The saved folder does not reproduce the trained model: a bug, never the user's input."""
+
+
+def name_adapter_base(peft_model: nn.Module, base_model_id: str) -> None:
+    """Record the base by its Hub id in adapter_config.json, not the training machine's local path.
+
+    peft records wherever the base was loaded from: for the bundled MiniLM a site-packages path that is
+    useless on another machine or the Hub. load_classifier resolves the Hub id back to the bundled folder.
+    """
+    for adapter_config in peft_model.peft_config.values():
+        adapter_config.base_model_name_or_path = base_model_id
+
+
+def save_adapter_extras(peft_model: nn.Module, folder: Path, tokenizer: Any, merge: bool) -> None:
+    """Beside the adapter: the classification config (labels, task type), and with `merge` a merged model.
+
+    peft saves no config.json, so AutoPeftModel rebuilds the base with 2 labels (size mismatch for 4
+    classes, LABEL_0/LABEL_1 for two); load_classifier builds the base from this config instead.
+    """
+    base = peft_model.get_base_model()
+    base.config.save_pretrained(folder)
+    if merge:
+        # merge_and_unload rewrites the model it is called on: merge a copy, keep the adapter model intact.
+        merged = copy.deepcopy(peft_model).merge_and_unload()
+        merged_dir = folder / MERGED_FOLDER
+        merged.save_pretrained(merged_dir)
+        tokenizer.save_pretrained(merged_dir)
+
+
+def _validation_inputs(data: PreparedData) -> tuple[list[str], list[str] | None, np.ndarray]:
+    split = data.splits["validation"]
+    texts = [str(t) for t in split[data.text_column]]
+    pairs = [str(t) for t in split[data.text_pair_column]] if data.text_pair_column else None
+    return texts, pairs, np.asarray(split["labels"])
+
+
+def _score(classifier: Classifier, texts: list[str], pairs: list[str] | None, labels: np.ndarray, task: str):
+    logits = classifier.logits(texts, pairs)
+    suite = metric_suite(task, classifier.model.config.num_labels)
+    return logits, suite.compute(logits_to_predictions(logits, task), labels)
+
+
+def _same_metrics(first: dict[str, float], second: dict[str, float]) -> bool:
+    return first.keys() == second.keys() and all(
+        math.isclose(first[k], second[k], rel_tol=METRIC_TOLERANCE, abs_tol=METRIC_TOLERANCE) for k in first
+    )
+
+
+def verify_reload(
+    model: nn.Module, folder: Path, data: PreparedData, tokenizer: Any, max_length: int
+) -> dict[str, Any]:
+    """Reload `folder` (and its merged copy) as a user would; its validation metrics must equal the model's."""
+    texts, pairs, labels = _validation_inputs(data)
+    task = data.schema.task
+    model.eval()
+    in_memory = Classifier(model=model, tokenizer=tokenizer, task=task, max_length=max_length)
+    reference_logits, reference_metrics = _score(in_memory, texts, pairs, labels, task)
+    record: dict[str, Any] = {"in_memory": reference_metrics, "folders": {}}
+    folders = [folder] + ([folder / MERGED_FOLDER] if (folder / MERGED_FOLDER).is_dir() else [])
+    for path in folders:
+        reloaded = load_classifier(path, device=str(next(model.parameters()).device))
+        if reloaded.labels != (data.schema.names or reloaded.labels):
+            raise ReloadCheckError(f"{path} reloads with labels {reloaded.labels}, expected {data.schema.names}.")
+        logits, metrics = _score(reloaded, texts, pairs, labels, task)
+        difference = float(np.max(np.abs(logits - reference_logits))) if logits.size else 0.0
+        key = "." if path == folder else path.name
+        record["folders"][key] = {"metrics": metrics, "max_abs_logit_difference": difference}
+        if not _same_metrics(metrics, reference_metrics) or difference > LOGIT_TOLERANCE:
+            raise ReloadCheckError(
+                f"The saved folder {path} does not reproduce the trained model: validation metrics {metrics} "
+                f"after reloading vs {reference_metrics} in memory (largest logit difference {difference:.2e}). "
+                "Nothing was published. This is a bug: please report it with the run's options."
+            )
+        del reloaded
+    record["passed"] = True
+    return record
