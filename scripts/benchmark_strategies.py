@@ -1,0 +1,79 @@
+"""Train one checkpoint on one data slice with every strategy, side by side, and print a Markdown table.
+
+    python scripts/benchmark_strategies.py --output-root runs/bench -- \
+        --train-file ../shared/data/sst2/train.csv --validation-file ../shared/data/sst2/test.csv \
+        --max-train-samples 2000 --num-train-epochs 2
+
+Arguments after `--` go to `nlp-transfer train` unchanged for every strategy. Each strategy runs in its
+own process so that its peak memory (resident set size) is its own. Figures: validation primary metric,
+trainable parameters, train time and samples per second from metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+STRATEGIES = ("full", "freeze", "lora", "hybrid", "scratch")
+
+
+def _worker(output_dir: str, train_args: list[str]) -> int:
+    """Run one training in this process and record its peak resident memory beside metrics.json."""
+    from nlp_transfer.cli import main
+
+    code = main(["train", "--output-dir", output_dir, *train_args])
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    if code == 0:
+        Path(output_dir, "peak_memory.json").write_text(json.dumps({"peak_rss_mib": peak_kib / 1024}))
+    return code
+
+
+def _row(strategy: str, folder: Path) -> str:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    peak = json.loads((folder / "peak_memory.json").read_text())["peak_rss_mib"]
+    primary = metrics["primary_metric"]
+    return (
+        f"| {strategy} | {metrics['eval'][primary]:.4f} | {metrics['trainable_parameters']:,} | "
+        f"{metrics['total_parameters']:,} | {metrics['strategy_settings'].get('learning_rate')} | "
+        f"{metrics['train_runtime_s']:.1f} | {metrics['train_samples_per_second']:.1f} | {peak:,.0f} |"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-root", required=True, help="Folder for one run folder per strategy.")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="Comma-separated strategies to run.")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args, train_args = parser.parse_known_args()
+    train_args = [a for a in train_args if a != "--"]
+    if args.worker:
+        return _worker(args.worker, train_args)
+
+    root = Path(args.output_root)
+    rows = []
+    for strategy in args.strategies.split(","):
+        folder = root / strategy
+        command = [sys.executable, __file__, "--output-root", str(root), "--worker", str(folder)]
+        command += ["--strategy", strategy, "--overwrite-output-dir", "true", *train_args]
+        print(f"=== {strategy}", flush=True)
+        if subprocess.run(command).returncode != 0:
+            print(f"{strategy} failed; see its output above", file=sys.stderr)
+            return 1
+        rows.append(_row(strategy, folder))
+    primary = json.loads((root / args.strategies.split(",")[0] / "metrics.json").read_text())["primary_metric"]
+    print()
+    print(
+        f"| strategy | validation {primary} | trainable parameters | total parameters | learning rate "
+        "| train time (s) | train samples/s | peak RSS (MiB) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
