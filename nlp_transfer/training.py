@@ -116,6 +116,8 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
     )
     prepared = strategy.prepare(strategy.load_model(checkpoint, model_config), context)
     trainable, total = count_parameters(prepared.model)
+    # Counted once, as the strategy set it up: gradual unfreezing changes requires_grad during training.
+    parameter_counts = (trainable, total)
     logger.info(
         "Strategy %s: %s trainable of %s parameters (%.1f%%)",
         strategy.name,
@@ -142,8 +144,11 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
             name_adapter_base(prepared.model, checkpoint.hub_id or checkpoint.source)
         trainer.save_model(str(staging))  # writes on the main process only
         metrics = _metrics_record(
-            config, strategy, prepared, data, checkpoint, args, train_output.metrics, eval_metrics, test_metrics
+            config, strategy, prepared, parameter_counts, data, checkpoint, args, train_output.metrics
         )
+        metrics["eval"] = eval_metrics
+        if test_metrics is not None:
+            metrics["test"] = test_metrics
         metrics["max_length"] = max_length
         if trainer.unfreeze_callback is not None:
             metrics["strategy_settings"]["unfreeze_history"] = trainer.unfreeze_callback.history
@@ -264,14 +269,14 @@ def _metrics_record(
     config: RunConfig,
     strategy: TransferStrategy,
     prepared: PreparedModel,
+    parameter_counts: tuple[int, int],
     data: PreparedData,
     checkpoint: Checkpoint,
     args: TransferTrainingArguments,
     train_metrics: dict[str, float],
-    eval_metrics: dict[str, float],
-    test_metrics: dict[str, float] | None,
 ) -> dict[str, Any]:
-    trainable, total = count_parameters(prepared.model)
+    """metrics.json without the evaluation dicts, which the caller adds under 'eval' and 'test'."""
+    trainable, total = parameter_counts
     primary, greater_is_better = primary_metric(data.schema.task)
     if config.training.metric_for_best_model not in (None, "auto"):
         primary, greater_is_better = args.metric_for_best_model, bool(args.greater_is_better)
@@ -281,10 +286,8 @@ def _metrics_record(
         "strategy_settings": {**prepared.settings, "learning_rate": args.learning_rate},
         "primary_metric": primary,
         "greater_is_better": greater_is_better,
-        "eval": eval_metrics,
+        "eval": {},
     }
-    if test_metrics is not None:
-        record["test"] = test_metrics
     record.update(
         {
             "trainable_parameters": trainable,

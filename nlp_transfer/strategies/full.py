@@ -24,6 +24,7 @@ class FullFineTuning(TransferStrategy):
     summary = "every weight trains (learning rate 10-100x below from-scratch)"
 
     def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
+        view = view_of(model)  # also refuses architectures outside the supported BERT family
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         args = context.args
@@ -32,7 +33,6 @@ class FullFineTuning(TransferStrategy):
         if decay == 1.0 and args.head_lr_multiplier == 1.0 and not args.gradual_unfreeze:
             # Trainer's AdamW already leaves biases and LayerNorm weights out of weight decay.
             return PreparedModel(model, param_groups=None, settings=settings)
-        view = view_of(model)
         units = unfreeze_units(model, view) if args.gradual_unfreeze else None
         groups = layerwise_groups(model, view, context, decay, include_frozen=True)
         settings["gradual_unfreeze"] = args.gradual_unfreeze

@@ -77,7 +77,7 @@ class Hybrid(TransferStrategy):
         to_save = head_module_names(model, view) + [names[id(m)] for m in top_modules]
         if top > 0 and view.pooler is not None:
             to_save.append(names[id(view.pooler)])
-        peft_model = wrap_with_lora(model, lora_config(args, lora_modules, to_save, context.base_model_id))
+        peft_model = wrap_with_lora(model, lora_config(args, lora_modules, to_save), context.base_model_id)
 
         decay = DEFAULT_LAYER_LR_DECAY if args.layer_lr_decay is None else args.layer_lr_decay
         peft_view = view_of(peft_model)

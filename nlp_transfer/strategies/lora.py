@@ -38,30 +38,33 @@ def head_module_names(model: nn.Module, view: ArchitectureView) -> list[str]:
     return [names[id(module)] for module in view.head if id(module) in names]
 
 
-def lora_config(
-    args: StrategyArguments, target_modules: list[str] | str, modules_to_save: list[str], base_model_id: str | None
-) -> LoraConfig:
+def lora_config(args: StrategyArguments, target_modules: list[str] | str, modules_to_save: list[str]) -> LoraConfig:
     return LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=args.lora_r,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
         target_modules=target_modules,
-        modules_to_save=modules_to_save,
+        # A copy: peft extends the list in place with its SEQ_CLS defaults ("classifier", "score").
+        modules_to_save=list(modules_to_save),
         use_dora=args.use_dora,
         use_rslora=args.use_rslora,
-        base_model_name_or_path=base_model_id,
     )
 
 
-def wrap_with_lora(model: PreTrainedModel, config: LoraConfig) -> nn.Module:
+def wrap_with_lora(model: PreTrainedModel, config: LoraConfig, base_model_id: str | None) -> nn.Module:
+    """get_peft_model, then name the base by `base_model_id` (peft records the local load path instead)."""
     try:
-        return get_peft_model(model, config)
+        peft_model = get_peft_model(model, config)
     except ValueError as error:
         raise UserInputError(
             f"LoRA could not be applied: {error}. Check --lora-target (module names of this "
             f"{model.config.model_type} model, or '{ALL_LINEAR}')."
         ) from None
+    if base_model_id:
+        for adapter_config in peft_model.peft_config.values():
+            adapter_config.base_model_name_or_path = base_model_id
+    return peft_model
 
 
 def lora_settings(args: StrategyArguments, targets: list[str] | str, modules_to_save: list[str]) -> dict:
@@ -70,7 +73,7 @@ def lora_settings(args: StrategyArguments, targets: list[str] | str, modules_to_
         "lora_alpha": args.lora_alpha,
         "lora_dropout": args.lora_dropout,
         "target_modules": targets,
-        "modules_to_save": modules_to_save,
+        "modules_to_save": list(dict.fromkeys(modules_to_save)),
         "use_dora": args.use_dora,
         "use_rslora": args.use_rslora,
     }
@@ -86,5 +89,5 @@ class LoRA(TransferStrategy):
         view = view_of(model)
         targets = lora_targets(args, view)
         to_save = head_module_names(model, view)
-        peft_model = wrap_with_lora(model, lora_config(args, targets, to_save, context.base_model_id))
+        peft_model = wrap_with_lora(model, lora_config(args, targets, to_save), context.base_model_id)
         return PreparedModel(peft_model, settings=lora_settings(args, targets, to_save), is_adapter=True)
