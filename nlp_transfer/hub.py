@@ -55,6 +55,8 @@ def render_model_card(metrics: dict[str, Any], base_model: str | None, repo_id: 
         num_examples=metrics.get("num_examples", {}),
         repo_id=repo_id,
         max_length=metrics.get("max_length", 512),
+        is_adapter=bool(metrics.get("adapter")),
+        num_labels=len(metrics.get("labels") or []) or 1,
     )
 
 

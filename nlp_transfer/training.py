@@ -150,6 +150,7 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
         if test_metrics is not None:
             metrics["test"] = test_metrics
         metrics["max_length"] = max_length
+        metrics["adapter"] = prepared.is_adapter
         if trainer.unfreeze_callback is not None:
             metrics["strategy_settings"]["unfreeze_history"] = trainer.unfreeze_callback.history
         if is_main:
