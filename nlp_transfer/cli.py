@@ -21,6 +21,8 @@ def _train(argv: list[str]) -> int:
 
     config = RunConfig.from_args(argv)
     result = fine_tune(config)
+    if not result.is_main_process:
+        return 0
     metrics = result.metrics
     primary = metrics["primary_metric"]
     print(f"Validation {primary}: {metrics['eval'].get(primary, float('nan')):.4f}")

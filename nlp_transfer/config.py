@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -283,7 +284,43 @@ class TransferTrainingArguments(TrainingArguments):
         # TrainingArguments replaces a missing output_dir with "trainer_output"; remember that none was
         # given so that training can refuse to write to a folder the user never named.
         self.output_dir_missing = self.output_dir is None
+        self.precision_fallback = self._fall_back_to_fp32_without_gpu()
+        self._use_cpu_without_accelerator()
         super().__post_init__()
+
+    def _use_cpu_without_accelerator(self) -> None:
+        """On a machine without GPU, say use_cpu: then several launched processes form a gloo (MULTI_CPU) group.
+
+        With use_cpu False, accelerate's PartialState sees no GPU and no CPU request and treats every process
+        launched by torchrun / `accelerate launch --multi_gpu` as a separate single-process run.
+        """
+        import torch
+
+        has_accelerator = (
+            torch.cuda.is_available()
+            or getattr(torch.backends, "mps", None) is not None
+            and (torch.backends.mps.is_available())
+        )
+        if not has_accelerator:
+            self.use_cpu = True
+
+    def _fall_back_to_fp32_without_gpu(self) -> str | None:
+        """--bf16/--fp16 without a GPU: train in fp32 and say so (bf16 matmuls are ~100x slower on CPUs).
+
+        TrainingArguments would otherwise refuse bf16 on a CPU, or run it painfully slowly with --use-cpu.
+        """
+        import torch
+
+        asked = "bf16" if self.bf16 else ("fp16" if self.fp16 else None)
+        if asked is None or (torch.cuda.is_available() and not self.use_cpu):
+            return None
+        self.bf16 = self.fp16 = False
+        logging.getLogger("nlp_transfer").warning(
+            "--%s was asked for, but there is no GPU: training in fp32 instead (%s on a CPU is far slower).",
+            asked,
+            asked,
+        )
+        return asked
 
     @property
     def given_output_dir(self) -> str | None:

@@ -56,6 +56,8 @@ class FineTuneResult:
 
     output_dir: Path
     metrics: dict[str, Any]
+    is_main_process: bool = True
+    """False in the other processes of a distributed run, which write and report nothing."""
 
     @property
     def metrics_path(self) -> Path:
@@ -127,6 +129,15 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
     )
 
     args = _resolve_training_arguments(config.training, strategy, data.schema, staging_path(target), prepared)
+    batch = _effective_batch_size(args)
+    logger.info(
+        "Effective batch size %d = %d per device x %d processes x %d accumulation steps; precision %s",
+        batch["total"],
+        batch["per_device"],
+        batch["processes"],
+        batch["gradient_accumulation_steps"],
+        _precision(args)["used"],
+    )
     # Under `accelerate launch` every process runs this function; only the main one writes files.
     state = args.distributed_state if args.device is not None else None
     is_main = state is None or state.is_main_process
@@ -168,8 +179,9 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
         if is_main:
             discard(staging)
         raise
-    logger.info("Saved the classifier to %s (%s %.4f on validation)", target, *_primary_value(metrics))
-    return FineTuneResult(output_dir=target, metrics=metrics)
+    if is_main:
+        logger.info("Saved the classifier to %s (%s %.4f on validation)", target, *_primary_value(metrics))
+    return FineTuneResult(output_dir=target, metrics=metrics, is_main_process=is_main)
 
 
 def _log_data(data: PreparedData) -> None:
@@ -206,9 +218,11 @@ def _resolve_training_arguments(
         if not args.load_best_model_at_end:
             raise UserInputError("--early-stopping-patience needs --load-best-model-at-end (the default).")
     _check_reporting_integrations(args.report_to)
-    if prepared.unfreeze_units is not None and args.ddp_find_unused_parameters is None:
-        # Still-frozen layers get no gradient in early steps: DDP must expect unused parameters then.
-        args.ddp_find_unused_parameters = True
+    if args.ddp_find_unused_parameters is None:
+        # Gradual unfreezing: still-frozen layers get no gradient in early steps, so DDP must expect unused
+        # parameters. Otherwise every trainable parameter is used (frozen ones have requires_grad False and
+        # DDP ignores them), and skipping the search for unused ones saves a graph traversal per step.
+        args.ddp_find_unused_parameters = prepared.unfreeze_units is not None
     if args.gradient_checkpointing and "use_reentrant" not in (args.gradient_checkpointing_kwargs or {}):
         # Reentrant checkpointing loses the gradients of frozen embeddings and fails under DDP
         # ("marked ready twice"); the non-reentrant kind has neither problem.
@@ -291,6 +305,8 @@ def _metrics_record(
     }
     record.update(
         {
+            "precision": _precision(args),
+            "effective_batch_size": _effective_batch_size(args),
             "trainable_parameters": trainable,
             "total_parameters": total,
             "train_runtime_s": train_metrics.get("train_runtime"),
@@ -305,6 +321,22 @@ def _metrics_record(
         }
     )
     return record
+
+
+def _effective_batch_size(args: TransferTrainingArguments) -> dict[str, int]:
+    """Examples per optimizer step: per device x processes x gradient accumulation."""
+    processes = args.world_size
+    return {
+        "per_device": args.per_device_train_batch_size,
+        "processes": processes,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "total": args.per_device_train_batch_size * processes * args.gradient_accumulation_steps,
+    }
+
+
+def _precision(args: TransferTrainingArguments) -> dict[str, Any]:
+    used = "bf16" if args.bf16 else ("fp16" if args.fp16 else "fp32")
+    return {"used": used, "asked": getattr(args, "precision_fallback", None) or used}
 
 
 def _resolved_run_config(config: RunConfig, args: TransferTrainingArguments, target: Path) -> dict[str, Any]:
