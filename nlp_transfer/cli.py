@@ -8,6 +8,7 @@ import logging
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 
 from nlp_transfer import __version__
 from nlp_transfer.errors import UserInputError
@@ -38,17 +39,62 @@ def _train(argv: list[str]) -> int:
 def _predict(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="nlp-transfer predict",
-        description="Predict labels for texts with a trained classifier folder.",
+        description="Predict labels and scores with a trained classifier folder (plain model or LoRA adapter). "
+        "One JSON object per text, on stdout or in --output (JSON Lines).",
     )
     parser.add_argument("--model", required=True, help="Output folder of 'nlp-transfer train'.")
-    parser.add_argument("--text", action="append", required=True, help="A text to classify (repeatable).")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", action="append", help="A text to classify (repeatable).")
+    source.add_argument("--file", help="CSV, TSV, JSON, JSONL or Parquet file of texts to classify.")
+    parser.add_argument("--text-column", help="Text column of --file (default: 'text' or 'sentence').")
+    parser.add_argument("--text-pair-column", help="Second text column of --file, for sentence-pair models.")
+    parser.add_argument("--output", help="Write the predictions here as JSON Lines instead of printing them.")
+    scores = parser.add_mutually_exclusive_group()
+    scores.add_argument("--top-k", type=int, help="Single-label: the K most likely labels with their scores.")
+    scores.add_argument("--all-scores", action="store_true", help="Every class's score.")
     parser.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass.")
     args = parser.parse_args(argv)
+    from nlp_transfer.data import read_texts
     from nlp_transfer.predict import load_classifier
 
-    for text, prediction in zip(args.text, load_classifier(args.model).predict(args.text, batch_size=args.batch_size)):
-        print(json.dumps({"text": text, **prediction}, ensure_ascii=False))
+    if args.text:
+        texts, pairs = args.text, None
+    else:
+        texts, pairs = read_texts(args.file, args.text_column, args.text_pair_column)
+    if args.top_k is not None and args.top_k < 1:
+        raise UserInputError(f"--top-k must be at least 1, not {args.top_k}.")
+    predictions = load_classifier(args.model).predict(texts, pairs, batch_size=args.batch_size)
+    records = [
+        _prediction_record(text, pairs[i] if pairs else None, prediction, args.top_k, args.all_scores)
+        for i, (text, prediction) in enumerate(zip(texts, predictions))
+    ]
+    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    if args.output:
+        output = Path(args.output)
+        partial = output.with_name(f".{output.name}.incomplete")
+        partial.write_text(lines, encoding="utf-8")
+        partial.replace(output)  # complete or absent
+        print(f"Wrote {len(records)} predictions to {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
     return 0
+
+
+def _prediction_record(
+    text: str, pair: str | None, prediction: dict, top_k: int | None, all_scores: bool
+) -> dict[str, object]:
+    record: dict[str, object] = {"text": text}
+    if pair is not None:
+        record["text_pair"] = pair
+    if "labels" in prediction:  # multi-label: the labels over their thresholds, and every label's score
+        return {**record, **prediction}
+    record.update(label=prediction["label"], score=prediction["score"])
+    if "scores" in prediction and top_k is not None:
+        ranked = sorted(prediction["scores"].items(), key=lambda item: -item[1])[:top_k]
+        record["top_k"] = [{"label": label, "score": score} for label, score in ranked]
+    elif "scores" in prediction and all_scores:
+        record["scores"] = prediction["scores"]
+    return record
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {

@@ -114,6 +114,35 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
 # ----------------------------------------------------------------------------------------- reading
 
 
+def read_texts(path: str, text_column: str | None, pair_column: str | None) -> tuple[list[str], list[str] | None]:
+    """Texts (and second texts) of an unlabelled file for prediction, with the same checks as training data."""
+    dataset = _read_file(path, "prediction")
+    columns = [c for c in dataset.column_names if c != ROW_COLUMN]
+    if text_column is None:
+        if "text" in columns:
+            text_column = "text"
+        elif "sentence" in columns:
+            text_column = "sentence"
+        elif "sentence1" in columns and "sentence2" in columns:
+            text_column, pair_column = "sentence1", pair_column or "sentence2"
+    for option, column in (("--text-column", text_column), ("--text-pair-column", pair_column)):
+        if (option == "--text-column" and column is None) or (column is not None and column not in columns):
+            raise UserInputError(
+                f"Column {column!r} ({option}) is not in {path}; its columns are: {', '.join(columns)}. "
+                "Name the text column with --text-column."
+            )
+    rows = dataset[ROW_COLUMN]
+    texts = dataset[text_column]
+    empty = [r for r, t in zip(rows, texts) if _is_missing(t)]
+    if empty:
+        raise UserInputError(
+            f"{path} has {len(empty)} rows with an empty '{text_column}' (rows {_row_list(empty)}, counted from 1 "
+            "after the header). Fix or remove them."
+        )
+    pairs = [str(t) for t in dataset[pair_column]] if pair_column else None
+    return [str(t) for t in texts], pairs
+
+
 def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     if args.dataset_name and any(files.values()):

@@ -297,10 +297,9 @@ def test_predict_prints_one_json_line_per_text(cli_run: dict[str, Any], capsys: 
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
-    assert set(record) == {"text", "label", "score", "scores"}
+    assert set(record) == {"text", "label", "score"}
     assert record["text"] == "great product"
     assert record["label"] in ("negative", "positive")
-    assert record["score"] == pytest.approx(max(record["scores"].values()), abs=1e-12)
     expected = load_classifier(out, device="cpu").predict(["great product"])[0]
     assert record["label"] == expected["label"]
     assert record["score"] == pytest.approx(expected["score"], abs=1e-6)
@@ -308,6 +307,34 @@ def test_predict_prints_one_json_line_per_text(cli_run: dict[str, Any], capsys: 
     assert main(["predict", "--model", out, "--text", "awful", "--text", "très bien"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["text"] for r in records] == ["awful", "très bien"]
+
+
+def test_predict_scores_top_k_file_and_output(
+    cli_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(cli_run["out"])
+    expected = load_classifier(out, device="cpu").predict(["great product", "awful"])
+
+    assert main(["predict", "--model", out, "--text", "great product", "--all-scores"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["scores"] == pytest.approx(expected[0]["scores"], abs=1e-6)
+    assert record["score"] == pytest.approx(max(record["scores"].values()), abs=1e-12)
+
+    assert main(["predict", "--model", out, "--text", "great product", "--top-k", "1"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [entry["label"] for entry in record["top_k"]] == [expected[0]["label"]]
+
+    texts = write_csv(tmp_path / "texts.csv", [{"id": "a", "text": "great product"}, {"id": "b", "text": "awful"}])
+    predictions = tmp_path / "preds.jsonl"
+    assert main(["predict", "--model", out, "--file", str(texts), "--output", str(predictions)]) == 0
+    records = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [r["text"] for r in records] == ["great product", "awful"]
+    assert [r["label"] for r in records] == [p["label"] for p in expected]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    bad = write_csv(tmp_path / "bad.csv", [{"body": "x"}])
+    assert main(["predict", "--model", out, "--file", str(bad)]) == 2
+    assert _says(_error_message(capsys.readouterr().err), "its columns are: body")
 
 
 def test_predict_on_a_folder_that_is_not_a_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
