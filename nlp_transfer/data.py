@@ -119,12 +119,7 @@ def read_texts(path: str, text_column: str | None, pair_column: str | None) -> t
     dataset = _read_file(path, "prediction")
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
     if text_column is None:
-        if "text" in columns:
-            text_column = "text"
-        elif "sentence" in columns:
-            text_column = "sentence"
-        elif "sentence1" in columns and "sentence2" in columns:
-            text_column, pair_column = "sentence1", pair_column or "sentence2"
+        text_column, pair_column = _default_text_columns(columns, pair_column)
     for option, column in (("--text-column", text_column), ("--text-pair-column", pair_column)):
         if (option == "--text-column" and column is None) or (column is not None and column not in columns):
             raise UserInputError(
@@ -231,19 +226,24 @@ def _first_line(error: Exception) -> str:
 # ------------------------------------------------------------------------------------ validation
 
 
+def _default_text_columns(columns: list[str], pair: str | None) -> tuple[str | None, str | None]:
+    """'text' or 'sentence', else the pair 'sentence1' + 'sentence2' (GLUE's names); None when none is there."""
+    for name in ("text", "sentence"):
+        if name in columns:
+            return name, pair
+    if "sentence1" in columns and "sentence2" in columns:
+        return "sentence1", pair or "sentence2"
+    return None, pair
+
+
 def _resolve_columns(
     splits: dict[str, Dataset], args: DataArguments, sources: dict[str, str]
 ) -> tuple[str, str | None, str]:
     columns = [c for c in splits["train"].column_names if c != ROW_COLUMN]
     text, pair, label = args.text_column, args.text_pair_column, args.label_column
     if text is None:
-        if "text" in columns:
-            text = "text"
-        elif "sentence" in columns:
-            text = "sentence"
-        elif "sentence1" in columns and "sentence2" in columns:
-            text, pair = "sentence1", pair or "sentence2"
-        else:
+        text, pair = _default_text_columns(columns, pair)
+        if text is None:
             raise UserInputError(
                 f"No text column found in {sources['train']}: its columns are {', '.join(columns)}. "
                 "Name it with --text-column (and --text-pair-column for sentence pairs)."
