@@ -78,7 +78,6 @@ class TransferTrainer(Trainer):
     def __init__(self, *args: Any, param_groups: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.param_groups = param_groups
-        self.unfreeze_callback: GradualUnfreezeCallback | None = None
 
     def create_optimizer(self, model=None):
         if self.param_groups is None or self.optimizer is not None:
@@ -97,6 +96,7 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
 
     data = load_data(config.data, seed=config.training.seed)
     _log_data(data)
+    args = _resolve_training_arguments(config.training, strategy, data.schema, staging_path(target))
     tokenizer = load_tokenizer(checkpoint)
     max_length = resolve_max_length(tokenizer, config.data.max_length)
     encoded = tokenize(data, tokenizer, max_length)
@@ -112,8 +112,8 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
     setattr(model_config, PACKAGE_CONFIG_KEY, {"version": __version__, "max_length": max_length})
     context = StrategyContext(
         args=config.strategy,
-        learning_rate=config.training.learning_rate or strategy.default_learning_rate,
-        weight_decay=config.training.weight_decay,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
         base_model_id=checkpoint.hub_id or checkpoint.source,
     )
     prepared = strategy.prepare(strategy.load_model(checkpoint, model_config), context)
@@ -128,7 +128,16 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
         100 * trainable / total,
     )
 
-    args = _resolve_training_arguments(config.training, strategy, data.schema, staging_path(target), prepared)
+    if args.ddp_find_unused_parameters is None:
+        # Gradual unfreezing: still-frozen layers get no gradient in early steps, so DDP must expect unused
+        # parameters. Otherwise every trainable parameter is used (frozen ones have requires_grad False and
+        # DDP ignores them), and skipping the search for unused ones saves a graph traversal per step.
+        args.ddp_find_unused_parameters = prepared.unfreeze_units is not None
+    unfreeze = (
+        GradualUnfreezeCallback(prepared.unfreeze_units, config.strategy.unfreeze_every_steps)
+        if prepared.unfreeze_units is not None
+        else None
+    )
     batch = _effective_batch_size(args)
     logger.info(
         "Effective batch size %d = %d per device x %d processes x %d accumulation steps; precision %s",
@@ -143,7 +152,7 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
     is_main = state is None or state.is_main_process
     staging = staging_dir(target) if is_main else staging_path(target)
     try:
-        trainer = _build_trainer(prepared, args, encoded, tokenizer, data.schema)
+        trainer = _build_trainer(prepared, args, encoded, tokenizer, data.schema, unfreeze)
         train_output = trainer.train()
         eval_metrics = _strip_prefix(trainer.evaluate(encoded["validation"], metric_key_prefix="eval"), "eval")
         test_metrics = (
@@ -162,8 +171,8 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
             metrics["test"] = test_metrics
         metrics["max_length"] = max_length
         metrics["adapter"] = prepared.is_adapter
-        if trainer.unfreeze_callback is not None:
-            metrics["strategy_settings"]["unfreeze_history"] = trainer.unfreeze_callback.history
+        if unfreeze is not None:
+            metrics["strategy_settings"]["unfreeze_history"] = unfreeze.history
         if is_main:
             remove_intermediates(staging)
             if prepared.is_adapter:
@@ -198,7 +207,6 @@ def _resolve_training_arguments(
     strategy: TransferStrategy,
     schema: LabelSchema,
     staging: Path,
-    prepared: PreparedModel,
 ) -> TransferTrainingArguments:
     """Fill what depends on the strategy and the task: learning rate, best-model metric, output folder.
 
@@ -218,11 +226,6 @@ def _resolve_training_arguments(
         if not args.load_best_model_at_end:
             raise UserInputError("--early-stopping-patience needs --load-best-model-at-end (the default).")
     _check_reporting_integrations(args.report_to)
-    if args.ddp_find_unused_parameters is None:
-        # Gradual unfreezing: still-frozen layers get no gradient in early steps, so DDP must expect unused
-        # parameters. Otherwise every trainable parameter is used (frozen ones have requires_grad False and
-        # DDP ignores them), and skipping the search for unused ones saves a graph traversal per step.
-        args.ddp_find_unused_parameters = prepared.unfreeze_units is not None
     if args.gradient_checkpointing and "use_reentrant" not in (args.gradient_checkpointing_kwargs or {}):
         # Reentrant checkpointing loses the gradients of frozen embeddings and fails under DDP
         # ("marked ready twice"); the non-reentrant kind has neither problem.
@@ -252,15 +255,14 @@ def _build_trainer(
     encoded: Any,
     tokenizer: Any,
     schema: LabelSchema,
+    unfreeze: GradualUnfreezeCallback | None,
 ) -> TransferTrainer:
     callbacks: list[Any] = []
     if args.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
-    unfreeze = None
-    if prepared.unfreeze_units is not None:
-        unfreeze = GradualUnfreezeCallback(prepared.unfreeze_units, prepared.settings.get("unfreeze_every_steps"))
+    if unfreeze is not None:
         callbacks.append(unfreeze)
-    trainer = TransferTrainer(
+    return TransferTrainer(
         model=prepared.model,
         args=args,
         train_dataset=encoded["train"],
@@ -272,8 +274,6 @@ def _build_trainer(
         callbacks=callbacks,
         param_groups=prepared.param_groups,
     )
-    trainer.unfreeze_callback = unfreeze
-    return trainer
 
 
 def _strip_prefix(metrics: dict[str, float], prefix: str) -> dict[str, float]:

@@ -405,3 +405,18 @@ def test_same_seed_gives_identical_results(tmp_path: Path, tiny_checkpoint: Path
     assert (again.output_dir / "model.safetensors").read_bytes() == (
         sentiment_run["out"] / "model.safetensors"
     ).read_bytes()
+
+
+def test_explicit_zero_learning_rate_reaches_layerwise_groups(
+    tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path]
+) -> None:
+    # 0.0 is a value, not "unset": with layer-wise groups no weight may move.
+    from safetensors.torch import load_file
+
+    out = tmp_path / "out"
+    result = _run(tiny_checkpoint, sentiment_files, out, learning_rate=0.0, layer_lr_decay=0.5)
+    assert result.metrics["strategy_settings"]["learning_rate"] == 0.0
+    before = load_file(tiny_checkpoint / "model.safetensors")
+    after = load_file(out / "model.safetensors")
+    name = "encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(after[f"bert.{name}"], before[name])
