@@ -296,12 +296,7 @@ class TransferTrainingArguments(TrainingArguments):
         """
         import torch
 
-        has_accelerator = (
-            torch.cuda.is_available()
-            or getattr(torch.backends, "mps", None) is not None
-            and (torch.backends.mps.is_available())
-        )
-        if not has_accelerator:
+        if not (torch.cuda.is_available() or torch.backends.mps.is_available()):
             self.use_cpu = True
 
     def _fall_back_to_fp32_without_gpu(self) -> str | None:

@@ -33,16 +33,16 @@ def layerwise_param_groups(
     weight_decay: float,
     decay: float = 1.0,
     head_multiplier: float = 1.0,
-    include_frozen: bool = False,
 ) -> list[dict[str, Any]]:
-    """One group per (depth, decayed or not), each with its own learning rate and a readable name.
+    """One group per (depth, decayed or not) of the trainable parameters, each with its own learning rate.
 
-    `include_frozen=True` registers parameters that do not train yet (gradual unfreezing): they get no
-    gradient, so AdamW leaves them alone until they are unfrozen, and the optimizer never needs rebuilding.
+    Gradual unfreezing builds the groups while every unit still trains and freezes units afterwards: frozen
+    ones get no gradient, so AdamW leaves them alone until they are unfrozen, and the optimizer is never
+    rebuilt. Parameters frozen for good (a LoRA base weight) are left out.
     """
     groups: dict[tuple[int, bool], dict[str, Any]] = {}
     for name, parameter in model.named_parameters():
-        if not parameter.requires_grad and not include_frozen:
+        if not parameter.requires_grad:
             continue
         depth = depths[name]
         no_decay = excluded_from_weight_decay(name, parameter)

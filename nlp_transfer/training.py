@@ -40,7 +40,7 @@ from nlp_transfer.outputs import (
     write_json,
 )
 from nlp_transfer.strategies import PreparedModel, StrategyContext, TransferStrategy, count_parameters, get_strategy
-from nlp_transfer.verification import name_adapter_base, save_adapter_extras, verify_reload
+from nlp_transfer.verification import save_adapter_extras, verify_reload
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +160,6 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
             if "test" in encoded
             else None
         )
-        if prepared.is_adapter:
-            name_adapter_base(prepared.model, checkpoint.hub_id or checkpoint.source)
         trainer.save_model(str(staging))  # writes on the main process only
         metrics = _metrics_record(
             config, strategy, prepared, parameter_counts, data, checkpoint, args, train_output.metrics

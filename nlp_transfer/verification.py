@@ -29,16 +29,6 @@ class ReloadCheckError(RuntimeError):
     """The saved folder does not reproduce the trained model: a bug, never the user's input."""
 
 
-def name_adapter_base(peft_model: nn.Module, base_model_id: str) -> None:
-    """Record the base by its Hub id in adapter_config.json, not the training machine's local path.
-
-    peft records wherever the base was loaded from: for the bundled MiniLM a site-packages path that is
-    useless on another machine or the Hub. load_classifier resolves the Hub id back to the bundled folder.
-    """
-    for adapter_config in peft_model.peft_config.values():
-        adapter_config.base_model_name_or_path = base_model_id
-
-
 def save_adapter_extras(peft_model: nn.Module, folder: Path, tokenizer: Any, merge: bool) -> None:
     """Beside the adapter: the classification config (labels, task type), and with `merge` a merged model.
 

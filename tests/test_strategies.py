@@ -49,9 +49,10 @@ from nlp_transfer.strategies import (
     get_strategy,
 )
 from nlp_transfer.strategies.full import FullFineTuning
+from nlp_transfer.strategies.lora import name_adapter_base
 from nlp_transfer.strategies.scratch import FromScratch
 from nlp_transfer.training import TransferTrainer
-from nlp_transfer.verification import ReloadCheckError, name_adapter_base
+from nlp_transfer.verification import ReloadCheckError
 
 pytestmark = [
     # peft reads a deprecated transformers property when it wraps a model: not ours to fix.

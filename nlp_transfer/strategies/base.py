@@ -17,7 +17,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from nlp_transfer.checkpoints import Checkpoint, load_classification_model
 from nlp_transfer.config import StrategyArguments
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.layers import ArchitectureView, architecture_view
+from nlp_transfer.layers import ArchitectureView
 from nlp_transfer.optim import layerwise_param_groups
 
 
@@ -96,7 +96,7 @@ def unique_modules(modules: list[nn.Module]) -> list[nn.Module]:
 
 
 def layerwise_groups(
-    model: nn.Module, view: ArchitectureView, context: StrategyContext, decay: float, include_frozen: bool
+    model: nn.Module, view: ArchitectureView, context: StrategyContext, decay: float
 ) -> list[dict[str, Any]]:
     """Parameter groups with layer-wise decayed learning rates for `model` as `view` sees it."""
     return layerwise_param_groups(
@@ -107,7 +107,6 @@ def layerwise_groups(
         weight_decay=context.weight_decay,
         decay=decay,
         head_multiplier=context.args.head_lr_multiplier,
-        include_frozen=include_frozen,
     )
 
 
@@ -122,7 +121,3 @@ def unfreeze_units(model: nn.Module, view: ArchitectureView) -> list[list[nn.Par
         if parameter.requires_grad:
             by_depth.setdefault(depths[name], []).append(parameter)
     return [by_depth[depth] for depth in sorted(by_depth, reverse=True)]
-
-
-def view_of(model: nn.Module) -> ArchitectureView:
-    return architecture_view(model)

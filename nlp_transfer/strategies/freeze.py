@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from transformers import PreTrainedModel
 
+from nlp_transfer.layers import architecture_view
 from nlp_transfer.strategies.base import (
     PreparedModel,
     StrategyContext,
     TransferStrategy,
     check_top_layers,
     set_trainable,
-    view_of,
 )
 
 
@@ -27,7 +27,7 @@ class LayerFreezing(TransferStrategy):
 
     def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
         args = context.args
-        view = view_of(model)
+        view = architecture_view(model)
         top = args.train_top_layers
         check_top_layers(view, top)
         set_trainable([model], False)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from transformers import PreTrainedModel
 
+from nlp_transfer.layers import architecture_view
 from nlp_transfer.strategies.base import (
     PreparedModel,
     StrategyContext,
     TransferStrategy,
     layerwise_groups,
     unfreeze_units,
-    view_of,
 )
 
 
@@ -24,7 +24,7 @@ class FullFineTuning(TransferStrategy):
     summary = "every weight trains (learning rate 10-100x below from-scratch)"
 
     def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
-        view = view_of(model)  # also refuses architectures outside the supported BERT family
+        view = architecture_view(model)  # also refuses architectures outside the supported BERT family
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         args = context.args
@@ -34,7 +34,7 @@ class FullFineTuning(TransferStrategy):
             # Trainer's AdamW already leaves biases and LayerNorm weights out of weight decay.
             return PreparedModel(model, param_groups=None, settings=settings)
         units = unfreeze_units(model, view) if args.gradual_unfreeze else None
-        groups = layerwise_groups(model, view, context, decay, include_frozen=True)
+        groups = layerwise_groups(model, view, context, decay)
         settings["gradual_unfreeze"] = args.gradual_unfreeze
         settings["unfreeze_every_steps"] = args.unfreeze_every_steps
         return PreparedModel(model, param_groups=groups, settings=settings, unfreeze_units=units)

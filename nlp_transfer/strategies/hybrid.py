@@ -12,6 +12,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.layers import architecture_view
 from nlp_transfer.strategies.base import (
     PreparedModel,
     StrategyContext,
@@ -20,7 +21,6 @@ from nlp_transfer.strategies.base import (
     layerwise_groups,
     unfreeze_units,
     unique_modules,
-    view_of,
 )
 from nlp_transfer.strategies.lora import (
     ALL_LINEAR,
@@ -59,7 +59,7 @@ class Hybrid(TransferStrategy):
 
     def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
         args = context.args
-        view = view_of(model)
+        view = architecture_view(model)
         top = args.train_top_layers
         check_top_layers(view, top)
         names = module_names(model)
@@ -80,8 +80,8 @@ class Hybrid(TransferStrategy):
         peft_model = wrap_with_lora(model, lora_config(args, lora_modules, to_save), context.base_model_id)
 
         decay = DEFAULT_LAYER_LR_DECAY if args.layer_lr_decay is None else args.layer_lr_decay
-        peft_view = view_of(peft_model)
-        groups = layerwise_groups(peft_model, peft_view, context, decay, include_frozen=False)
+        peft_view = architecture_view(peft_model)
+        groups = layerwise_groups(peft_model, peft_view, context, decay)
         units = unfreeze_units(peft_model, peft_view) if args.gradual_unfreeze else None
         settings = {
             **lora_settings(args, targets, to_save),

@@ -13,8 +13,8 @@ from transformers import PreTrainedModel
 
 from nlp_transfer.config import StrategyArguments
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.layers import ArchitectureView
-from nlp_transfer.strategies.base import PreparedModel, StrategyContext, TransferStrategy, view_of
+from nlp_transfer.layers import ArchitectureView, architecture_view
+from nlp_transfer.strategies.base import PreparedModel, StrategyContext, TransferStrategy
 
 ALL_LINEAR = "all-linear"
 
@@ -52,6 +52,16 @@ def lora_config(args: StrategyArguments, target_modules: list[str] | str, module
     )
 
 
+def name_adapter_base(peft_model: nn.Module, base_model_id: str) -> None:
+    """Record the base by its Hub id in adapter_config.json, not the training machine's local path.
+
+    peft records wherever the base was loaded from: for the bundled MiniLM a site-packages path that is
+    useless on another machine or the Hub. load_classifier resolves the Hub id back to the bundled folder.
+    """
+    for adapter_config in peft_model.peft_config.values():
+        adapter_config.base_model_name_or_path = base_model_id
+
+
 def wrap_with_lora(model: PreTrainedModel, config: LoraConfig, base_model_id: str | None) -> nn.Module:
     """get_peft_model, then name the base by `base_model_id` (peft records the local load path instead)."""
     try:
@@ -62,8 +72,7 @@ def wrap_with_lora(model: PreTrainedModel, config: LoraConfig, base_model_id: st
             f"{model.config.model_type} model, or '{ALL_LINEAR}')."
         ) from None
     if base_model_id:
-        for adapter_config in peft_model.peft_config.values():
-            adapter_config.base_model_name_or_path = base_model_id
+        name_adapter_base(peft_model, base_model_id)
     return peft_model
 
 
@@ -86,7 +95,7 @@ class LoRA(TransferStrategy):
 
     def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
         args = context.args
-        view = view_of(model)
+        view = architecture_view(model)
         targets = lora_targets(args, view)
         to_save = head_module_names(model, view)
         peft_model = wrap_with_lora(model, lora_config(args, targets, to_save), context.base_model_id)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 
 from nlp_transfer.checkpoints import Checkpoint
-from nlp_transfer.strategies.base import PreparedModel, StrategyContext, TransferStrategy, view_of
+from nlp_transfer.layers import architecture_view
+from nlp_transfer.strategies.base import PreparedModel, StrategyContext, TransferStrategy
 
 
 class FromScratch(TransferStrategy):
@@ -21,7 +22,7 @@ class FromScratch(TransferStrategy):
         return AutoModelForSequenceClassification.from_config(config, trust_remote_code=checkpoint.trust_remote_code)
 
     def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
-        view_of(model)  # refuses architectures outside the supported BERT family
+        architecture_view(model)  # refuses architectures outside the supported BERT family
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         return PreparedModel(model, param_groups=None, settings={"trains": "all weights, randomly initialised"})
