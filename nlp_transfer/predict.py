@@ -18,11 +18,10 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
+from nlp_transfer.data import resolve_max_length
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.metrics.suite import MULTI_LABEL_THRESHOLD
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
-
-MULTI_LABEL_THRESHOLD = 0.5
-DEFAULT_MAX_LENGTH = 512
 
 
 @dataclass
@@ -137,7 +136,8 @@ def load_classifier(model_dir: str | Path, device: str | None = None) -> Classif
     if model.config.problem_type is None and model.config.num_labels == 1:
         task = REGRESSION
     package_settings = getattr(model.config, "nlp_transfer", None) or {}
-    max_length = int(package_settings.get("max_length") or min(tokenizer.model_max_length, DEFAULT_MAX_LENGTH))
+    # Truncate as training did; folders not written by this package get the training default.
+    max_length = int(package_settings.get("max_length") or resolve_max_length(tokenizer, None))
     return Classifier(model=model, tokenizer=tokenizer, task=task, max_length=max_length)
 
 
