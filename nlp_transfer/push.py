@@ -1,0 +1,412 @@
+"""Upload a trained output folder to the Hugging Face Hub.
+
+What goes is decided locally first (`upload_plan`): the classifier, its tokenizer, model card, metrics and
+run configuration, never Trainer checkpoints, optimizer state, logs, hidden files or anything named like a
+token. The push then sends exactly that list as one commit (`HfApi.create_commit`), so a failed push leaves
+no files behind. `HfApi.upload_folder` is not used: with hf_xet it splits big or slow uploads into several
+commits, and a failure half-way would leave part of the classifier on the Hub.
+
+The token comes from the caller, `HF_TOKEN` or the saved `hf auth login`; it is passed to the Hub client
+only, never written to a file, logged or put in a message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CommitOperationAdd, HfApi, get_token
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    HFValidationError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import filter_repo_objects, validate_repo_id
+
+from nlp_transfer import __version__
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.outputs import STAGING_SUFFIX, staging_path
+
+logger = logging.getLogger(__name__)
+
+# Globs with huggingface_hub semantics (fnmatch on the posix path relative to the folder, `*` crosses `/`,
+# a trailing `/` means everything below that folder). Each entry has a `*/` twin for nested folders.
+UPLOAD_IGNORE_PATTERNS: tuple[str, ...] = (
+    # Trainer state: checkpoints, optimizer and scheduler state, RNG state, the pickled arguments
+    # (training_args.bin can hold a Hub token), TensorBoard event files and logs.
+    "checkpoint-*/",
+    "*/checkpoint-*/",
+    "optimizer.pt",
+    "*/optimizer.pt",
+    "scheduler.pt",
+    "*/scheduler.pt",
+    "rng_state*.pth",
+    "*/rng_state*.pth",
+    "trainer_state.json",
+    "*/trainer_state.json",
+    "training_args.bin",
+    "*/training_args.bin",
+    "runs/",
+    "*/runs/",
+    "*.log",
+    # Hidden files and folders: .cache, .git, .env, a `.NAME.incomplete` staging folder.
+    ".*",
+    "*/.*",
+    # Names that suggest a token: `token`, `hf_token.txt`, `token.json`, `stored_tokens`. "token" followed by
+    # `i` or `s` is left alone so tokenizer.json, tokenizer_config.json, special_tokens_map.json and
+    # added_tokens.json still go; `upload_plan` also drops other token names, in any case (HF_TOKEN.txt,
+    # my_tokens.json), which globs cannot tell apart from the tokenizer files.
+    "*token",
+    "*token[!is]*",
+    "*tokens",
+)
+
+WEIGHTS_FILE = "model.safetensors"
+SHARDED_INDEX_FILE = "model.safetensors.index.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+DEFAULT_BRANCH = "main"
+# Tokenizer files whose names contain "token"; anything else naming a token stays local.
+_TOKENIZER_NAMES = re.compile(r"tokenizer|special_tokens_map|added_tokens")
+
+
+@dataclass
+class UploadFile:
+    """One file of the plan: its path relative to the folder (posix) and its size in bytes."""
+
+    path: str
+    size: int
+
+
+@dataclass
+class PushResult:
+    """What was pushed (or, for a dry run, would be) and where.
+
+    `revision` is where the files were committed: the branch, or `refs/pr/N` for a pull request (a dry run
+    gives the branch it targets). `url` is the commit's URL and `pr_url` the pull request's; both None for a
+    dry run.
+    """
+
+    repo_id: str
+    revision: str
+    files: list[UploadFile] = field(default_factory=list)
+    dry_run: bool = False
+    url: str | None = None
+    pr_url: str | None = None
+
+
+def upload_plan(model_dir: str | Path) -> list[UploadFile]:
+    """The files a push would upload, sorted by path, after `UPLOAD_IGNORE_PATTERNS` and token-like names.
+
+    Refuses what is not a finished classifier folder, so nothing half-made is published: a missing
+    folder, an unfinished staging folder, no config.json, no safetensors weights.
+    """
+    folder = _check_folder(model_dir)
+    files = {
+        path.relative_to(folder).as_posix(): path
+        for path in sorted(folder.glob("**/*"))  # the listing huggingface_hub's upload_folder makes
+        if path.is_file()
+    }
+    kept = filter_repo_objects(files, ignore_patterns=list(UPLOAD_IGNORE_PATTERNS))
+    plan = [UploadFile(path=rel, size=files[rel].stat().st_size) for rel in kept if not _names_a_token(rel)]
+    _check_contents(folder, {item.path for item in plan})
+    return sorted(plan, key=lambda item: item.path)
+
+
+def resolve_token(token: str | None = None) -> str:
+    """The Hub token: `token` when given, else `HF_TOKEN`, else the one saved by `hf auth login`.
+
+    The package never stores a token; a missing one is a UserInputError saying how to provide it.
+    """
+    for candidate in (token, os.environ.get("HF_TOKEN")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    try:
+        saved = get_token()
+    except Exception as error:  # e.g. a failed OIDC exchange when HF_OIDC_RESOURCE is set
+        raise UserInputError(
+            f"Could not read a Hugging Face token ({type(error).__name__}). Export HF_TOKEN=... with a token "
+            "that has write access, or run `hf auth login`."
+        ) from None
+    if saved and saved.strip():
+        return saved.strip()
+    raise UserInputError(
+        "No Hugging Face token found. Create one with write access at https://huggingface.co/settings/tokens, "
+        "then export HF_TOKEN=... (or run `hf auth login` once). nlp-transfer never saves the token."
+    )
+
+
+def push_folder(
+    model_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    dry_run: bool = False,
+    token: str | None = None,
+    api: HfApi | None = None,
+) -> PushResult:
+    """Upload the planned files of `model_dir` to the model repository `repo_id` as one commit.
+
+    The repository is created when missing (`private` applies only then), and the branch `revision` too
+    (from main). With `create_pr` the commit opens a pull request against the default branch; the Hub
+    accepts no other base. A dry run only validates and plans: no token, no network. Every failure is a
+    UserInputError naming the repository and saying that nothing was uploaded.
+    """
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise UserInputError(
+            f"Invalid Hub repository id {repo_id!r}: {error} Use 'NAME' or 'NAMESPACE/NAME' (a user or an "
+            "organization), e.g. 'my-user/sentiment-minilm'."
+        ) from None
+    branch = revision or DEFAULT_BRANCH
+    if create_pr and branch != DEFAULT_BRANCH:
+        raise UserInputError(
+            f"--create-pr opens a pull request against the default branch of {repo_id}; it cannot be combined "
+            f"with revision {revision!r}. Drop one of the two (to add to an open pull request, pass its "
+            "revision 'refs/pr/N' without --create-pr)."
+        )
+    folder = Path(model_dir).expanduser()
+    files = upload_plan(folder)
+    target = f"a pull request on {repo_id}" if create_pr else f"{repo_id} (branch {branch})"
+    total = _human_size(sum(item.size for item in files))
+    logger.info(
+        "%s %d files (%s) from %s to %s", "Would push" if dry_run else "Pushing", len(files), total, folder, target
+    )
+    for item in files:
+        logger.debug("  %s (%d bytes)", item.path, item.size)
+    if dry_run:
+        return PushResult(repo_id=repo_id, revision=branch, files=files, dry_run=True)
+
+    secret = resolve_token(token)
+    title = commit_message or default_commit_message(folder)
+    logger.debug("Commit message: %s", title)
+    try:
+        operations = [
+            CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=str(folder / item.path)) for item in files
+        ]
+    except OSError as error:
+        raise UserInputError(
+            f"Could not read {folder} to push it to {repo_id} ({type(error).__name__}: {error}); nothing was "
+            "uploaded. Is a run still writing to it?"
+        ) from None
+    api = api or HfApi(library_name="nlp-transfer", library_version=__version__)
+    stage = "creating the repository"
+    try:
+        repo_url = api.create_repo(repo_id, token=secret, private=private, repo_type="model", exist_ok=True)
+        # A bare NAME lands in the token's namespace: commit to the id the Hub resolved it to.
+        full_id = _text(getattr(repo_url, "repo_id", None)) or repo_id
+        if branch != DEFAULT_BRANCH and not create_pr and not branch.startswith("refs/pr/"):
+            stage = f"creating the branch {branch!r}"
+            api.create_branch(full_id, branch=branch, token=secret, repo_type="model", exist_ok=True)
+        stage = "committing the files"
+        info = api.create_commit(
+            full_id,
+            operations,
+            commit_message=title,
+            token=secret,
+            repo_type="model",
+            revision=None if create_pr else branch,
+            create_pr=create_pr,
+        )
+    except Exception as error:
+        explanation = _explain(error, repo_id, branch)
+        if explanation is None:
+            raise
+        message = (
+            f"Pushing {folder} to {repo_id} failed while {stage}: {explanation} Nothing was uploaded: the files "
+            "go in one commit, which did not land."
+        )
+        raise UserInputError(message.replace(secret, "***")) from None
+    url, pr_url = _text(getattr(info, "commit_url", None)), _text(getattr(info, "pr_url", None))
+    where = _text(getattr(info, "pr_revision", None)) if create_pr else None
+    logger.info("Pushed %d files to %s: %s", len(files), full_id, pr_url or url)
+    return PushResult(repo_id=full_id, revision=where or branch, files=files, dry_run=False, url=url, pr_url=pr_url)
+
+
+def default_commit_message(model_dir: str | Path) -> str:
+    """'Upload nlp-transfer classifier (strategy lora, accuracy=0.9000 on validation)', from metrics.json."""
+    title = "Upload nlp-transfer classifier"
+    metrics = _json_dict(Path(model_dir) / METRICS_FILE)
+    if metrics is None:
+        return title
+    details = []
+    if isinstance(metrics.get("strategy"), str):
+        details.append(f"strategy {metrics['strategy']}")
+    primary = metrics.get("primary_metric")
+    value = metrics.get("eval", {}).get(primary) if isinstance(metrics.get("eval"), dict) else None
+    if isinstance(primary, str) and isinstance(value, (int, float)) and math.isfinite(value):
+        details.append(f"{primary}={value:.4f} on validation")
+    return f"{title} ({', '.join(details)})" if details else title
+
+
+def format_plan(files: list[UploadFile]) -> str:
+    """A table of the planned files with their sizes and a total line, for `--dry-run`."""
+    if not files:
+        return "  (no files)"
+    sizes = [_human_size(item.size) for item in files]
+    path_width = max(len(item.path) for item in files)
+    size_width = max(len(size) for size in sizes)
+    lines = [f"  {item.path:<{path_width}}  {size:>{size_width}}" for item, size in zip(files, sizes)]
+    total = sum(item.size for item in files)
+    lines.append(f"  {len(files)} file{'s' if len(files) != 1 else ''}, {_human_size(total)} in total")
+    return "\n".join(lines)
+
+
+def _check_folder(model_dir: str | Path) -> Path:
+    folder = Path(model_dir).expanduser()
+    if folder.name.endswith(STAGING_SUFFIX):
+        raise UserInputError(
+            f"{folder} is the staging folder of an unfinished run (a killed or running one), not a trained "
+            "classifier. Push the output folder that the run names once it has finished."
+        )
+    if not folder.exists():
+        raise UserInputError(f"{folder} does not exist. Give the --output-dir of a finished training run.")
+    if not folder.is_dir():
+        raise UserInputError(f"{folder} is a file. Give the --output-dir folder of a finished training run.")
+    if staging_path(folder).exists():
+        logger.warning(
+            "%s exists: a run is writing a new version of %s (or was killed); this push sends the finished one.",
+            staging_path(folder),
+            folder,
+        )
+    return folder
+
+
+def _check_contents(folder: Path, planned: set[str]) -> None:
+    if CONFIG_FILE not in planned:
+        raise UserInputError(
+            f"{folder} is not a trained classifier folder: it has no {CONFIG_FILE}. Give the --output-dir of a "
+            "finished nlp-transfer run."
+        )
+    if ADAPTER_WEIGHTS_FILE in planned:
+        if ADAPTER_CONFIG_FILE not in planned:
+            raise UserInputError(
+                f"{folder} has {ADAPTER_WEIGHTS_FILE} but no {ADAPTER_CONFIG_FILE}; the adapter cannot be loaded "
+                "without it. Retrain, or push a complete output folder."
+            )
+        return
+    if WEIGHTS_FILE in planned:
+        return
+    if SHARDED_INDEX_FILE in planned:
+        _check_shards(folder, planned)
+        return
+    raise UserInputError(
+        f"{folder} has no safetensors weights ({WEIGHTS_FILE}, sharded model-*.safetensors with "
+        f"{SHARDED_INDEX_FILE}, or {ADAPTER_WEIGHTS_FILE}). Only safetensors weights are pushed; pickled "
+        ".bin/.pt weights are not. Give the --output-dir of a finished nlp-transfer run."
+    )
+
+
+def _check_shards(folder: Path, planned: set[str]) -> None:
+    try:
+        index = json.loads((folder / SHARDED_INDEX_FILE).read_text(encoding="utf-8"))
+        shards = set(index["weight_map"].values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise UserInputError(
+            f"{folder / SHARDED_INDEX_FILE} is not a readable safetensors index (no 'weight_map')."
+        ) from None
+    missing = sorted(str(shard) for shard in shards if shard not in planned)
+    if not shards or missing:
+        raise UserInputError(
+            f"{folder} is missing weight shards listed in {SHARDED_INDEX_FILE}: {', '.join(missing) or 'none listed'}."
+        )
+
+
+def _names_a_token(relpath: str) -> bool:
+    """True when a folder or file name on the path mentions a token, tokenizer files aside."""
+    return any("token" in _TOKENIZER_NAMES.sub("", part.lower()) for part in relpath.split("/"))
+
+
+def _optional_errors(module: str, name: str) -> tuple[type[BaseException], ...]:
+    try:
+        return (getattr(importlib.import_module(module), name),)
+    except (ImportError, AttributeError):
+        return ()
+
+
+# HTTP clients huggingface_hub may use underneath: their transport errors are not OSErrors.
+_TRANSPORT_ERRORS = _optional_errors("httpx2", "HTTPError") + _optional_errors("httpx", "HTTPError")
+
+
+def _explain(error: BaseException, repo_id: str, branch: str) -> str | None:
+    """What went wrong and what to do, for errors the user can act on; None for anything else (a bug)."""
+    namespace = repo_id.split("/")[0] if "/" in repo_id else "your namespace"
+    if isinstance(error, OfflineModeIsEnabled):
+        return "HF_HUB_OFFLINE is set, and pushing needs the network. Run the push with HF_HUB_OFFLINE unset."
+    if isinstance(error, HfHubHTTPError):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if status == 401:
+            return (
+                "the Hub rejected the token (401): it is invalid or expired. Create a token with write access at "
+                "https://huggingface.co/settings/tokens and export HF_TOKEN=... (or run `hf auth login`)."
+            )
+        if status == 403:
+            return (
+                f"the token has no write access to {namespace} (403). Use a token with the write role, or a "
+                "fine-grained token allowed to write to that namespace, via HF_TOKEN or `hf auth login`."
+            )
+        if isinstance(error, RevisionNotFoundError):
+            return f"the revision {branch!r} does not exist on the Hub (404). Check the name, or push to a branch."
+        if isinstance(error, RepositoryNotFoundError) or status == 404:
+            return (
+                f"the Hub found no repository {repo_id} (404): {namespace} may not exist, or the token cannot "
+                "see it. Check the namespace and the token's permissions."
+            )
+        hint = " The Hub may be having trouble; try again later." if status and status >= 500 else ""
+        return f"the Hub answered HTTP {status}: {_first_line(getattr(error, 'server_message', None) or error)}.{hint}"
+    if isinstance(error, OSError) and getattr(error, "filename", None):
+        return f"could not read {error.filename} ({type(error).__name__}). Is a run still writing to the folder?"
+    if isinstance(error, (OSError, *_TRANSPORT_ERRORS)):  # ConnectionError, timeouts, DNS failures
+        detail = _first_line(error)
+        return (
+            f"could not reach the Hugging Face Hub ({type(error).__name__}{': ' + detail if detail else ''}). "
+            "Check the network connection (and HF_ENDPOINT, if set) and try again."
+        )
+    if isinstance(error, ValueError):  # the client refused the request, e.g. invalid model card metadata
+        return f"the push was refused: {_first_line(error)}."
+    return None
+
+
+def _first_line(message: object) -> str:
+    lines = str(message).strip().splitlines()
+    return lines[0].rstrip(".") if lines else ""
+
+
+def _human_size(size: int | float) -> str:
+    """Decimal units, as the Hub shows them: 612 B, 1.2 kB, 86.7 MB."""
+    if size < 1000:
+        return f"{int(size)} B"
+    value, unit = size / 1000, "kB"
+    for bigger in ("MB", "GB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{value:.1f} {unit}"
+
+
+def _text(value: object) -> str | None:
+    """`value` when it is a non-empty string, else None (CommitInfo fields may be missing)."""
+    return value if isinstance(value, str) and value else None
+
+
+def _json_dict(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
