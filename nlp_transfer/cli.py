@@ -25,15 +25,106 @@ def _train(argv: list[str]) -> int:
     if not result.is_main_process:
         return 0
     metrics = result.metrics
-    primary = metrics["primary_metric"]
-    print(f"Validation {primary}: {metrics['eval'].get(primary, float('nan')):.4f}")
-    for name, value in metrics["eval"].items():
-        if name not in (primary, "epoch") and not name.endswith(("runtime", "per_second")) and isinstance(value, float):
-            print(f"Validation {name}: {value:.4f}")
-    if "test" in metrics:
-        print(f"Test {primary}: {metrics['test'].get(primary, float('nan')):.4f}")
+    splits = {"validation": metrics["eval"], **({"test": metrics["test"]} if "test" in metrics else {})}
+    print(f"Primary metric: {metrics['primary_metric']} ({metrics.get('primary_metric_reason', '')})")
+    print(metrics_table(splits, metrics["primary_metric"]))
     print(f"Saved to {result.output_dir} (metrics in {result.metrics_path})")
     return 0
+
+
+def metrics_table(splits: dict[str, dict], primary: str, intervals: dict[str, dict] | None = None) -> str:
+    """A plain-text table: one row per metric (the primary first), one column per split."""
+    names = [primary] + [
+        name
+        for name, value in next(iter(splits.values())).items()
+        if name != primary and isinstance(value, float) and not name.endswith(("runtime", "per_second"))
+    ]
+    width = max(len(name) for name in names) + 2
+    header = f"{'metric':<{width}}" + "".join(f"{split:>12}" for split in splits)
+    if intervals:
+        header += "   95% interval" if len({i["confidence"] for i in intervals.values()}) <= 1 else "   interval"
+    lines = [header, "-" * len(header)]
+    for name in names:
+        cells = "".join(
+            f"{splits[split][name]:>12.4f}" if isinstance(splits[split].get(name), float) else f"{'n/a':>12}"
+            for split in splits
+        )
+        row = f"{name + (' *' if name == primary else ''):<{width}}{cells}"
+        if intervals and name in intervals:
+            row += f"   [{intervals[name]['lower']:.4f}, {intervals[name]['upper']:.4f}]"
+        lines.append(row)
+    undefined = {name: reason for values in splits.values() for name, reason in values.get("undefined", {}).items()}
+    lines.extend(f"{name}: undefined ({reason})" for name, reason in undefined.items())
+    return "\n".join(lines)
+
+
+def _evaluate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="nlp-transfer evaluate",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Score a trained classifier folder (plain model or LoRA adapter) on any labelled file with "
+        "the task's metric suite: a table on stdout, and with --output the whole report as JSON (per-class "
+        "figures, confusion matrix, calibration bins, bootstrap intervals). The folder's saved decision "
+        "thresholds are used.",
+    )
+    parser.add_argument("--model", required=True, help="Output folder of 'nlp-transfer train'.")
+    parser.add_argument("--file", required=True, help="Labelled CSV, TSV, JSON, JSONL or Parquet file.")
+    parser.add_argument("--text-column", help="Text column (default: 'text' or 'sentence', or a sentence pair).")
+    parser.add_argument("--text-pair-column", help="Second text column, for sentence-pair models.")
+    parser.add_argument("--label-column", help="Label column (default: 'label' or 'labels').")
+    parser.add_argument("--metrics", help="Comma-separated metrics to report (default: all the task's metrics).")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Resample the examples N times (e.g. 1000) for a percentile confidence interval of the primary metric.",
+    )
+    parser.add_argument(
+        "--bootstrap-all", action="store_true", help="Intervals for every metric, not just the primary."
+    )
+    parser.add_argument("--confidence", type=float, default=0.95, help="Confidence level of the intervals.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap resampling.")
+    parser.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass.")
+    parser.add_argument("--output", help="Write the whole report here as JSON.")
+    parser.add_argument("--plots-dir", help="Also write confusion_matrix.png and calibration.png into this folder.")
+    args = parser.parse_args(argv)
+    from nlp_transfer.evaluation import evaluate_folder, plot_report
+
+    names = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
+    result = evaluate_folder(
+        args.model,
+        args.file,
+        text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
+        label_column=args.label_column,
+        metrics=names,
+        bootstrap=args.bootstrap,
+        bootstrap_all=args.bootstrap_all,
+        confidence=args.confidence,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    record = result.to_dict()
+    print(f"{result.report.num_examples} examples from {args.file}; primary metric {result.primary_metric}")
+    print(metrics_table({"value": record}, result.primary_metric, record["confidence_intervals"]))
+    if args.plots_dir and result.task != "regression":
+        folder = Path(args.plots_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        plot_report(result.report, result.labels, folder, Path(args.file).name)
+        print(f"Plots in {folder}", file=sys.stderr)
+    if args.output:
+        _write_whole(Path(args.output), json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        print(f"Wrote the report to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _write_whole(output: Path, text: str) -> None:
+    """Write through a hidden temporary file and rename: the file is complete or absent."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.incomplete")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(output)
 
 
 def _predict(argv: list[str]) -> int:
@@ -70,11 +161,8 @@ def _predict(argv: list[str]) -> int:
     ]
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if args.output:
-        output = Path(args.output)
-        partial = output.with_name(f".{output.name}.incomplete")
-        partial.write_text(lines, encoding="utf-8")
-        partial.replace(output)  # complete or absent
-        print(f"Wrote {len(records)} predictions to {output}", file=sys.stderr)
+        _write_whole(Path(args.output), lines)
+        print(f"Wrote {len(records)} predictions to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(lines)
     return 0
@@ -99,6 +187,7 @@ def _prediction_record(
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (_train, "fine-tune a checkpoint on labelled texts (default: bundled MiniLM on demo data)"),
+    "evaluate": (_evaluate, "score a trained folder on a labelled file: metric table, JSON, bootstrap intervals"),
     "predict": (_predict, "predict labels and scores for texts with a trained folder"),
 }
 

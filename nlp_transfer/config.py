@@ -1,10 +1,10 @@
 """Run configuration: what to train, on what data, how, and the Trainer options.
 
-One run is described by a `RunConfig`, built from four dataclasses that `HfArgumentParser` turns into
-the CLI (one argument group each): `ModelArguments`, `DataArguments`, `StrategyArguments` and
-`TransferTrainingArguments` (transformers' `TrainingArguments` with this package's defaults and a few
-run-level options). The same parser reads a YAML/JSON `--config` file, so the file, the CLI and the
-Python API accept exactly the same names; CLI flags override the file.
+One run is described by a `RunConfig`, built from five dataclasses that `HfArgumentParser` turns into
+the CLI (one argument group each): `ModelArguments`, `DataArguments`, `StrategyArguments`,
+`EvaluationArguments` and `TransferTrainingArguments` (transformers' `TrainingArguments` with this
+package's defaults and a few run-level options). The same parser reads a YAML/JSON `--config` file, so
+the file, the CLI and the Python API accept exactly the same names; CLI flags override the file.
 """
 
 import argparse
@@ -218,6 +218,40 @@ class StrategyArguments:
 
 
 @dataclass
+class EvaluationArguments:
+    """Which error measures to report, decision thresholds, and class weights for imbalanced labels."""
+
+    _argument_group_name = "evaluation"
+
+    metrics: str | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated metrics to report (default: every metric the package ships for the task). "
+            "Single-label: accuracy, balanced_accuracy, macro_/micro_/weighted_ precision, recall, f1, "
+            "precision/recall/f1 (binary, positive class), mcc, cohen_kappa, roc_auc, average_precision, "
+            "log_loss, brier, ece. Multi-label: micro_f1, macro_f1, samples_f1, subset_accuracy, hamming_loss, "
+            "roc_auc. Regression: mse, rmse, mae, r2, pearson, spearman. Another name is loaded with "
+            "evaluate.load (needs the Hub). The primary metric is always reported."
+        },
+    )
+    tune_threshold: bool = field(
+        default=False,
+        metadata={
+            "help": "Binary and multi-label: after training, choose the decision threshold(s) that maximise the "
+            "primary metric on validation; they are saved with the model and used by prediction."
+        },
+    )
+    class_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "Weight the loss for imbalanced labels: 'balanced' (inverse class frequency in the training "
+            "labels; multi-label: pos_weight = negatives/positives per label), or one comma-separated weight "
+            "per class (multi-label: per label pos_weight), in label order."
+        },
+    )
+
+
+@dataclass
 class TransferTrainingArguments(TrainingArguments):
     """transformers' TrainingArguments, with defaults that suit fine-tuning small encoders, plus run options.
 
@@ -264,8 +298,10 @@ class TransferTrainingArguments(TrainingArguments):
     metric_for_best_model: str | None = field(
         default="auto",
         metadata={
-            "help": "Metric that picks the best checkpoint and drives early stopping (default 'auto': the "
-            "task's primary metric: accuracy for single-label, micro-F1 for multi-label, MSE for regression)."
+            "help": "Metric that picks the best checkpoint and drives early stopping (default 'auto': chosen "
+            "from the task and the training labels: accuracy for balanced single-label classes, macro-F1 "
+            "(MCC for binary) when the majority/minority ratio exceeds 3, micro-F1 for multi-label, RMSE for "
+            "regression; the reason is logged and saved in metrics.json). Any reported metric name."
         },
     )
     overwrite_output_dir: bool = field(
@@ -332,6 +368,7 @@ class RunConfig:
     model: ModelArguments = field(default_factory=ModelArguments)
     data: DataArguments = field(default_factory=DataArguments)
     strategy: StrategyArguments = field(default_factory=StrategyArguments)
+    evaluation: EvaluationArguments = field(default_factory=EvaluationArguments)
     training: TransferTrainingArguments = field(default_factory=TransferTrainingArguments)
 
     @classmethod
@@ -365,12 +402,19 @@ class RunConfig:
             "model": dataclasses.asdict(self.model),
             "data": dataclasses.asdict(self.data),
             "strategy": dataclasses.asdict(self.strategy),
+            "evaluation": dataclasses.asdict(self.evaluation),
             "training": {k: v for k, v in self.training.to_dict().items() if "token" not in k.lower()},
         }
         return json.loads(json.dumps(resolved, default=str))
 
 
-ARGUMENT_DATACLASSES = (ModelArguments, DataArguments, StrategyArguments, TransferTrainingArguments)
+ARGUMENT_DATACLASSES = (
+    ModelArguments,
+    DataArguments,
+    StrategyArguments,
+    EvaluationArguments,
+    TransferTrainingArguments,
+)
 
 
 def build_parser(prog: str = "nlp-transfer train") -> HfArgumentParser:
@@ -470,5 +514,5 @@ def _config_from_namespace(namespace: argparse.Namespace) -> RunConfig:
             built.append(dtype(**kwargs))
         except (ValueError, TypeError) as error:
             raise UserInputError(f"Invalid training options: {error}") from None
-    model, data, strategy, training = built
-    return RunConfig(model=model, data=data, strategy=strategy, training=training)
+    model, data, strategy, evaluation, training = built
+    return RunConfig(model=model, data=data, strategy=strategy, evaluation=evaluation, training=training)

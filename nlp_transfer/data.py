@@ -116,7 +116,84 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
 
 def read_texts(path: str, text_column: str | None, pair_column: str | None) -> tuple[list[str], list[str] | None]:
     """Texts (and second texts) of an unlabelled file for prediction, with the same checks as training data."""
-    dataset = _read_file(path, "prediction")
+    texts, pairs, _ = _read_text_file(path, text_column, pair_column, "prediction")
+    return texts, pairs
+
+
+@dataclass
+class LabelledTexts:
+    """A labelled file read against a trained model's labels: texts, pairs and label ids/vectors/values."""
+
+    texts: list[str]
+    pairs: list[str] | None
+    labels: np.ndarray
+
+
+def read_labelled(
+    path: str,
+    schema: LabelSchema,
+    text_column: str | None = None,
+    pair_column: str | None = None,
+    label_column: str | None = None,
+    label_separator: str | None = None,
+) -> LabelledTexts:
+    """A labelled file for evaluation, its labels mapped onto `schema` (the trained model's labels).
+
+    A label is matched by name first, then, for integer labels, as a class id (0..n-1); a label the
+    model does not know is an error naming the rows, as in training.
+    """
+    texts, pairs, dataset = _read_text_file(path, text_column, pair_column, "evaluation")
+    columns = [c for c in dataset.column_names if c != ROW_COLUMN]
+    label_column = label_column or next((c for c in ("label", "labels") if c in columns), None)
+    if label_column is None or label_column not in columns:
+        raise UserInputError(
+            f"{path} has no label column {label_column or '(label or labels)'}; its columns are: "
+            f"{', '.join(columns)}. Name it with --label-column."
+        )
+    rows, values = dataset[ROW_COLUMN], dataset[label_column]
+    missing = [r for r, v in zip(rows, values) if _is_missing(v) and schema.task != MULTI_LABEL]
+    if missing:
+        raise UserInputError(
+            f"{path} has {len(missing)} rows without a label in column '{label_column}' (rows {_row_list(missing)}). "
+            "Fix or remove them."
+        )
+    if schema.task == REGRESSION:
+        return LabelledTexts(texts, pairs, np.asarray(_regression_values(dataset, label_column, path)))
+    label2id = schema.label2id
+
+    def class_id(value: Any) -> int | None:
+        key = _label_key(value)
+        if str(key) in label2id:
+            return label2id[str(key)]
+        if isinstance(key, int) and 0 <= key < schema.num_labels:
+            return key
+        return None
+
+    if schema.task == MULTI_LABEL:
+        separator = label_separator or DEFAULT_LABEL_SEPARATOR
+        sets = [_label_set(v, separator, None) for v in values]
+        ids = [[class_id(name) for name in names] for names in sets]
+        unknown = [(r, n) for r, names, found in zip(rows, sets, ids) for n, i in zip(names, found) if i is None]
+        _refuse_unknown_labels(path, label_column, unknown, schema)
+        return LabelledTexts(texts, pairs, np.asarray([_multi_hot(found, schema.num_labels) for found in ids]))
+    ids = [class_id(v) for v in values]
+    _refuse_unknown_labels(path, label_column, [(r, v) for r, v, i in zip(rows, values, ids) if i is None], schema)
+    return LabelledTexts(texts, pairs, np.asarray(ids, dtype=np.int64))
+
+
+def _refuse_unknown_labels(path: str, column: str, unknown: list[tuple[int, Any]], schema: LabelSchema) -> None:
+    if unknown:
+        shown = sorted({repr(v) for _, v in unknown})[:ROWS_SHOWN]
+        raise UserInputError(
+            f"{path} has labels the model does not know: {', '.join(shown)} in column '{column}' (rows "
+            f"{_row_list([r for r, _ in unknown])}). The model's labels are: {', '.join(schema.names)}."
+        )
+
+
+def _read_text_file(
+    path: str, text_column: str | None, pair_column: str | None, role: str
+) -> tuple[list[str], list[str] | None, Dataset]:
+    dataset = _read_file(path, role)
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
     if text_column is None:
         text_column, pair_column = _default_text_columns(columns, pair_column)
@@ -135,7 +212,7 @@ def read_texts(path: str, text_column: str | None, pair_column: str | None) -> t
             "after the header). Fix or remove them."
         )
     pairs = [str(t) for t in dataset[pair_column]] if pair_column else None
-    return [str(t) for t in texts], pairs
+    return [str(t) for t in texts], pairs, dataset
 
 
 def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:

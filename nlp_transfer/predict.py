@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,51 @@ from transformers.utils import logging as transformers_logging
 
 from nlp_transfer.data import resolve_max_length
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.metrics.suite import MULTI_LABEL_THRESHOLD
+from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
+
+# The model config's entry for what this package saves with a model: max_length, primary metric, thresholds.
+PACKAGE_CONFIG_KEY = "nlp_transfer"
+
+
+def package_settings(model: Any) -> dict[str, Any]:
+    """The package's settings dict in the model's config (the base model's, for an adapter), created if absent."""
+    config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+    settings = getattr(config, PACKAGE_CONFIG_KEY, None)
+    if not isinstance(settings, dict):
+        settings = {}
+        setattr(config, PACKAGE_CONFIG_KEY, settings)
+    return settings
+
+
+def task_of(config: Any) -> str:
+    """The task a model config describes (problem_type; one output without it means regression)."""
+    if config.problem_type is None and config.num_labels == 1:
+        return REGRESSION
+    return TASK_OF_PROBLEM_TYPE.get(config.problem_type or "", SINGLE_LABEL)
 
 
 @dataclass
 class Classifier:
-    """A loaded classifier: `predict(texts)` gives one dict per text."""
+    """A loaded classifier: `predict(texts)` gives one dict per text.
+
+    `thresholds` (label name -> probability) are the decision thresholds tuned at training time: one per
+    label for multi-label (0.5 where absent), the positive class's for binary (argmax without one).
+    """
 
     model: Any
     tokenizer: Any
     task: str
     max_length: int
-    threshold: float = MULTI_LABEL_THRESHOLD
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any) -> Classifier:
+        """Task, truncation and thresholds as the package saved them in the model's config."""
+        settings = package_settings(model)
+        # Truncate as training did; folders not written by this package get the training default.
+        max_length = int(settings.get("max_length") or resolve_max_length(tokenizer, None))
+        return cls(model, tokenizer, task_of(model.config), max_length, dict(settings.get("thresholds") or {}))
 
     @property
     def labels(self) -> list[str]:
@@ -67,24 +99,23 @@ class Classifier:
         labels = self.labels
         if self.task == REGRESSION:
             return [{"label": labels[0], "score": float(row[0])} for row in logits]
+        probabilities = probabilities_from_logits(logits, self.task)
+        decisions = decide(probabilities, self.task, threshold_vector(labels, self.thresholds, self.task))
         if self.task == MULTI_LABEL:
-            probabilities = 1 / (1 + np.exp(-logits))
             return [
                 {
-                    "labels": [labels[i] for i in np.flatnonzero(row > self.threshold)],
+                    "labels": [labels[i] for i in np.flatnonzero(chosen)],
                     "scores": {labels[i]: float(p) for i, p in enumerate(row)},
                 }
-                for row in probabilities
+                for row, chosen in zip(probabilities, decisions)
             ]
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
         return [
             {
-                "label": labels[int(row.argmax())],
-                "score": float(row.max()),
+                "label": labels[int(chosen)],
+                "score": float(row[int(chosen)]),
                 "scores": {labels[i]: float(p) for i, p in enumerate(row)},
             }
-            for row in probabilities
+            for row, chosen in zip(probabilities, decisions)
         ]
 
 
@@ -132,13 +163,7 @@ def load_classifier(model_dir: str | Path, device: str | None = None) -> Classif
     tokenizer = AutoTokenizer.from_pretrained(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
-    task = TASK_OF_PROBLEM_TYPE.get(model.config.problem_type or "", SINGLE_LABEL)
-    if model.config.problem_type is None and model.config.num_labels == 1:
-        task = REGRESSION
-    package_settings = getattr(model.config, "nlp_transfer", None) or {}
-    # Truncate as training did; folders not written by this package get the training default.
-    max_length = int(package_settings.get("max_length") or resolve_max_length(tokenizer, None))
-    return Classifier(model=model, tokenizer=tokenizer, task=task, max_length=max_length)
+    return Classifier.from_model(model, tokenizer)
 
 
 def predict(

@@ -25,11 +25,14 @@ from transformers import (
 from nlp_transfer import __version__
 from nlp_transfer.callbacks import GradualUnfreezeCallback
 from nlp_transfer.checkpoints import Checkpoint, load_config, load_tokenizer, resolve_checkpoint
-from nlp_transfer.config import RunConfig, TransferTrainingArguments
+from nlp_transfer.class_weights import LossWeights, label_counts, resolve_loss_weights
+from nlp_transfer.config import EvaluationArguments, RunConfig, TransferTrainingArguments
 from nlp_transfer.data import LabelSchema, PreparedData, load_data, resolve_max_length, tokenize
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.evaluation import FinalEvaluation, evaluate_splits, resolve_primary_metric, write_plots
 from nlp_transfer.hub import write_model_card
-from nlp_transfer.metrics import build_compute_metrics, primary_metric
+from nlp_transfer.metrics import MetricSuite, PrimaryMetric, build_compute_metrics, load_external_metrics
+from nlp_transfer.metrics.thresholds import check_tunable
 from nlp_transfer.outputs import (
     check_output_dir,
     discard,
@@ -39,6 +42,7 @@ from nlp_transfer.outputs import (
     staging_path,
     write_json,
 )
+from nlp_transfer.predict import PACKAGE_CONFIG_KEY, package_settings
 from nlp_transfer.strategies import PreparedModel, StrategyContext, TransferStrategy, count_parameters, get_strategy
 from nlp_transfer.verification import save_adapter_extras, verify_reload
 
@@ -46,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 RUN_CONFIG_FILE = "run_config.json"
-# Stored in the saved config.json so that prediction truncates as training did.
-PACKAGE_CONFIG_KEY = "nlp_transfer"
 
 
 @dataclass
@@ -69,15 +71,35 @@ class FineTuneResult:
 
 
 class TransferTrainer(Trainer):
-    """Trainer that takes the strategy's optimizer parameter groups when it has any.
+    """Trainer that takes the strategy's optimizer parameter groups, and weights the loss when asked.
 
     Trainer has no per-layer learning rates (transformers #10140); strategies that need them hand their
     groups here, and the optimizer class and its settings still come from TrainingArguments (`--optim`).
+    The models' own losses take no class weights, so with `loss_weights` the loss is computed here.
     """
 
-    def __init__(self, *args: Any, param_groups: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        param_groups: list[dict[str, Any]] | None = None,
+        loss_weights: LossWeights | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.param_groups = param_groups
+        self.loss_weights = loss_weights
+        if loss_weights is not None:
+            # A per-batch mean: Trainer divides it by the gradient accumulation steps itself.
+            self.loss_is_scaled_for_ga = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.loss_weights is None or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = self.loss_weights.loss(outputs.logits, labels)
+        return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None):
         if self.param_groups is None or self.optimizer is not None:
@@ -96,7 +118,19 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
 
     data = load_data(config.data, seed=config.training.seed)
     _log_data(data)
-    args = _resolve_training_arguments(config.training, strategy, data.schema, staging_path(target))
+    schema = data.schema
+    counts = label_counts(schema.task, data.splits["train"]["labels"], schema.num_labels)
+    primary = resolve_primary_metric(schema.task, counts, config.training.metric_for_best_model)
+    logger.info("Primary metric %s: %s", primary.name, primary.reason)
+    suite = _metric_suite(config.evaluation, schema, primary)
+    if config.evaluation.tune_threshold:
+        check_tunable(suite, primary.name)
+    loss_weights = resolve_loss_weights(
+        config.evaluation.class_weights, schema.task, schema.names, counts, len(data.splits["train"])
+    )
+    if loss_weights is not None:
+        logger.info("Loss %s (%s): %s", loss_weights.kind, loss_weights.mode, loss_weights.to_dict()["weights"])
+    args = _resolve_training_arguments(config.training, strategy, primary, staging_path(target))
     tokenizer = load_tokenizer(checkpoint)
     max_length = resolve_max_length(tokenizer, config.data.max_length)
     encoded = tokenize(data, tokenizer, max_length)
@@ -109,7 +143,16 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
         label2id=data.schema.label2id,
         problem_type=data.schema.problem_type,
     )
-    setattr(model_config, PACKAGE_CONFIG_KEY, {"version": __version__, "max_length": max_length})
+    setattr(
+        model_config,
+        PACKAGE_CONFIG_KEY,
+        {
+            "version": __version__,
+            "max_length": max_length,
+            "primary_metric": primary.name,
+            "label_separator": config.data.label_separator,
+        },
+    )
     context = StrategyContext(
         args=config.strategy,
         learning_rate=args.learning_rate,
@@ -152,21 +195,16 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
     is_main = state is None or state.is_main_process
     staging = staging_dir(target) if is_main else staging_path(target)
     try:
-        trainer = _build_trainer(prepared, args, encoded, tokenizer, data.schema, unfreeze)
+        trainer = _build_trainer(prepared, args, encoded, tokenizer, suite, primary, unfreeze, loss_weights)
         train_output = trainer.train()
-        eval_metrics = _strip_prefix(trainer.evaluate(encoded["validation"], metric_key_prefix="eval"), "eval")
-        test_metrics = (
-            _strip_prefix(trainer.evaluate(encoded["test"], metric_key_prefix="test"), "test")
-            if "test" in encoded
-            else None
-        )
+        final = evaluate_splits(trainer, encoded, suite, primary, tune=config.evaluation.tune_threshold)
+        if final.thresholds is not None:
+            package_settings(prepared.model)["thresholds"] = final.thresholds["values"]
         trainer.save_model(str(staging))  # writes on the main process only
         metrics = _metrics_record(
             config, strategy, prepared, parameter_counts, data, checkpoint, args, train_output.metrics
         )
-        metrics["eval"] = eval_metrics
-        if test_metrics is not None:
-            metrics["test"] = test_metrics
+        _add_evaluation(metrics, final, primary, suite, loss_weights, counts)
         metrics["max_length"] = max_length
         metrics["adapter"] = prepared.is_adapter
         if unfreeze is not None:
@@ -176,6 +214,7 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
             if prepared.is_adapter:
                 save_adapter_extras(prepared.model, staging, tokenizer, config.strategy.merge_lora)
             metrics["reload_check"] = verify_reload(prepared.model, staging, data, tokenizer, max_length)
+            metrics["plots"] = write_plots(staging, final, suite)
             write_json(staging / METRICS_FILE, metrics)
             write_json(staging / RUN_CONFIG_FILE, _resolved_run_config(config, args, target))
             write_model_card(staging, metrics, base_model=checkpoint.hub_id)
@@ -200,10 +239,38 @@ def _log_data(data: PreparedData) -> None:
         logger.info("  %s from %s", name, source)
 
 
+def _metric_suite(evaluation: EvaluationArguments, schema: LabelSchema, primary: PrimaryMetric) -> MetricSuite:
+    """The reported metrics: --metrics (plus the primary one) or every shipped metric of the task."""
+    names = [name.strip() for name in (evaluation.metrics or "").split(",") if name.strip()]
+    if names and primary.name not in names:
+        names.insert(0, primary.name)
+    external = load_external_metrics(names, schema.task, schema.num_labels) if names else {}
+    return MetricSuite(schema.task, list(schema.id2label.values()), names or None, external=external)
+
+
+def _add_evaluation(
+    metrics: dict[str, Any],
+    final: FinalEvaluation,
+    primary: PrimaryMetric,
+    suite: MetricSuite,
+    loss_weights: LossWeights | None,
+    counts: list[int] | None,
+) -> None:
+    """The evaluation part of metrics.json: why this primary metric, thresholds, weights, every split."""
+    metrics["primary_metric_reason"] = primary.reason
+    metrics["reported_metrics"] = suite.names
+    if counts is not None:
+        metrics["train_label_counts"] = dict(zip(suite.labels, counts))
+    metrics["class_weights"] = loss_weights.to_dict() if loss_weights is not None else None
+    metrics["decision_thresholds"] = final.thresholds
+    for split, record in final.records.items():
+        metrics[split] = record
+
+
 def _resolve_training_arguments(
     given: TransferTrainingArguments,
     strategy: TransferStrategy,
-    schema: LabelSchema,
+    primary: PrimaryMetric,
     staging: Path,
 ) -> TransferTrainingArguments:
     """Fill what depends on the strategy and the task: learning rate, best-model metric, output folder.
@@ -214,8 +281,7 @@ def _resolve_training_arguments(
     args.output_dir = str(staging)
     if args.learning_rate is None:
         args.learning_rate = strategy.default_learning_rate
-    if args.metric_for_best_model in (None, "auto"):
-        args.metric_for_best_model, args.greater_is_better = primary_metric(schema.task)
+    args.metric_for_best_model, args.greater_is_better = primary.name, primary.greater_is_better
     if args.early_stopping_patience is not None:
         if args.early_stopping_patience < 1:
             raise UserInputError("--early-stopping-patience must be at least 1 evaluation.")
@@ -252,8 +318,10 @@ def _build_trainer(
     args: TransferTrainingArguments,
     encoded: Any,
     tokenizer: Any,
-    schema: LabelSchema,
+    suite: MetricSuite,
+    primary: PrimaryMetric,
     unfreeze: GradualUnfreezeCallback | None,
+    loss_weights: LossWeights | None,
 ) -> TransferTrainer:
     callbacks: list[Any] = []
     if args.early_stopping_patience is not None:
@@ -268,14 +336,11 @@ def _build_trainer(
         processing_class=tokenizer,
         # Pads each batch to its longest text: short texts cost short sequences.
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=build_compute_metrics(schema.task, schema.num_labels),
+        compute_metrics=build_compute_metrics(suite, primary.name),
         callbacks=callbacks,
         param_groups=prepared.param_groups,
+        loss_weights=loss_weights,
     )
-
-
-def _strip_prefix(metrics: dict[str, float], prefix: str) -> dict[str, float]:
-    return {key.removeprefix(f"{prefix}_"): value for key, value in metrics.items()}
 
 
 def _metrics_record(
@@ -290,15 +355,12 @@ def _metrics_record(
 ) -> dict[str, Any]:
     """metrics.json without the evaluation dicts, which the caller adds under 'eval' and 'test'."""
     trainable, total = parameter_counts
-    primary, greater_is_better = primary_metric(data.schema.task)
-    if config.training.metric_for_best_model not in (None, "auto"):
-        primary, greater_is_better = args.metric_for_best_model, bool(args.greater_is_better)
     record: dict[str, Any] = {
         "task": data.schema.task,
         "strategy": strategy.name,
         "strategy_settings": {**prepared.settings, "learning_rate": args.learning_rate},
-        "primary_metric": primary,
-        "greater_is_better": greater_is_better,
+        "primary_metric": args.metric_for_best_model,
+        "greater_is_better": bool(args.greater_is_better),
         "eval": {},
     }
     record.update(

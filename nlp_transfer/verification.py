@@ -17,7 +17,8 @@ import numpy as np
 from torch import nn
 
 from nlp_transfer.data import PreparedData
-from nlp_transfer.metrics import logits_to_predictions, metric_suite
+from nlp_transfer.metrics import MetricSuite
+from nlp_transfer.metrics.suite import DECISIONS
 from nlp_transfer.predict import Classifier, load_classifier
 
 MERGED_FOLDER = "merged"
@@ -52,10 +53,12 @@ def _validation_inputs(data: PreparedData) -> tuple[list[str], list[str] | None,
     return texts, pairs, np.asarray(split["labels"])
 
 
-def _score(classifier: Classifier, texts: list[str], pairs: list[str] | None, labels: np.ndarray, task: str):
+def _score(classifier: Classifier, texts: list[str], pairs: list[str] | None, labels: np.ndarray):
+    """Logits and the decision metrics with the classifier's own (saved) thresholds."""
     logits = classifier.logits(texts, pairs)
-    suite = metric_suite(task, classifier.model.config.num_labels)
-    return logits, suite.compute(logits_to_predictions(logits, task), labels)
+    suite = MetricSuite(classifier.task, classifier.labels, thresholds=classifier.thresholds)
+    metrics = suite.compute(logits, labels)
+    return logits, {name: value for name, value in metrics.items() if suite.spec(name).uses == DECISIONS}
 
 
 def _same_metrics(first: dict[str, float], second: dict[str, float]) -> bool:
@@ -69,17 +72,21 @@ def verify_reload(
 ) -> dict[str, Any]:
     """Reload `folder` (and its merged copy) as a user would; its validation metrics must equal the model's."""
     texts, pairs, labels = _validation_inputs(data)
-    task = data.schema.task
     model.eval()
-    in_memory = Classifier(model=model, tokenizer=tokenizer, task=task, max_length=max_length)
-    reference_logits, reference_metrics = _score(in_memory, texts, pairs, labels, task)
+    in_memory = Classifier.from_model(model, tokenizer)
+    in_memory.max_length = max_length
+    reference_logits, reference_metrics = _score(in_memory, texts, pairs, labels)
     record: dict[str, Any] = {"in_memory": reference_metrics, "folders": {}}
     folders = [folder] + ([folder / MERGED_FOLDER] if (folder / MERGED_FOLDER).is_dir() else [])
     for path in folders:
         reloaded = load_classifier(path, device=str(next(model.parameters()).device))
         if reloaded.labels != (data.schema.names or reloaded.labels):
             raise ReloadCheckError(f"{path} reloads with labels {reloaded.labels}, expected {data.schema.names}.")
-        logits, metrics = _score(reloaded, texts, pairs, labels, task)
+        if reloaded.thresholds != in_memory.thresholds:
+            raise ReloadCheckError(
+                f"{path} reloads with decision thresholds {reloaded.thresholds}, expected {in_memory.thresholds}."
+            )
+        logits, metrics = _score(reloaded, texts, pairs, labels)
         difference = float(np.max(np.abs(logits - reference_logits))) if logits.size else 0.0
         key = "." if path == folder else path.name
         record["folders"][key] = {"metrics": metrics, "max_abs_logit_difference": difference}

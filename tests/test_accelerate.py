@@ -17,7 +17,7 @@ import yaml
 
 from nlp_transfer.config import DataArguments
 from nlp_transfer.data import load_data
-from nlp_transfer.metrics import logits_to_predictions, metric_suite
+from nlp_transfer.metrics import MetricSuite
 from nlp_transfer.predict import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,9 +75,7 @@ def test_two_process_training_matches_single_process_evaluation(
     split = data.splits["validation"]
     classifier = load_classifier(out, device="cpu")
     logits = classifier.logits([str(t) for t in split[data.text_column]])
-    single = metric_suite(data.schema.task, data.schema.num_labels).compute(
-        logits_to_predictions(logits, data.schema.task), np.asarray(split["labels"])
-    )
+    single = MetricSuite(data.schema.task, data.schema.names).compute(logits, np.asarray(split["labels"]))
     assert metrics["eval"]["accuracy"] == pytest.approx(single["accuracy"], abs=1e-12)
     assert metrics["eval"]["macro_f1"] == pytest.approx(single["macro_f1"], abs=1e-9)
 

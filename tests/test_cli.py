@@ -201,7 +201,7 @@ def test_drop_invalid_rows_trains_without_them(
     out = tmp_path / "out"
     argv = ["train", "--model", str(tiny_checkpoint), *files, "--output-dir", str(out), *FAST_FLAGS]
     assert main([*argv, "--drop-invalid-rows"]) == 0
-    assert "Validation accuracy: " in capsys.readouterr().out
+    assert "Primary metric: accuracy" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["dropped_rows"] == {"train": 3}
     assert metrics["num_examples"] == {"train": 9, "validation": 4}
@@ -282,8 +282,11 @@ def test_train_succeeds_and_prints_the_validation_metrics(cli_run: dict[str, Any
     out: Path = cli_run["out"]
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     stdout = cli_run["stdout"]
-    assert f"Validation accuracy: {metrics['eval']['accuracy']:.4f}\n" in stdout
-    assert f"Validation macro_f1: {metrics['eval']['macro_f1']:.4f}\n" in stdout
+    assert f"Primary metric: accuracy ({metrics['primary_metric_reason']})\n" in stdout
+    # One row per metric, the primary first and starred, one column per split.
+    assert re.search(r"^metric\s+validation$", stdout, re.MULTILINE)
+    assert re.search(rf"^accuracy \*\s+{metrics['eval']['accuracy']:.4f}$", stdout, re.MULTILINE)
+    assert re.search(rf"^macro_f1\s+{metrics['eval']['macro_f1']:.4f}$", stdout, re.MULTILINE)
     assert f"Saved to {out} (metrics in {out / 'metrics.json'})\n" in stdout
     assert "Test accuracy" not in stdout
     assert "Traceback" not in cli_run["stderr"]
@@ -360,7 +363,7 @@ def test_config_file_options_with_a_cli_override(
     )
     out = tmp_path / "out"
     assert main(["train", "--config", str(config), "--num-train-epochs", "1", "--output-dir", str(out)]) == 0
-    assert "Validation accuracy: " in capsys.readouterr().out
+    assert "Primary metric: accuracy" in capsys.readouterr().out
     resolved = json.loads((out / "run_config.json").read_text(encoding="utf-8"))
     assert resolved["training"]["num_train_epochs"] == 1  # the flag wins over the file's 3
     assert resolved["training"]["learning_rate"] == 1e-3

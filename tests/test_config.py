@@ -304,7 +304,7 @@ def test_to_dict_leaves_out_every_token_field() -> None:
     config = RunConfig.from_dict({"hub_token": "hf_SENTINEL", "output_dir": "runs/secret"})
     assert config.training.hub_token == "hf_SENTINEL"  # the option itself is accepted
     resolved = config.to_dict()
-    assert set(resolved) == {"model", "data", "strategy", "training"}
+    assert set(resolved) == {"model", "data", "strategy", "evaluation", "training"}
     assert [key for key in _all_keys(resolved) if "token" in key.lower()] == []
     assert "hf_SENTINEL" not in json.dumps(resolved)
     assert resolved["training"]["output_dir"] == "runs/secret"

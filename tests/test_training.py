@@ -30,6 +30,9 @@ PUBLISHED_FILES = {
     "README.md",
     "metrics.json",
     "run_config.json",
+    # Classification runs: the confusion matrix and the reliability diagram of the evaluation.
+    "confusion_matrix.png",
+    "calibration.png",
 }
 SENTINEL = "hf_SENTINEL_123"
 FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
@@ -105,7 +108,12 @@ def test_config_json_records_label_names_and_problem_type(sentiment_run: dict[st
     assert config["label2id"] == {"negative": 0, "positive": 1}
     assert config["problem_type"] == "single_label_classification"
     assert config["architectures"] == ["BertForSequenceClassification"]
-    assert config["nlp_transfer"] == {"version": "0.1.0", "max_length": 128}
+    assert config["nlp_transfer"] == {
+        "version": "0.1.0",
+        "max_length": 128,
+        "primary_metric": "accuracy",
+        "label_separator": None,
+    }
 
 
 def test_metrics_json_records_the_run(sentiment_run: dict[str, Any]) -> None:
@@ -196,7 +204,7 @@ def test_hub_token_is_never_written(sentiment_run: dict[str, Any]) -> None:
 
 def test_run_config_holds_the_resolved_options(sentiment_run: dict[str, Any], tiny_checkpoint: Path) -> None:
     run_config = _read_json(sentiment_run["out"] / "run_config.json")
-    assert set(run_config) == {"model", "data", "strategy", "training"}
+    assert set(run_config) == {"model", "data", "strategy", "evaluation", "training"}
     assert run_config["model"] == {"model": str(tiny_checkpoint), "revision": None, "trust_remote_code": False}
     assert run_config["data"]["train_file"] == str(sentiment_run["files"]["train"])
     assert run_config["strategy"]["strategy"] == "full"
@@ -338,12 +346,15 @@ def test_regression_run(tmp_path: Path, tiny_checkpoint: Path) -> None:
     assert config["id2label"] == {"0": "score"}
     metrics = _read_json(out / "metrics.json")
     assert metrics["task"] == "regression"
-    assert metrics["primary_metric"] == "mse"
+    assert metrics["primary_metric"] == "rmse"
+    assert metrics["primary_metric_reason"].startswith("regression")
     assert metrics["greater_is_better"] is False
-    assert {"mse", "rmse", "loss"} <= set(metrics["eval"])
+    assert {"mse", "rmse", "mae", "r2", "pearson", "spearman", "loss"} <= set(metrics["eval"])
     assert metrics["eval"]["rmse"] == pytest.approx(math.sqrt(metrics["eval"]["mse"]), rel=1e-9)
+    assert "confusion_matrix" not in metrics["eval"] and metrics["plots"] is None
+    assert not list(out.glob("*.png"))
     run_config = _read_json(out / "run_config.json")
-    assert run_config["training"]["metric_for_best_model"] == "mse"
+    assert run_config["training"]["metric_for_best_model"] == "rmse"
     assert run_config["training"]["greater_is_better"] is False
 
     # The reported MSE is the saved model's: recompute it from its raw scores.

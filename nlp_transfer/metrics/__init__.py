@@ -1,22 +1,34 @@
-"""Metrics: evaluate modules shipped in the package, and the choice of the primary metric for a task."""
+"""Metrics: evaluate modules shipped in the package, the suite a task reports, and the primary metric."""
 
-from nlp_transfer.metrics.modules import F1, Accuracy, MeanSquaredError, MultiLabelF1
+from nlp_transfer.metrics.bootstrap import Interval, bootstrap_intervals
 from nlp_transfer.metrics.suite import (
+    MULTI_LABEL_THRESHOLD,
+    EvaluationReport,
     MetricSuite,
+    PrimaryMetric,
+    available_metrics,
     build_compute_metrics,
+    choose_primary_metric,
+    load_external_metrics,
     logits_to_predictions,
-    metric_suite,
-    primary_metric,
+    metric_direction,
+    probabilities_from_logits,
 )
+from nlp_transfer.metrics.thresholds import tune_thresholds
 
 __all__ = [
-    "F1",
-    "Accuracy",
-    "MeanSquaredError",
+    "MULTI_LABEL_THRESHOLD",
+    "EvaluationReport",
+    "Interval",
     "MetricSuite",
-    "MultiLabelF1",
+    "PrimaryMetric",
+    "available_metrics",
+    "bootstrap_intervals",
     "build_compute_metrics",
+    "choose_primary_metric",
+    "load_external_metrics",
     "logits_to_predictions",
-    "metric_suite",
-    "primary_metric",
+    "metric_direction",
+    "probabilities_from_logits",
+    "tune_thresholds",
 ]

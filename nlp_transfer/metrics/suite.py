@@ -1,87 +1,396 @@
-"""Which metrics a task reports, which one is primary, and how Trainer's logits become their inputs.
+"""Which metrics a task reports, how the model's raw outputs become their inputs, and the full report.
 
-Primary metric (picks the best checkpoint, drives early stopping): accuracy for single-label,
-micro-F1 for multi-label, MSE for regression (lower is better).
+A `MetricSuite` knows the task, the label names, the metrics to report and the decision thresholds. From
+logits and references it computes the metric values (for Trainer after each evaluation) or a whole
+`EvaluationReport`: values, the reason for each undefined value, the per-class report, the confusion
+matrix and the calibration bins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from sklearn import metrics as sk
 from transformers import EvalPrediction
 
-from nlp_transfer.metrics.modules import F1, Accuracy, MeanSquaredError, MultiLabelF1
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.metrics import modules as m
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
-MULTI_LABEL_THRESHOLD = 0.5
+logger = logging.getLogger(__name__)
 
-_PRIMARY = {SINGLE_LABEL: ("accuracy", True), MULTI_LABEL: ("micro_f1", True), REGRESSION: ("mse", False)}
+MULTI_LABEL_THRESHOLD = 0.5
+DECISIONS, SCORES = "decisions", "scores"
 
 
 @dataclass(frozen=True)
-class MetricSuite:
-    """Computes a task's metrics from predictions (class ids, 0/1 vectors or values) and references."""
+class MetricSpec:
+    """One reported number: which module computes it, with which options, and from which inputs."""
 
-    task: str
-    num_labels: int
+    name: str
+    module: type[m.PackageMetric]
+    greater_is_better: bool
+    uses: str = DECISIONS
+    """DECISIONS: class ids / 0-1 vectors / values; SCORES: probabilities."""
+    options: dict[str, Any] = field(default_factory=dict)
+    binary_only: bool = False
 
-    def compute(self, predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
-        if self.task == REGRESSION:
-            return MeanSquaredError(keep_in_memory=True).compute(
-                predictions=np.asarray(predictions, dtype=float).reshape(-1),
-                references=np.asarray(references, dtype=float).reshape(-1),
+
+def _averaged(module: type[m.PackageMetric], key: str) -> list[MetricSpec]:
+    return [
+        MetricSpec(f"{average}_{key}", module, True, options={"average": average})
+        for average in ("macro", "micro", "weighted")
+    ]
+
+
+SINGLE_LABEL_METRICS = [
+    MetricSpec("accuracy", m.Accuracy, True),
+    MetricSpec("balanced_accuracy", m.BalancedAccuracy, True),
+    *_averaged(m.Precision, "precision"),
+    *_averaged(m.Recall, "recall"),
+    *_averaged(m.F1, "f1"),
+    # Binary tasks conventionally report precision/recall/F1 of the positive class, id 1.
+    MetricSpec("precision", m.Precision, True, options={"average": "binary"}, binary_only=True),
+    MetricSpec("recall", m.Recall, True, options={"average": "binary"}, binary_only=True),
+    MetricSpec("f1", m.F1, True, options={"average": "binary"}, binary_only=True),
+    MetricSpec("mcc", m.MatthewsCorrelation, True),
+    MetricSpec("cohen_kappa", m.CohenKappa, True),
+    MetricSpec("roc_auc", m.RocAuc, True, uses=SCORES),
+    MetricSpec("average_precision", m.AveragePrecision, True, uses=SCORES),
+    MetricSpec("log_loss", m.LogLoss, False, uses=SCORES),
+    MetricSpec("brier", m.BrierScore, False, uses=SCORES),
+    MetricSpec("ece", m.ExpectedCalibrationError, False, uses=SCORES),
+]
+MULTI_LABEL_METRICS = [
+    MetricSpec("micro_f1", m.MultiLabelF1, True, options={"average": "micro"}),
+    MetricSpec("macro_f1", m.MultiLabelF1, True, options={"average": "macro"}),
+    MetricSpec("samples_f1", m.MultiLabelF1, True, options={"average": "samples"}),
+    MetricSpec("subset_accuracy", m.SubsetAccuracy, True),
+    MetricSpec("hamming_loss", m.HammingLoss, False),
+    MetricSpec("roc_auc", m.MultiLabelRocAuc, True, uses=SCORES),
+]
+REGRESSION_METRICS = [
+    MetricSpec("mse", m.MeanSquaredError, False),
+    MetricSpec("rmse", m.RootMeanSquaredError, False),
+    MetricSpec("mae", m.MeanAbsoluteError, False),
+    MetricSpec("r2", m.RSquared, True),
+    MetricSpec("pearson", m.PearsonCorrelation, True),
+    MetricSpec("spearman", m.SpearmanCorrelation, True),
+]
+TASK_METRICS = {SINGLE_LABEL: SINGLE_LABEL_METRICS, MULTI_LABEL: MULTI_LABEL_METRICS, REGRESSION: REGRESSION_METRICS}
+
+# Majority/minority ratio of the training labels above which accuracy stops saying much.
+IMBALANCE_RATIO = 3.0
+
+
+def available_metrics(task: str, num_labels: int) -> list[str]:
+    """Names of the metrics the package ships for a task (binary-only ones only for two classes)."""
+    return [spec.name for spec in TASK_METRICS[task] if not spec.binary_only or num_labels == 2]
+
+
+@dataclass(frozen=True)
+class PrimaryMetric:
+    """The metric that picks the best checkpoint and drives early stopping, and why it was chosen."""
+
+    name: str
+    greater_is_better: bool
+    reason: str
+
+
+def choose_primary_metric(task: str, label_counts: Sequence[int] | None = None) -> PrimaryMetric:
+    """Pick the primary metric from the task and the training labels' class counts (single-label)."""
+    if task == REGRESSION:
+        return PrimaryMetric("rmse", False, "regression: root mean squared error, in the units of the labels")
+    if task == MULTI_LABEL:
+        return PrimaryMetric(
+            "micro_f1", True, "multi-label: micro-F1 pools every (example, label) decision, so rare labels count"
+        )
+    counts = [int(c) for c in label_counts or []]
+    if len(counts) >= 2 and min(counts) > 0 and max(counts) / min(counts) > IMBALANCE_RATIO:
+        ratio = max(counts) / min(counts)
+        if len(counts) == 2:
+            return PrimaryMetric(
+                "mcc",
+                True,
+                f"binary labels with a majority/minority ratio of {ratio:.1f} (> {IMBALANCE_RATIO:g}): Matthews "
+                "correlation, since accuracy rewards predicting the majority class",
             )
-        if self.task == MULTI_LABEL:
-            predictions = np.asarray(predictions, dtype=int)
-            references = np.asarray(references, dtype=int)
-            f1 = MultiLabelF1(keep_in_memory=True)
-            return {
-                "micro_f1": f1.compute(predictions=predictions, references=references, average="micro")["f1"],
-                "macro_f1": f1.compute(predictions=predictions, references=references, average="macro")["f1"],
-                "subset_accuracy": float(np.mean(np.all(predictions == references, axis=1))),
-            }
-        f1 = F1(keep_in_memory=True)
-        # Macro-F1 over the classes present in references or predictions (scikit-learn's default): a class
-        # absent from a small validation set would otherwise count as F1 0 against perfect predictions.
-        results = {
-            "accuracy": Accuracy(keep_in_memory=True).compute(predictions=predictions, references=references)[
-                "accuracy"
-            ],
-            "macro_f1": f1.compute(predictions=predictions, references=references, average="macro")["f1"],
-        }
-        if self.num_labels == 2:
-            # Binary tasks (e.g. paraphrase) conventionally report F1 of the positive class, id 1.
-            results["f1"] = f1.compute(predictions=predictions, references=references, average="binary")["f1"]
-        return results
+        return PrimaryMetric(
+            "macro_f1",
+            True,
+            f"{len(counts)} classes with a majority/minority ratio of {ratio:.1f} (> {IMBALANCE_RATIO:g}): "
+            "macro-F1, so every class counts equally",
+        )
+    if len(counts) >= 2 and min(counts) == 0:
+        return PrimaryMetric("macro_f1", True, "a class has no training example: macro-F1, so every class counts")
+    ratio_text = f" (majority/minority ratio {max(counts) / min(counts):.1f})" if counts and min(counts) > 0 else ""
+    return PrimaryMetric("accuracy", True, f"balanced single-label classes{ratio_text}: accuracy")
 
 
-def metric_suite(task: str, num_labels: int) -> MetricSuite:
-    return MetricSuite(task, num_labels)
+def metric_direction(task: str, name: str) -> bool | None:
+    """greater_is_better of a shipped metric, None for a name the package does not ship."""
+    return next((spec.greater_is_better for spec in TASK_METRICS[task] if spec.name == name), None)
 
 
-def primary_metric(task: str) -> tuple[str, bool]:
-    """(metric name, greater_is_better) for a task."""
-    return _PRIMARY[task]
-
-
-def logits_to_predictions(logits: np.ndarray, task: str) -> np.ndarray:
-    """Class ids (argmax), 0/1 vectors (sigmoid > 0.5) or values, from the model's raw outputs."""
-    logits = np.asarray(logits)
+def probabilities_from_logits(logits: np.ndarray, task: str) -> np.ndarray:
+    """Softmax for single-label, sigmoid per label for multi-label, the raw value for regression."""
+    logits = np.asarray(logits, dtype=np.float64)
     if task == REGRESSION:
         return logits.reshape(-1)
     if task == MULTI_LABEL:
-        return (1 / (1 + np.exp(-logits)) > MULTI_LABEL_THRESHOLD).astype(int)
-    return logits.argmax(axis=-1)
+        return 1 / (1 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def build_compute_metrics(task: str, num_labels: int) -> Callable[[EvalPrediction], dict[str, float]]:
-    """The `compute_metrics` callable Trainer calls after each evaluation."""
-    suite = metric_suite(task, num_labels)
+def threshold_vector(labels: Sequence[str], thresholds: dict[str, float] | None, task: str) -> np.ndarray | None:
+    """Per-label thresholds (multi-label) or the positive class's (binary) as an array; None: argmax."""
+    if task == MULTI_LABEL:
+        thresholds = thresholds or {}
+        return np.array([thresholds.get(label, MULTI_LABEL_THRESHOLD) for label in labels], dtype=np.float64)
+    if task == SINGLE_LABEL and thresholds and len(labels) == 2 and labels[1] in thresholds:
+        return np.array([thresholds[labels[1]]], dtype=np.float64)
+    return None
+
+
+def decide(scores: np.ndarray, task: str, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """Decisions from probabilities: class ids (argmax, or p(id 1) >= threshold), 0/1 vectors, or values."""
+    if task == REGRESSION:
+        return scores
+    if task == MULTI_LABEL:
+        cut = thresholds if thresholds is not None else MULTI_LABEL_THRESHOLD
+        return (scores >= cut).astype(int)
+    if thresholds is not None and scores.shape[1] == 2:
+        return (scores[:, 1] >= thresholds[0]).astype(int)
+    return scores.argmax(axis=-1)
+
+
+def logits_to_predictions(logits: np.ndarray, task: str, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """Class ids, 0/1 vectors or values, from the model's raw outputs."""
+    return decide(probabilities_from_logits(logits, task), task, thresholds)
+
+
+@dataclass
+class EvaluationReport:
+    """Everything measured on one split."""
+
+    metrics: dict[str, float]
+    undefined: dict[str, str]
+    per_class: dict[str, dict[str, Any]] | None = None
+    confusion_matrix: Any = None
+    calibration: list[dict[str, float]] | None = None
+    num_examples: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {**self.metrics}
+        if self.undefined:
+            record["undefined"] = self.undefined
+        for key in ("per_class", "confusion_matrix", "calibration"):
+            if getattr(self, key) is not None:
+                record[key] = getattr(self, key)
+        record["num_examples"] = self.num_examples
+        return record
+
+
+class MetricSuite:
+    """Computes a task's metrics from logits (or probabilities) and references."""
+
+    def __init__(
+        self,
+        task: str,
+        labels: Sequence[str],
+        names: Sequence[str] | None = None,
+        thresholds: dict[str, float] | None = None,
+        external: dict[str, Any] | None = None,
+    ) -> None:
+        self.task = task
+        self.labels = list(labels)
+        self.num_labels = len(self.labels) if task != REGRESSION else 1
+        shipped = {spec.name: spec for spec in TASK_METRICS[task] if not spec.binary_only or self.num_labels == 2}
+        wanted = list(names) if names else list(shipped)
+        self.external = dict(external or {})
+        unknown = [name for name in wanted if name not in shipped and name not in self.external]
+        if unknown:
+            raise UserInputError(
+                f"Unknown metric(s) for a {task} task: {', '.join(unknown)}. Available: {', '.join(shipped)}."
+            )
+        self.specs = [shipped[name] for name in wanted if name in shipped]
+        self.modules = {spec.name: spec.module(keep_in_memory=True) for spec in self.specs}
+        self.thresholds = dict(thresholds or {})
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.specs] + list(self.external)
+
+    def spec(self, name: str) -> MetricSpec | None:
+        return next((spec for spec in self.specs if spec.name == name), None)
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        return probabilities_from_logits(logits, self.task)
+
+    def decisions(self, scores: np.ndarray, thresholds: dict[str, float] | None = None) -> np.ndarray:
+        given = self.thresholds if thresholds is None else thresholds
+        return decide(scores, self.task, threshold_vector(self.labels, given, self.task))
+
+    def compute(
+        self, logits: np.ndarray, references: np.ndarray, thresholds: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        """The defined metric values (what Trainer logs); see `evaluate` for the reasons of the others."""
+        return self.evaluate(logits, references, thresholds, details=False).metrics
+
+    def evaluate(
+        self,
+        logits: np.ndarray,
+        references: np.ndarray,
+        thresholds: dict[str, float] | None = None,
+        details: bool = True,
+    ) -> EvaluationReport:
+        """Metric values, undefined ones with reasons, and (details) per-class report, confusion, calibration."""
+        scores = self.scores(logits)
+        references = self.prepare_references(references)
+        used_thresholds = self.thresholds if thresholds is None else thresholds
+        decisions = self.decisions(scores, used_thresholds)
+        values: dict[str, float] = {}
+        undefined: dict[str, str] = {}
+        for spec in self.specs:
+            inputs = {"prediction_scores": scores} if spec.uses == SCORES else {"predictions": decisions}
+            result = self.modules[spec.name].compute(references=references, **inputs, **spec.options)
+            if result[spec.module.KEY] is None:
+                undefined[spec.name] = result["reason"]
+            else:
+                values[spec.name] = result[spec.module.KEY]
+        for name, module in self.external.items():
+            values.update(_external_values(name, module, decisions, references))
+        report = EvaluationReport(values, undefined, num_examples=len(references))
+        if details and self.task != REGRESSION:
+            report.per_class = self._per_class(decisions, scores, references, used_thresholds)
+            report.confusion_matrix = self._confusion(decisions, references)
+            report.calibration = calibration_table(scores, references, self.task)
+        return report
+
+    def score(self, name: str, scores: np.ndarray, decisions: np.ndarray, references: np.ndarray) -> float | None:
+        """One shipped metric's value without the evaluate round trip (bootstrap and threshold search)."""
+        spec = self.spec(name)
+        if spec is None:
+            raise KeyError(name)
+        inputs = {"prediction_scores": scores} if spec.uses == SCORES else {"predictions": decisions}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self.modules[name].score(references, **inputs, **spec.options)
+        except m.Undefined:
+            return None
+
+    def prepare_references(self, references: np.ndarray) -> np.ndarray:
+        references = np.asarray(references)
+        if self.task == REGRESSION:
+            return references.astype(np.float64).reshape(-1)
+        return references.astype(np.int64)
+
+    def _per_class(
+        self, decisions: np.ndarray, scores: np.ndarray, references: np.ndarray, thresholds: dict[str, float]
+    ) -> dict[str, dict]:
+        label_ids = list(range(self.num_labels))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.task == MULTI_LABEL:
+                precision, recall, f1, support = sk.precision_recall_fscore_support(
+                    references, decisions, average=None, zero_division=0
+                )
+                auc = m.per_label_roc_auc(references, scores)
+            else:
+                precision, recall, f1, support = sk.precision_recall_fscore_support(
+                    references, decisions, labels=label_ids, average=None, zero_division=0
+                )
+                auc = None
+        report = {}
+        for i, label in enumerate(self.labels):
+            row = {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            if auc is not None:
+                row["roc_auc"] = auc[i]
+            if self.task == MULTI_LABEL:
+                row["threshold"] = thresholds.get(label, MULTI_LABEL_THRESHOLD)
+            report[label] = row
+        return report
+
+    def _confusion(self, decisions: np.ndarray, references: np.ndarray) -> Any:
+        if self.task == MULTI_LABEL:
+            matrices = sk.multilabel_confusion_matrix(references, decisions)
+            return {
+                label: {"tn": int(mat[0, 0]), "fp": int(mat[0, 1]), "fn": int(mat[1, 0]), "tp": int(mat[1, 1])}
+                for label, mat in zip(self.labels, matrices)
+            }
+        # Rows: true label, columns: predicted label, both in label-id order.
+        return sk.confusion_matrix(references, decisions, labels=list(range(self.num_labels))).tolist()
+
+
+def calibration_table(scores: np.ndarray, references: np.ndarray, task: str) -> list[dict[str, float]]:
+    """Reliability bins: single-label top-class confidence vs accuracy; multi-label p(label) vs frequency."""
+    if task == MULTI_LABEL:
+        return m.calibration_bins(scores.reshape(-1), references.reshape(-1).astype(float), m.DEFAULT_CALIBRATION_BINS)
+    correct = (scores.argmax(axis=1) == references).astype(float)
+    return m.calibration_bins(scores.max(axis=1), correct, m.DEFAULT_CALIBRATION_BINS)
+
+
+def _external_values(name: str, module: Any, decisions: np.ndarray, references: np.ndarray) -> dict[str, float]:
+    """An `evaluate.load` module's numbers, named `NAME` (one value) or `NAME_KEY` (several)."""
+    result = module.compute(predictions=decisions.tolist(), references=references.tolist())
+    numbers = {key: float(value) for key, value in result.items() if isinstance(value, (int, float))}
+    if len(numbers) == 1:
+        return {name: next(iter(numbers.values()))}
+    return {f"{name}_{key}": value for key, value in numbers.items()}
+
+
+def load_external_metrics(names: Sequence[str], task: str, num_labels: int) -> dict[str, Any]:
+    """`evaluate.load` for each asked name the package does not ship; a clear error when it cannot."""
+    import evaluate
+
+    shipped = available_metrics(task, num_labels)
+    loaded = {}
+    for name in names:
+        if name in shipped:
+            continue
+        if name in {spec.name for specs in TASK_METRICS.values() for spec in specs}:
+            raise UserInputError(
+                f"--metrics: '{name}' does not apply to a {task} task with {num_labels} labels. "
+                f"Available: {', '.join(shipped)}."
+            )
+        try:
+            loaded[name] = evaluate.load(name)
+        except Exception as error:  # evaluate raises FileNotFoundError, ConnectionError, ValueError, ...
+            raise UserInputError(
+                f"--metrics: '{name}' is not one of the package's metrics ({', '.join(shipped)}), and "
+                f"evaluate.load('{name}') could not load it from the Hugging Face Hub "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no detail'}). "
+                "Check the name, or run with network access (HF_HUB_OFFLINE unset) to fetch it once."
+            ) from None
+    return loaded
+
+
+def build_compute_metrics(suite: MetricSuite, primary: str) -> Callable[[EvalPrediction], dict[str, float]]:
+    """The `compute_metrics` callable Trainer calls after each evaluation.
+
+    An undefined primary metric is an error (Trainer cannot compare checkpoints by a missing value).
+    """
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return suite.compute(logits_to_predictions(logits, task), prediction.label_ids)
+        report = suite.evaluate(logits, prediction.label_ids, details=False)
+        if primary in report.undefined:
+            raise UserInputError(
+                f"The primary metric {primary} is undefined on the validation set: {report.undefined[primary]}. "
+                "Choose another --metric-for-best-model, or give a larger validation set."
+            )
+        return report.metrics
 
     return compute_metrics

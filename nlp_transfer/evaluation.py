@@ -1,0 +1,199 @@
+"""Measuring a trained model: the primary metric's choice, the final evaluation, plots, `nlp-transfer evaluate`.
+
+Training ends here: the best checkpoint is scored on validation (and test) with the whole metric suite,
+decision thresholds are tuned when asked, and the reports become metrics.json and the PNG plots. The
+same reports come from `evaluate_folder` for a saved folder and any labelled file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp_transfer.data import LabelSchema, read_labelled
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.metrics import (
+    EvaluationReport,
+    MetricSuite,
+    PrimaryMetric,
+    bootstrap_intervals,
+    choose_primary_metric,
+    load_external_metrics,
+    metric_direction,
+    tune_thresholds,
+)
+from nlp_transfer.metrics.plots import CALIBRATION_PNG, CONFUSION_MATRIX_PNG, plot_confusion_matrix, plot_reliability
+from nlp_transfer.predict import load_classifier, package_settings
+from nlp_transfer.tasks import REGRESSION
+
+logger = logging.getLogger(__name__)
+
+SPLIT_NAMES = {"eval": "validation", "test": "test"}
+# Trainer's own figures kept beside the metric suite's in metrics.json.
+TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
+
+
+def resolve_primary_metric(task: str, counts: Sequence[int] | None, requested: str | None) -> PrimaryMetric:
+    """The task's choice, or the one named by --metric-for-best-model (an `eval_` prefix is accepted)."""
+    if requested in (None, "", "auto"):
+        return choose_primary_metric(task, counts)
+    name = requested.removeprefix("eval_")
+    if name == "loss":
+        return PrimaryMetric("loss", False, "given by --metric-for-best-model (the validation loss)")
+    direction = metric_direction(task, name)
+    greater_is_better = direction if direction is not None else not name.endswith("loss")
+    return PrimaryMetric(name, greater_is_better, "given by --metric-for-best-model")
+
+
+@dataclass
+class FinalEvaluation:
+    """The best model's reports per split ('eval', 'test'), their metrics.json records, and thresholds."""
+
+    reports: dict[str, EvaluationReport] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    thresholds: dict[str, Any] | None = None
+
+
+def evaluate_splits(
+    trainer: Any, encoded: Any, suite: MetricSuite, primary: PrimaryMetric, tune: bool
+) -> FinalEvaluation:
+    """Score validation (and test) with the suite; with `tune`, first pick thresholds on validation."""
+    outputs = {
+        key: trainer.predict(encoded[split], metric_key_prefix=key)
+        for key, split in SPLIT_NAMES.items()
+        if split in encoded
+    }
+    final = FinalEvaluation()
+    if tune:
+        validation = outputs["eval"]
+        scores = suite.scores(_logits(validation.predictions))
+        references = suite.prepare_references(validation.label_ids)
+        before = suite.score(primary.name, scores, suite.decisions(scores, {}), references)
+        suite.thresholds = tune_thresholds(suite, primary.name, scores, references)
+        after = suite.score(primary.name, scores, suite.decisions(scores), references)
+        final.thresholds = {
+            "values": suite.thresholds,
+            "metric": primary.name,
+            "tuned_on": "validation",
+            "validation_before": before,
+            "validation_after": after,
+            "note": "chosen on validation, so validation figures are optimistic; test figures are not",
+        }
+        logger.info("Decision thresholds %s: validation %s %.4f -> %.4f", suite.thresholds, primary.name, before, after)
+    for key, output in outputs.items():
+        report = suite.evaluate(_logits(output.predictions), output.label_ids)
+        trainer_figures = {
+            name.removeprefix(f"{key}_"): value
+            for name, value in output.metrics.items()
+            if name.removeprefix(f"{key}_") in TRAINER_FIGURES
+        }
+        final.reports[key] = report
+        final.records[key] = {**report.to_dict(), **trainer_figures}
+    return final
+
+
+def _logits(predictions: Any) -> np.ndarray:
+    return predictions[0] if isinstance(predictions, tuple) else predictions
+
+
+def write_plots(folder: Path, final: FinalEvaluation, suite: MetricSuite) -> dict[str, str] | None:
+    """confusion_matrix.png and calibration.png of the test split (validation without one); classification only."""
+    if suite.task == REGRESSION or not final.reports:
+        return None
+    key = "test" if "test" in final.reports else "eval"
+    return plot_report(final.reports[key], suite.labels, folder, SPLIT_NAMES[key])
+
+
+def plot_report(report: EvaluationReport, labels: Sequence[str], folder: Path, split: str) -> dict[str, str]:
+    plot_confusion_matrix(report.confusion_matrix, labels, folder / CONFUSION_MATRIX_PNG, f"Confusion matrix ({split})")
+    plot_reliability(
+        report.calibration or [], folder / CALIBRATION_PNG, f"Reliability ({split})", report.metrics.get("ece")
+    )
+    return {"split": split, "confusion_matrix": CONFUSION_MATRIX_PNG, "calibration": CALIBRATION_PNG}
+
+
+# ------------------------------------------------------------------------------ nlp-transfer evaluate
+
+
+@dataclass
+class FolderEvaluation:
+    """`nlp-transfer evaluate`'s result: the report, the primary metric, and bootstrap intervals."""
+
+    model: str
+    file: str
+    task: str
+    labels: list[str]
+    primary_metric: str
+    report: EvaluationReport
+    thresholds: dict[str, float]
+    intervals: dict[str, dict[str, float]]
+    bootstrap: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "file": self.file,
+            "task": self.task,
+            "labels": self.labels,
+            "primary_metric": self.primary_metric,
+            "decision_thresholds": self.thresholds or None,
+            **self.report.to_dict(),
+            "confidence_intervals": self.intervals,
+            "bootstrap": self.bootstrap,
+        }
+
+
+def evaluate_folder(
+    model_dir: str | Path,
+    file: str,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    metrics: Sequence[str] | None = None,
+    bootstrap: int = 0,
+    bootstrap_all: bool = False,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> FolderEvaluation:
+    """Score a trained folder (plain or adapter) on a labelled file with the suite; optional bootstrap CIs."""
+    if bootstrap < 0:
+        raise UserInputError(f"--bootstrap must be 0 (off) or a number of resamples, not {bootstrap}.")
+    if not 0 < confidence < 1:
+        raise UserInputError(f"--confidence must be between 0 and 1 (e.g. 0.95), not {confidence}.")
+    classifier = load_classifier(model_dir)
+    settings = package_settings(classifier.model)
+    task = classifier.task
+    schema = LabelSchema(task, [] if task == REGRESSION else classifier.labels)
+    data = read_labelled(file, schema, text_column, text_pair_column, label_column, settings.get("label_separator"))
+    primary = settings.get("primary_metric") or choose_primary_metric(task).name
+    names = list(metrics or [])
+    if names and primary not in names:
+        names.insert(0, primary)
+    external = load_external_metrics(names, task, schema.num_labels) if names else {}
+    suite = MetricSuite(task, classifier.labels, names or None, thresholds=classifier.thresholds, external=external)
+    logits = classifier.logits(data.texts, data.pairs, batch_size=batch_size)
+    report = suite.evaluate(logits, data.labels)
+    intervals: dict[str, dict[str, float]] = {}
+    settings_record = None
+    if bootstrap:
+        targets = [spec.name for spec in suite.specs] if bootstrap_all else [primary]
+        found = bootstrap_intervals(suite, logits, data.labels, targets, bootstrap, confidence, seed)
+        intervals = {name: interval.to_dict() for name, interval in found.items()}
+        settings_record = {"resamples": bootstrap, "confidence": confidence, "seed": seed, "method": "percentile"}
+    return FolderEvaluation(
+        str(model_dir),
+        str(file),
+        task,
+        classifier.labels,
+        primary,
+        report,
+        classifier.thresholds,
+        intervals,
+        settings_record,
+    )
