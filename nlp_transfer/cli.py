@@ -29,6 +29,8 @@ def _train(argv: list[str]) -> int:
     print(f"Primary metric: {metrics['primary_metric']} ({metrics.get('primary_metric_reason', '')})")
     print(metrics_table(splits, metrics["primary_metric"]))
     print(f"Saved to {result.output_dir} (metrics in {result.metrics_path})")
+    if result.push is not None:
+        print(f"Pushed to {result.push.repo_id}: {result.push.url}")
     return 0
 
 
@@ -185,10 +187,52 @@ def _prediction_record(
     return record
 
 
+def _push(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="nlp-transfer push",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Upload a trained output folder to the Hugging Face Hub in one commit: the model (or LoRA "
+        "adapter), tokenizer, model card, metrics and plots; never checkpoints, optimizer state, logs or "
+        "tokens. The token comes from HF_TOKEN or a saved 'hf auth login'; the package never writes it.",
+        epilog="Example: nlp-transfer push --model runs/demo --repo-id my-user/support-classifier --dry-run",
+    )
+    parser.add_argument("--model", required=True, help="Output folder of 'nlp-transfer train'.")
+    parser.add_argument("--repo-id", required=True, help="Hub model repository: NAME or NAMESPACE/NAME.")
+    parser.add_argument("--private", action="store_true", help="Create the repository as private (if new).")
+    parser.add_argument("--revision", help="Branch to push to (created from main when missing).")
+    parser.add_argument("--create-pr", action="store_true", help="Open a pull request instead of committing.")
+    parser.add_argument("--commit-message", help="Commit title (default: strategy and primary metric).")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="List the files that would be uploaded, with sizes; upload nothing."
+    )
+    args = parser.parse_args(argv)
+    from nlp_transfer.hub import name_repo_in_card
+    from nlp_transfer.push import format_plan, push_folder
+
+    if not args.dry_run and name_repo_in_card(Path(args.model), args.repo_id):
+        logger.info("Model card: loading examples now name %s", args.repo_id)
+    result = push_folder(
+        args.model,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        create_pr=args.create_pr,
+        commit_message=args.commit_message,
+        dry_run=args.dry_run,
+    )
+    if result.dry_run:
+        print(f"Dry run: would upload to {result.repo_id} (branch {result.revision}):")
+        print(format_plan(result.files))
+        return 0
+    print(f"Pushed {len(result.files)} files to {result.repo_id}: {result.pr_url or result.url}")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (_train, "fine-tune a checkpoint on labelled texts (default: bundled MiniLM on demo data)"),
     "evaluate": (_evaluate, "score a trained folder on a labelled file: metric table, JSON, bootstrap intervals"),
     "predict": (_predict, "predict labels and scores for texts with a trained folder"),
+    "push": (_push, "upload a trained folder to the Hugging Face Hub (model, card, metrics; no checkpoints)"),
 }
 
 

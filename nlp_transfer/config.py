@@ -316,6 +316,22 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
 
+    license: str | None = field(
+        default=None,
+        metadata={
+            "help": "License of the trained model for the model card's metadata (e.g. apache-2.0, mit, "
+            "cc-by-4.0). The base model's and the training data's licenses still apply to it."
+        },
+    )
+    push_to_hub: bool = field(
+        default=False,
+        metadata={
+            "help": "After training, upload the finished output folder to --hub-model-id (model, tokenizer, "
+            "card, metrics; never checkpoints, optimizer state or logs) in one commit. The token comes from "
+            "HF_TOKEN or 'hf auth login'. Also: --hub-private-repo, --hub-revision."
+        },
+    )
+
     def __post_init__(self) -> None:
         # TrainingArguments replaces a missing output_dir with "trainer_output"; remember that none was
         # given so that training can refuse to write to a folder the user never named.

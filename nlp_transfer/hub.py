@@ -1,66 +1,223 @@
-"""The model card, rendered from `model_cards/` with huggingface_hub's ModelCard."""
+"""The model card, rendered from `model_cards/` with huggingface_hub's ModelCard after every run.
+
+Its YAML metadata (base model by Hub id, tags, datasets, license, `model-index` with the evaluation
+results) is what the Hub indexes; its body says what the model does, how it was trained, how well it
+does per class, and how to load it. Everything comes from the run's metrics.json.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TEMPLATE = "classifier.md"
+CARD_FILE = "README.md"
+REPO_PLACEHOLDER = "PATH/TO/MODEL"
 TASK_DESCRIPTIONS = {
     "single_label": "single-label text classification",
     "multi_label": "multi-label text classification (each label decided on its own)",
     "regression": "text regression (one real-valued score)",
 }
+STRATEGY_DESCRIPTIONS = {
+    "full": "every weight fine-tuned",
+    "freeze": "embeddings and lower layers frozen, top layers and head trained",
+    "lora": "LoRA adapter matrices and the head trained, the encoder frozen",
+    "hybrid": "LoRA below, the top layers and head trained in full",
+    "scratch": "the same architecture trained from random weights (a baseline)",
+}
+SPLITS = {"eval": "validation", "test": "test"}
+# Figures in an evaluation dict that describe the run, not the model's quality.
+NOT_RESULTS = ("loss", "runtime", "samples_per_second", "steps_per_second", "num_examples", "epoch")
 
 
 def template_path(name: str = TEMPLATE) -> Path:
     return Path(str(resources.files("nlp_transfer.model_cards") / name))
 
 
-def render_model_card(metrics: dict[str, Any], base_model: str | None, repo_id: str = "PATH/TO/MODEL") -> ModelCard:
-    """A card whose metadata and results table come from `metrics` (the run's metrics.json)."""
+def result_values(metrics: dict[str, Any], split: str) -> dict[str, float]:
+    """The metric values of one split of metrics.json ('eval' or 'test'): finite numbers, no timings."""
+    values = metrics.get(split) or {}
+    return {
+        name: float(value)
+        for name, value in values.items()
+        if isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and name not in NOT_RESULTS
+        and math.isfinite(value)
+    }
+
+
+def _dataset_identity(metrics: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(dataset_type, dataset_name, config) for model-index: the Hub id when one was used, else the file."""
+    dataset = metrics.get("dataset") or {}
+    if dataset.get("name"):
+        return dataset["name"], dataset["name"], dataset.get("config")
+    sources = metrics.get("data_sources") or {}
+    source = sources.get("validation") or sources.get("train") or "local data"
+    return "local", Path(str(source)).name, None
+
+
+def eval_results(metrics: dict[str, Any]) -> list[EvalResult]:
+    """One model-index entry per (split, metric), with the values exactly as in metrics.json."""
+    dataset_type, dataset_name, dataset_config = _dataset_identity(metrics)
+    results = []
+    for split, split_name in SPLITS.items():
+        for name, value in result_values(metrics, split).items():
+            results.append(
+                EvalResult(
+                    task_type="text-classification",
+                    dataset_type=dataset_type,
+                    dataset_name=dataset_name,
+                    dataset_config=dataset_config,
+                    dataset_split=split_name,
+                    metric_type=name,
+                    metric_value=value,
+                )
+            )
+    return results
+
+
+def _per_class_rows(metrics: dict[str, Any]) -> tuple[str | None, list[dict[str, str]]]:
+    split = "test" if isinstance((metrics.get("test") or {}).get("per_class"), dict) else "eval"
+    per_class = (metrics.get(split) or {}).get("per_class")
+    if not isinstance(per_class, dict):
+        return None, []
+    rows = [
+        {
+            "label": label,
+            "precision": f"{row['precision']:.4f}",
+            "recall": f"{row['recall']:.4f}",
+            "f1": f"{row['f1']:.4f}",
+            "support": str(row["support"]),
+        }
+        for label, row in per_class.items()
+    ]
+    return SPLITS[split], rows
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s()'\",]+/)+([^\s()'\",/]+)")
+
+
+def _public_source(source: Any) -> str:
+    """Absolute paths reduced to file names: a card on the Hub should not show the training machine's paths."""
+    return ABSOLUTE_PATH.sub(r"\1", str(source))
+
+
+def _hyperparameters(metrics: dict[str, Any]) -> dict[str, Any]:
+    table = dict(metrics.get("hyperparameters") or {})
+    for name, value in (metrics.get("strategy_settings") or {}).items():
+        if name not in table and name != "unfreeze_history" and isinstance(value, (int, float, str, bool)):
+            table[f"strategy: {name}"] = value
+    return table
+
+
+def render_model_card(
+    metrics: dict[str, Any],
+    base_model: str | None,
+    repo_id: str | None = None,
+    license: str | None = None,
+) -> ModelCard:
+    """A card whose metadata, results and training details come from `metrics` (the run's metrics.json)."""
     primary = metrics["primary_metric"]
+    is_adapter = bool(metrics.get("adapter"))
+    labels = metrics.get("labels") or []
+    dataset = (metrics.get("dataset") or {}).get("name")
+    results = eval_results(metrics)
+    model_name = (repo_id or "").split("/")[-1] or f"{metrics['task'].replace('_', '-')}-{metrics['strategy']}"
     card_data = ModelCardData(
-        library_name="transformers",
+        # An adapter folder loads through peft; a plain one through transformers alone.
+        library_name="peft" if is_adapter else "transformers",
         base_model=base_model,
         pipeline_tag="text-classification",
-        tags=["nlp-transfer", f"strategy-{metrics['strategy']}", "text-classification"],
-        metrics=[primary],
+        tags=[
+            "nlp-transfer",
+            f"strategy-{metrics['strategy']}",
+            "text-classification",
+            metrics["task"].replace("_", "-"),
+        ],
+        datasets=[dataset] if dataset else None,
+        license=license,
+        metrics=sorted({result.metric_type for result in results}) or [primary],
+        model_name=model_name,
+        eval_results=results or None,
     )
+    per_class_split, per_class_rows = _per_class_rows(metrics)
+    splits = [split for split in SPLITS if result_values(metrics, split)]
+    names = list(dict.fromkeys(name for split in splits for name in result_values(metrics, split)))
+    names = sorted(names, key=lambda name: name != primary)  # the primary metric first
     rows = [
-        {"split": split, "metric": name, "value": f"{value:.4f}"}
-        for split in ("eval", "test")
-        for name, value in metrics.get(split, {}).items()
-        if isinstance(value, float) and not name.endswith(("runtime", "per_second"))
+        {
+            "metric": f"**{name}**" if name == primary else name,
+            "values": [
+                f"{result_values(metrics, split)[name]:.4f}" if name in result_values(metrics, split) else "n/a"
+                for split in splits
+            ],
+        }
+        for name in names
     ]
     trainable, total = metrics["trainable_parameters"], metrics["total_parameters"]
+    evaluated = metrics.get("test") if "test" in metrics else metrics.get("eval")
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path()),
-        model_name=f"{metrics['task'].replace('_', '-')} classifier ({metrics['strategy']})",
+        model_name=model_name,
         base_model=base_model or "a local checkpoint",
         base_model_url=f"https://huggingface.co/{base_model}" if base_model else "#",
         strategy=metrics["strategy"],
+        strategy_description=STRATEGY_DESCRIPTIONS.get(metrics["strategy"], metrics["strategy"]),
+        task=metrics["task"],
         task_description=TASK_DESCRIPTIONS[metrics["task"]],
-        labels_text=", ".join(metrics.get("labels") or []) or "one score",
+        labels=labels,
         trainable_parameters=f"{trainable:,}",
         total_parameters=f"{total:,}",
         trainable_share=f"{100 * trainable / total:.1f}%",
         primary_metric=primary,
+        primary_metric_reason=metrics.get("primary_metric_reason") or "the task's default",
+        result_splits=[SPLITS[split] for split in splits],
         result_rows=rows,
-        data_sources=metrics.get("data_sources", {}),
+        per_class_split=per_class_split,
+        per_class_rows=per_class_rows,
+        undefined=(evaluated or {}).get("undefined") or {},
+        ece=(evaluated or {}).get("ece"),
+        thresholds=metrics.get("decision_thresholds"),
+        class_weights=metrics.get("class_weights"),
+        train_label_counts=metrics.get("train_label_counts"),
+        hyperparameters=_hyperparameters(metrics),
+        data_sources={name: _public_source(source) for name, source in (metrics.get("data_sources") or {}).items()},
         num_examples=metrics.get("num_examples", {}),
-        repo_id=repo_id,
+        repo_id=repo_id or REPO_PLACEHOLDER,
         max_length=metrics.get("max_length", 512),
-        is_adapter=bool(metrics.get("adapter")),
-        num_labels=len(metrics.get("labels") or []) or 1,
+        is_adapter=is_adapter,
+        num_labels=len(labels) or 1,
     )
 
 
-def write_model_card(folder: Path, metrics: dict[str, Any], base_model: str | None) -> Path:
-    path = folder / "README.md"
-    render_model_card(metrics, base_model).save(path)
+def write_model_card(
+    folder: Path,
+    metrics: dict[str, Any],
+    base_model: str | None,
+    repo_id: str | None = None,
+    license: str | None = None,
+) -> Path:
+    path = folder / CARD_FILE
+    render_model_card(metrics, base_model, repo_id, license).save(path)
     return path
+
+
+def name_repo_in_card(folder: Path, repo_id: str) -> bool:
+    """Put the Hub repository id in a card written before it was known; False when there is nothing to do."""
+    path = folder / CARD_FILE
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    if REPO_PLACEHOLDER not in text:
+        return False
+    partial = path.with_name(f".{path.name}.incomplete")
+    partial.write_text(text.replace(REPO_PLACEHOLDER, repo_id), encoding="utf-8")
+    partial.replace(path)
+    return True

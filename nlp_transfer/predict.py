@@ -150,8 +150,13 @@ def load_adapter_model(path: Path) -> Any:
 
 
 def load_classifier(model_dir: str | Path, device: str | None = None) -> Classifier:
-    """Load a trained classifier folder (plain model or LoRA adapter, with tokenizer and labels) for prediction."""
+    """Load a trained classifier (plain model or LoRA adapter, with tokenizer and labels) for prediction.
+
+    `model_dir` is a folder written by `nlp-transfer train`, or the Hub id of one pushed with `nlp-transfer push`.
+    """
     path = Path(model_dir).expanduser()
+    if not path.exists() and _looks_like_repo_id(str(model_dir)):
+        path = _download(str(model_dir))
     if not (path / "config.json").is_file():
         raise UserInputError(
             f"{path} is not a trained classifier folder (no config.json). Give the --output-dir of a training run."
@@ -164,6 +169,30 @@ def load_classifier(model_dir: str | Path, device: str | None = None) -> Classif
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     return Classifier.from_model(model, tokenizer)
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except ValueError:
+        return False
+    return name.count("/") == 1 and not name.startswith((".", "~"))
+
+
+def _download(repo_id: str) -> Path:
+    """A pushed classifier from the Hub (cached; offline it must be in the cache already)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="model"))
+    except Exception as error:  # offline, not found, no access: huggingface_hub raises several types
+        raise UserInputError(
+            f"{repo_id} is neither a local folder nor a Hub model that could be downloaded "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Give the output "
+            "folder of 'nlp-transfer train', or a Hub id with network access (HF_HUB_OFFLINE unset)."
+        ) from None
 
 
 def predict(

@@ -31,7 +31,13 @@ from nlp_transfer.data import LabelSchema, PreparedData, load_data, resolve_max_
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation import FinalEvaluation, evaluate_splits, resolve_primary_metric, write_plots
 from nlp_transfer.hub import write_model_card
-from nlp_transfer.metrics import MetricSuite, PrimaryMetric, build_compute_metrics, load_external_metrics
+from nlp_transfer.metrics import (
+    MetricSuite,
+    PrimaryMetric,
+    available_metrics,
+    build_compute_metrics,
+    load_external_metrics,
+)
 from nlp_transfer.metrics.thresholds import check_tunable
 from nlp_transfer.outputs import (
     check_output_dir,
@@ -60,6 +66,8 @@ class FineTuneResult:
     metrics: dict[str, Any]
     is_main_process: bool = True
     """False in the other processes of a distributed run, which write and report nothing."""
+    push: Any = None
+    """The PushResult of --push-to-hub, when asked."""
 
     @property
     def metrics_path(self) -> Path:
@@ -217,7 +225,13 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
             metrics["plots"] = write_plots(staging, final, suite)
             write_json(staging / METRICS_FILE, metrics)
             write_json(staging / RUN_CONFIG_FILE, _resolved_run_config(config, args, target))
-            write_model_card(staging, metrics, base_model=checkpoint.hub_id)
+            write_model_card(
+                staging,
+                metrics,
+                base_model=checkpoint.hub_id,
+                repo_id=config.training.hub_model_id,
+                license=config.training.license,
+            )
             publish(staging, target)
         if state is not None:
             state.wait_for_everyone()
@@ -225,9 +239,31 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
         if is_main:
             discard(staging)
         raise
+    result = FineTuneResult(output_dir=target, metrics=metrics, is_main_process=is_main)
     if is_main:
         logger.info("Saved the classifier to %s (%s %.4f on validation)", target, *_primary_value(metrics))
-    return FineTuneResult(output_dir=target, metrics=metrics, is_main_process=is_main)
+        if config.training.push_to_hub:
+            result.push = _push(target, config.training)
+    return result
+
+
+def _push(folder: Path, given: TransferTrainingArguments) -> Any:
+    """--push-to-hub: the published folder, as `nlp-transfer push` would send it."""
+    from nlp_transfer.push import push_folder
+
+    try:
+        return push_folder(
+            folder,
+            given.hub_model_id,
+            private=bool(given.hub_private_repo),
+            revision=given.hub_revision,
+            token=given.hub_token,
+        )
+    except UserInputError as error:
+        raise UserInputError(
+            f"{error} The trained folder is saved at {folder}; push it later with: nlp-transfer push --model "
+            f"{folder} --repo-id {given.hub_model_id}"
+        ) from None
 
 
 def _log_data(data: PreparedData) -> None:
@@ -242,7 +278,13 @@ def _log_data(data: PreparedData) -> None:
 def _metric_suite(evaluation: EvaluationArguments, schema: LabelSchema, primary: PrimaryMetric) -> MetricSuite:
     """The reported metrics: --metrics (plus the primary one) or every shipped metric of the task."""
     names = [name.strip() for name in (evaluation.metrics or "").split(",") if name.strip()]
-    if names and primary.name not in names:
+    shipped = available_metrics(schema.task, schema.num_labels)
+    if primary.name != "loss" and primary.name not in shipped and primary.name not in names:
+        raise UserInputError(
+            f"--metric-for-best-model {primary.name} is not a metric of this {schema.task} task. Choose one of: "
+            f"{', '.join(shipped)}, or loss; a metric from the Hub must also be named in --metrics."
+        )
+    if names and primary.name not in names and primary.name != "loss":
         names.insert(0, primary.name)
     external = load_external_metrics(names, schema.task, schema.num_labels) if names else {}
     return MetricSuite(schema.task, list(schema.id2label.values()), names or None, external=external)
@@ -296,6 +338,11 @@ def _resolve_training_arguments(
         args.gradient_checkpointing_kwargs = {**(args.gradient_checkpointing_kwargs or {}), "use_reentrant": False}
     # Trainer needs to know the label column when the model's signature does not show it (peft models).
     args.label_names = ["labels"]
+    if args.push_to_hub and not args.hub_model_id:
+        raise UserInputError("--push-to-hub needs --hub-model-id NAME (e.g. my-user/support-classifier).")
+    # The package pushes the finished folder itself (one commit, no checkpoints); Trainer's own push would
+    # upload every checkpoint as it is saved.
+    args.push_to_hub = False
     return args
 
 
@@ -373,7 +420,13 @@ def _metrics_record(
             "train_samples_per_second": train_metrics.get("train_samples_per_second"),
             "epochs": train_metrics.get("epoch", args.num_train_epochs),
             "base_model": checkpoint.hub_id or checkpoint.source,
+            "hyperparameters": _hyperparameters(args),
             "labels": data.schema.names,
+            "dataset": (
+                {"name": config.data.dataset_name, "config": config.data.dataset_config_name}
+                if config.data.dataset_name
+                else None
+            ),
             "num_examples": {name: len(split) for name, split in data.splits.items()},
             "data_sources": data.sources,
             "dropped_rows": data.dropped_rows,
@@ -381,6 +434,23 @@ def _metrics_record(
         }
     )
     return record
+
+
+def _hyperparameters(args: TransferTrainingArguments) -> dict[str, Any]:
+    """The Trainer settings a reader of the model card needs to reproduce the run."""
+    batch = _effective_batch_size(args)
+    return {
+        "learning_rate": args.learning_rate,
+        "num_train_epochs": args.num_train_epochs,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "effective_batch_size": batch["total"],
+        "weight_decay": args.weight_decay,
+        "warmup_steps": args.warmup_steps,
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "optim": str(getattr(args.optim, "value", args.optim)),
+        "seed": args.seed,
+        "precision": _precision(args)["used"],
+    }
 
 
 def _effective_batch_size(args: TransferTrainingArguments) -> dict[str, int]:
@@ -403,6 +473,7 @@ def _resolved_run_config(config: RunConfig, args: TransferTrainingArguments, tar
     resolved = copy.deepcopy(config)
     resolved.training = copy.deepcopy(args)
     resolved.training.output_dir = str(target)
+    resolved.training.push_to_hub = config.training.push_to_hub  # as asked; the package does the push
     return resolved.to_dict()
 
 

@@ -29,7 +29,8 @@ def test_adapter_card_names_the_hub_base_and_says_how_to_load_with_peft(tmp_path
     assert card.data.pipeline_tag == "text-classification"
     assert {"nlp-transfer", "strategy-lora"} <= set(card.data.tags)
     assert "AutoPeftModelForSequenceClassification" in card.text and "num_labels=3" in card.text
-    assert "| eval | accuracy | 0.8750 |" in card.text
+    assert "| **accuracy** | 0.8750 |" in card.text  # the primary metric first, one column per split
+    assert card.data.library_name == "peft"
     assert "billing, delivery, technical" in card.text
 
 
