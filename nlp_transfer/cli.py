@@ -44,7 +44,8 @@ def metrics_table(splits: dict[str, dict], primary: str, intervals: dict[str, di
     width = max(len(name) for name in names) + 2
     header = f"{'metric':<{width}}" + "".join(f"{split:>12}" for split in splits)
     if intervals:
-        header += "   95% interval" if len({i["confidence"] for i in intervals.values()}) <= 1 else "   interval"
+        levels = {interval["confidence"] for interval in intervals.values()}
+        header += f"   {levels.pop():.0%} interval" if len(levels) == 1 else "   interval"
     lines = [header, "-" * len(header)]
     for name in names:
         cells = "".join(
@@ -111,6 +112,8 @@ def _evaluate(argv: list[str]) -> int:
     print(f"{result.report.num_examples} examples from {args.file}; primary metric {result.primary_metric}")
     print(metrics_table({"value": record}, result.primary_metric, record["confidence_intervals"]))
     if args.plots_dir and result.task != "regression":
+        if Path(args.plots_dir).exists() and not Path(args.plots_dir).is_dir():
+            raise UserInputError(f"--plots-dir {args.plots_dir} is a file; give a folder for the two PNG files.")
         folder = Path(args.plots_dir)
         folder.mkdir(parents=True, exist_ok=True)
         plot_report(result.report, result.labels, folder, Path(args.file).name)
@@ -123,6 +126,8 @@ def _evaluate(argv: list[str]) -> int:
 
 def _write_whole(output: Path, text: str) -> None:
     """Write through a hidden temporary file and rename: the file is complete or absent."""
+    if output.is_dir():
+        raise UserInputError(f"--output {output} is a folder; give a file name, e.g. {output / 'results.json'}.")
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.incomplete")
     partial.write_text(text, encoding="utf-8")
@@ -156,6 +161,8 @@ def _predict(argv: list[str]) -> int:
         texts, pairs = read_texts(args.file, args.text_column, args.text_pair_column)
     if args.top_k is not None and args.top_k < 1:
         raise UserInputError(f"--top-k must be at least 1, not {args.top_k}.")
+    if args.batch_size < 1:
+        raise UserInputError(f"--batch-size must be at least 1, not {args.batch_size}.")
     predictions = load_classifier(args.model).predict(texts, pairs, batch_size=args.batch_size)
     records = [
         _prediction_record(text, pairs[i] if pairs else None, prediction, args.top_k, args.all_scores)
@@ -180,7 +187,9 @@ def _prediction_record(
         return {**record, **prediction}
     record.update(label=prediction["label"], score=prediction["score"])
     if "scores" in prediction and top_k is not None:
-        ranked = sorted(prediction["scores"].items(), key=lambda item: -item[1])[:top_k]
+        # The decided label first: with a tuned binary threshold it can be the less probable one.
+        ranked = sorted(prediction["scores"].items(), key=lambda item: (item[0] != prediction["label"], -item[1]))
+        ranked = ranked[:top_k]
         record["top_k"] = [{"label": label, "score": score} for label, score in ranked]
     elif "scores" in prediction and all_scores:
         record["scores"] = prediction["scores"]
@@ -206,11 +215,8 @@ def _push(argv: list[str]) -> int:
         "--dry-run", action="store_true", help="List the files that would be uploaded, with sizes; upload nothing."
     )
     args = parser.parse_args(argv)
-    from nlp_transfer.hub import name_repo_in_card
     from nlp_transfer.push import format_plan, push_folder
 
-    if not args.dry_run and name_repo_in_card(Path(args.model), args.repo_id):
-        logger.info("Model card: loading examples now name %s", args.repo_id)
     result = push_folder(
         args.model,
         args.repo_id,

@@ -160,12 +160,15 @@ def read_labelled(
     if schema.task == REGRESSION:
         return LabelledTexts(texts, pairs, np.asarray(_regression_values(dataset, label_column, path)))
     label2id = schema.label2id
+    # Integer labels stand for class ids only when the model's names are not integers themselves: for
+    # labels 1..5, a 0 must be refused, not read as the first class.
+    numeric_names = any(name.lstrip("-").isdigit() for name in schema.names)
 
     def class_id(value: Any) -> int | None:
         key = _label_key(value)
         if str(key) in label2id:
             return label2id[str(key)]
-        if isinstance(key, int) and 0 <= key < schema.num_labels:
+        if isinstance(key, int) and not numeric_names and 0 <= key < schema.num_labels:
             return key
         return None
 

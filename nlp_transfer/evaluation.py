@@ -21,6 +21,7 @@ from nlp_transfer.metrics import (
     EvaluationReport,
     MetricSuite,
     PrimaryMetric,
+    available_metrics,
     bootstrap_intervals,
     choose_primary_metric,
     load_external_metrics,
@@ -63,11 +64,17 @@ def evaluate_splits(
     trainer: Any, encoded: Any, suite: MetricSuite, primary: PrimaryMetric, tune: bool
 ) -> FinalEvaluation:
     """Score validation (and test) with the suite; with `tune`, first pick thresholds on validation."""
-    outputs = {
-        key: trainer.predict(encoded[split], metric_key_prefix=key)
-        for key, split in SPLIT_NAMES.items()
-        if split in encoded
-    }
+    # The suite scores the gathered logits below; Trainer's compute_metrics would only repeat it, and would
+    # refuse a test split on which the primary metric is undefined (one class only) after the whole run.
+    compute_metrics, trainer.compute_metrics = trainer.compute_metrics, None
+    try:
+        outputs = {
+            key: trainer.predict(encoded[split], metric_key_prefix=key)
+            for key, split in SPLIT_NAMES.items()
+            if split in encoded
+        }
+    finally:
+        trainer.compute_metrics = compute_metrics
     final = FinalEvaluation()
     if tune:
         validation = outputs["eval"]
@@ -162,6 +169,8 @@ def evaluate_folder(
     batch_size: int = 32,
 ) -> FolderEvaluation:
     """Score a trained folder (plain or adapter) on a labelled file with the suite; optional bootstrap CIs."""
+    if batch_size < 1:
+        raise UserInputError(f"--batch-size must be at least 1, not {batch_size}.")
     if bootstrap < 0:
         raise UserInputError(f"--bootstrap must be 0 (off) or a number of resamples, not {bootstrap}.")
     if not 0 < confidence < 1:
@@ -171,7 +180,10 @@ def evaluate_folder(
     task = classifier.task
     schema = LabelSchema(task, [] if task == REGRESSION else classifier.labels)
     data = read_labelled(file, schema, text_column, text_pair_column, label_column, settings.get("label_separator"))
-    primary = settings.get("primary_metric") or choose_primary_metric(task).name
+    primary = settings.get("primary_metric")
+    if primary not in available_metrics(task, schema.num_labels):
+        # Trained with --metric-for-best-model loss (or a Hub metric): report the task's default primary.
+        primary = choose_primary_metric(task).name
     names = list(metrics or [])
     if names and primary not in names:
         names.insert(0, primary)

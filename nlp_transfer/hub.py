@@ -15,9 +15,10 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from nlp_transfer.push import REPO_PLACEHOLDER
+
 TEMPLATE = "classifier.md"
 CARD_FILE = "README.md"
-REPO_PLACEHOLDER = "PATH/TO/MODEL"
 TASK_DESCRIPTIONS = {
     "single_label": "single-label text classification",
     "multi_label": "multi-label text classification (each label decided on its own)",
@@ -31,6 +32,7 @@ STRATEGY_DESCRIPTIONS = {
     "scratch": "the same architecture trained from random weights (a baseline)",
 }
 SPLITS = {"eval": "validation", "test": "test"}
+CARVED_FROM_TRAIN = re.compile(r"% of train \(")
 # Figures in an evaluation dict that describe the run, not the model's quality.
 NOT_RESULTS = ("loss", "runtime", "samples_per_second", "steps_per_second", "num_examples", "epoch")
 
@@ -52,21 +54,28 @@ def result_values(metrics: dict[str, Any], split: str) -> dict[str, float]:
     }
 
 
-def _dataset_identity(metrics: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(dataset_type, dataset_name, config) for model-index: the Hub id when one was used, else the file."""
+def _dataset_identity(metrics: dict[str, Any], split: str) -> tuple[str, str, str | None]:
+    """(dataset_type, dataset_name, config) of one split for model-index: the Hub id, else the split's file."""
     dataset = metrics.get("dataset") or {}
     if dataset.get("name"):
         return dataset["name"], dataset["name"], dataset.get("config")
     sources = metrics.get("data_sources") or {}
-    source = sources.get("validation") or sources.get("train") or "local data"
-    return "local", Path(str(source)).name, None
+    source = str(sources.get(split) or "")
+    if not source or CARVED_FROM_TRAIN.search(source):
+        # Validation held out of the training file: named after that file.
+        return "local", f"{_file_name(sources.get('train'))} (held-out part)", None
+    return "local", _file_name(source), None
+
+
+def _file_name(source: Any) -> str:
+    return Path(str(source)).name if source else "local data"
 
 
 def eval_results(metrics: dict[str, Any]) -> list[EvalResult]:
     """One model-index entry per (split, metric), with the values exactly as in metrics.json."""
-    dataset_type, dataset_name, dataset_config = _dataset_identity(metrics)
     results = []
     for split, split_name in SPLITS.items():
+        dataset_type, dataset_name, dataset_config = _dataset_identity(metrics, split_name)
         for name, value in result_values(metrics, split).items():
             results.append(
                 EvalResult(
@@ -207,17 +216,3 @@ def write_model_card(
     path = folder / CARD_FILE
     render_model_card(metrics, base_model, repo_id, license).save(path)
     return path
-
-
-def name_repo_in_card(folder: Path, repo_id: str) -> bool:
-    """Put the Hub repository id in a card written before it was known; False when there is nothing to do."""
-    path = folder / CARD_FILE
-    if not path.is_file():
-        return False
-    text = path.read_text(encoding="utf-8")
-    if REPO_PLACEHOLDER not in text:
-        return False
-    partial = path.with_name(f".{path.name}.incomplete")
-    partial.write_text(text.replace(REPO_PLACEHOLDER, repo_id), encoding="utf-8")
-    partial.replace(path)
-    return True

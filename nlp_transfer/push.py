@@ -76,6 +76,9 @@ ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+# Where the card written at training time puts the repository id (nlp_transfer.hub renders it).
+REPO_PLACEHOLDER = "PATH/TO/MODEL"
 DEFAULT_BRANCH = "main"
 # Tokenizer files whose names contain "token"; anything else naming a token stays local.
 _TOKENIZER_NAMES = re.compile(r"tokenizer|special_tokens_map|added_tokens")
@@ -197,8 +200,11 @@ def push_folder(
     logger.debug("Commit message: %s", title)
     try:
         operations = [
-            CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=str(folder / item.path)) for item in files
+            CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=str(folder / item.path))
+            for item in files
+            if item.path != CARD_FILE
         ]
+        card = (folder / CARD_FILE).read_text(encoding="utf-8") if any(i.path == CARD_FILE for i in files) else None
     except OSError as error:
         raise UserInputError(
             f"Could not read {folder} to push it to {repo_id} ({type(error).__name__}: {error}); nothing was "
@@ -213,6 +219,11 @@ def push_folder(
         if branch != DEFAULT_BRANCH and not create_pr and not branch.startswith("refs/pr/"):
             stage = f"creating the branch {branch!r}"
             api.create_branch(full_id, branch=branch, token=secret, repo_type="model", exist_ok=True)
+        if card is not None:
+            # The card written at training time names no repository yet: the uploaded copy names this one,
+            # by the id the Hub resolved; the local folder stays as training wrote it.
+            content = card.replace(REPO_PLACEHOLDER, full_id).encode("utf-8")
+            operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=content))
         stage = "committing the files"
         info = api.create_commit(
             full_id,

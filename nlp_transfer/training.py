@@ -96,9 +96,13 @@ class TransferTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.param_groups = param_groups
         self.loss_weights = loss_weights
-        if loss_weights is not None:
-            # A per-batch mean: Trainer divides it by the gradient accumulation steps itself.
-            self.loss_is_scaled_for_ga = False
+        # Sequence-classification heads compute a per-batch mean loss and never use num_items_in_batch, yet
+        # their forward takes **kwargs, so Trainer believes they normalise over the accumulated batch and
+        # skips dividing by the accumulation steps: with accumulation N the update would be N times too large.
+        # Saying they accept no loss kwargs (and, from transformers 5.19, that the loss is not scaled for
+        # accumulation) restores the division, for the model's loss and the class-weighted one alike.
+        self.model_accepts_loss_kwargs = False
+        self.loss_is_scaled_for_ga = False
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.loss_weights is None or "labels" not in inputs:
@@ -138,7 +142,13 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
     )
     if loss_weights is not None:
         logger.info("Loss %s (%s): %s", loss_weights.kind, loss_weights.mode, loss_weights.to_dict()["weights"])
+        if config.training.label_smoothing_factor:
+            raise UserInputError("--class-weights and --label-smoothing-factor cannot be combined; choose one.")
     args = _resolve_training_arguments(config.training, strategy, primary, staging_path(target))
+    if config.training.push_to_hub:
+        from nlp_transfer.push import resolve_token
+
+        resolve_token(config.training.hub_token)  # fail before training, not after it
     tokenizer = load_tokenizer(checkpoint)
     max_length = resolve_max_length(tokenizer, config.data.max_length)
     encoded = tokenize(data, tokenizer, max_length)
@@ -229,7 +239,8 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
                 staging,
                 metrics,
                 base_model=checkpoint.hub_id,
-                repo_id=config.training.hub_model_id,
+                # A full NAMESPACE/NAME is known now; a bare NAME is resolved by the Hub at push time.
+                repo_id=_card_repo_id(config.training),
                 license=config.training.license,
             )
             publish(staging, target)
@@ -245,6 +256,11 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
         if config.training.push_to_hub:
             result.push = _push(target, config.training)
     return result
+
+
+def _card_repo_id(given: TransferTrainingArguments) -> str | None:
+    name = given.hub_model_id
+    return name if given.push_to_hub and name and "/" in name else None
 
 
 def _push(folder: Path, given: TransferTrainingArguments) -> Any:

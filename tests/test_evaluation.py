@@ -615,3 +615,77 @@ def test_bootstrap_interval_narrows_with_more_examples(plain_run: dict[str, Any]
         assert interval["confidence"] == 0.95 and interval["resamples"] == 1000
         widths[name] = interval["upper"] - interval["lower"]
     assert 0.0 < widths["large"] < widths["small"]
+
+
+# ------------------------------------------------------------------------------------ review fixes
+
+
+def test_a_test_split_where_the_primary_metric_is_undefined_keeps_the_run(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """ROC-AUC as primary and a test file of one class: the run is saved, the value recorded as undefined."""
+    test_file = write_csv(tmp_path / "data" / "test.csv", [r for r in sentiment_rows(4) if r["label"] == "positive"])
+    run = _train(
+        tiny_checkpoint,
+        tmp_path,
+        sentiment_rows(8),
+        sentiment_rows(4),
+        metric_for_best_model="roc_auc",
+        test_file=str(test_file),
+    )
+    metrics = _read_json(run["out"] / "metrics.json")
+    assert "roc_auc" in metrics["eval"]
+    assert "roc_auc" not in metrics["test"] and "one class" in metrics["test"]["undefined"]["roc_auc"]
+
+
+def test_evaluate_a_folder_trained_on_the_loss_reports_the_task_default(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    run = _train(tiny_checkpoint, tmp_path, sentiment_rows(8), sentiment_rows(4), metric_for_best_model="loss")
+    assert _read_json(run["out"] / "config.json")["nlp_transfer"]["primary_metric"] == "loss"
+    result = evaluate_folder(run["out"], str(run["files"]["validation"]), bootstrap=50, metrics=["mcc"])
+    assert result.primary_metric == "accuracy"
+    assert set(result.report.metrics) == {"accuracy", "mcc"}
+    assert set(result.intervals) == {"accuracy"}
+
+
+def test_cli_evaluate_rejects_bad_batch_size_output_folder_and_plots_file(
+    plain_run: dict[str, Any], tmp_path: Path
+) -> None:
+    argv = ["evaluate", "--model", str(plain_run["out"]), "--file", str(plain_run["files"]["validation"])]
+    (tmp_path / "a-file").write_text("x")
+    for extra, expected in (
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--output", str(tmp_path)], "is a folder"),
+        (["--plots-dir", str(tmp_path / "a-file")], "is a file"),
+    ):
+        code, _, stderr = _cli(argv + extra)
+        assert code == 2, extra
+        assert expected in _squash(stderr) or _squash(expected) in _squash(stderr), stderr
+        assert "Traceback" not in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"], "nothing half-written"
+
+
+def test_cli_interval_header_shows_the_confidence_asked_for(plain_run: dict[str, Any]) -> None:
+    argv = ["evaluate", "--model", str(plain_run["out"]), "--file", str(plain_run["files"]["validation"])]
+    code, stdout, _ = _cli(argv + ["--bootstrap", "50", "--confidence", "0.5"])
+    assert code == 0
+    assert "50% interval" in stdout and "95%" not in stdout
+
+
+def test_integer_labels_are_not_read_as_ids_when_the_names_are_integers(tmp_path: Path) -> None:
+    from nlp_transfer.data import LabelSchema, read_labelled
+
+    schema = LabelSchema("single_label", ["1", "2", "3", "4", "5"])
+    good = write_csv(tmp_path / "good.csv", [{"text": "a", "label": 1}, {"text": "b", "label": 5}])
+    assert read_labelled(str(good), schema).labels.tolist() == [0, 4]
+    bad = write_csv(tmp_path / "bad.csv", [{"text": "a", "label": 0}, {"text": "b", "label": 2}])
+    with pytest.raises(UserInputError, match="labels the model does not know: 0"):
+        read_labelled(str(bad), schema)
+
+
+def test_top_k_puts_the_decided_label_first() -> None:
+    from nlp_transfer.cli import _prediction_record
+
+    # A tuned threshold of 0.3 made "positive" the label although "negative" is more probable.
+    prediction = {"label": "positive", "score": 0.4, "scores": {"negative": 0.6, "positive": 0.4}}
+    record = _prediction_record("text", None, prediction, top_k=2, all_scores=False)
+    assert [entry["label"] for entry in record["top_k"]] == ["positive", "negative"]

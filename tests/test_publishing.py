@@ -221,8 +221,12 @@ def test_cli_push_passes_the_options_and_names_the_repo_in_the_card(
     commit: dict[str, Any] = fake_hub.call("create_commit")
     assert commit["revision"] == "dev" and commit["commit_message"] == "first version"
     assert "Pushed" in stdout and "my-org/clf" in stdout
-    card = (folder / "README.md").read_text(encoding="utf-8")
-    assert 'model="my-org/clf"' in card and REPO_PLACEHOLDER not in card
+    # The uploaded card names the repository; the local folder stays as training wrote it.
+    uploaded_card = next(op for op in commit["operations"] if op.path_in_repo == "README.md").path_or_fileobj
+    assert isinstance(uploaded_card, bytes)
+    text = uploaded_card.decode("utf-8")
+    assert 'model="my-org/clf"' in text and REPO_PLACEHOLDER not in text
+    assert REPO_PLACEHOLDER in (folder / "README.md").read_text(encoding="utf-8")
     _no_sentinel_anywhere(folder, stdout, stderr, caplog.text)
 
 
@@ -268,3 +272,27 @@ def test_lora_folder_and_its_merged_copy_predict_identically(tmp_path: Path, tin
     theirs = pipeline("text-classification", model=str(out / "merged"), device="cpu")(texts)
     assert [p["label"] for p in theirs] == [r["label"] for r in merged_rows]
     assert load_classifier(out).labels == ["negative", "positive"]
+
+
+def test_model_index_names_each_split_by_its_own_file() -> None:
+    metrics = {
+        "task": "single_label",
+        "strategy": "full",
+        "primary_metric": "accuracy",
+        "eval": {"accuracy": 0.8},
+        "test": {"accuracy": 0.7},
+        "trainable_parameters": 10,
+        "total_parameters": 10,
+        "labels": ["a", "b"],
+        "data_sources": {
+            "train": "/home/me/data/train.csv",
+            "validation": "10% of train (/home/me/data/train.csv), seed 42",
+            "test": "/home/me/data/held_out.csv",
+        },
+        "decision_thresholds": {"values": {"b": 0.3}, "metric": "accuracy"},
+    }
+    card = render_model_card(metrics, base_model=BUNDLED_HUB_ID)
+    names = {r.dataset_split: r.dataset_name for r in card.data.eval_results}
+    assert names == {"validation": "train.csv (held-out part)", "test": "held_out.csv"}
+    assert "/home/me" not in str(card)
+    assert "b 0.300" in card.text and "nlp_transfer.thresholds" in card.text

@@ -298,7 +298,10 @@ def test_push_sends_exactly_the_plan_in_one_commit_with_the_options(trained: Pat
 
     uploaded = _uploaded(api)
     assert sorted(uploaded) == sorted(CLASSIFIER_FILES)
-    assert all(Path(source) == trained / path for path, source in uploaded.items())
+    # Every file is read from the folder; the card goes as its text with the repository id filled in.
+    assert all(Path(source) == trained / path for path, source in uploaded.items() if path != "README.md")
+    card = next(op for op in commit["operations"] if op.path_in_repo == "README.md").path_or_fileobj
+    assert card == (trained / "README.md").read_bytes().replace(b"PATH/TO/MODEL", repo["repo_id"].encode())
     for junk in ("checkpoint", "optimizer", "scheduler", "training_args", "trainer_state", "runs/", "token.txt"):
         assert not any(junk in path for path in uploaded), junk
 

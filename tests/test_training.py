@@ -431,3 +431,35 @@ def test_explicit_zero_learning_rate_reaches_layerwise_groups(
     after = load_file(out / "model.safetensors")
     name = "encoder.layer.0.attention.self.query.weight"
     assert torch.equal(after[f"bert.{name}"], before[name])
+
+
+@pytest.mark.parametrize("class_weights", [None, "1,1"])
+def test_gradient_accumulation_makes_the_same_update_as_one_big_batch(
+    tmp_path: Path, tiny_checkpoint: Path, class_weights: str | None
+) -> None:
+    """2 x 8 accumulated = 1 x 16: transformers 5.24 skips the division for models whose forward takes **kwargs."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    model = tmp_path / "no-dropout"
+    shutil.copytree(tiny_checkpoint, model)
+    config = _read_json(model / "config.json")
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    files = {
+        "train": write_csv(tmp_path / "data" / "train.csv", sentiment_rows(16)),
+        "validation": write_csv(tmp_path / "data" / "validation.csv", sentiment_rows(4)),
+    }
+    # One optimizer step of plain SGD in both runs: the weights differ only if the gradients do.
+    common = {"optim": "sgd", "learning_rate": 0.5, "warmup_steps": 0, "weight_decay": 0.0, "seed": 3}
+    if class_weights:
+        common["class_weights"] = class_weights  # equal weights: the package's own loss, same value
+    _run(model, files, tmp_path / "big", per_device_train_batch_size=16, **common)
+    _run(model, files, tmp_path / "acc", per_device_train_batch_size=8, gradient_accumulation_steps=2, **common)
+    _run(model, files, tmp_path / "start", per_device_train_batch_size=16, **{**common, "learning_rate": 0.0})
+    big, accumulated, start = (load_file(tmp_path / name / "model.safetensors") for name in ("big", "acc", "start"))
+    moved = (big["classifier.weight"] - start["classifier.weight"]).abs().max()
+    assert moved > 1e-3, "the step must change the weights for the comparison to mean anything"
+    for name, tensor in big.items():
+        torch.testing.assert_close(accumulated[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
