@@ -57,3 +57,25 @@ def test_uncached_hub_dataset_offline_is_a_clear_error() -> None:
     # No fake: the real datasets call, with HF_DATASETS_OFFLINE=1 set by conftest.
     with pytest.raises(UserInputError, match=r"Could not load Hub dataset 'nlp-transfer-tests/no-such-data'.*OFFLINE"):
         load_data(DataArguments(dataset_name="nlp-transfer-tests/no-such-data"))
+
+
+def test_a_run_on_a_hub_dataset_names_it_in_the_card(fake_hub: list[tuple], tmp_path, tiny_checkpoint) -> None:
+    from huggingface_hub import ModelCard
+
+    from nlp_transfer import RunConfig, fine_tune
+
+    out = tmp_path / "out"
+    options = {
+        "model": str(tiny_checkpoint),
+        "dataset_name": "org/reviews",
+        "dataset_config_name": "en",
+        "output_dir": str(out),
+        "num_train_epochs": 1,
+        "disable_tqdm": True,
+    }
+    fine_tune(RunConfig.from_dict(options))
+    card = ModelCard.load(out / "README.md")
+    assert card.data.datasets == ["org/reviews"]
+    assert {(r.dataset_type, r.dataset_config, r.dataset_split) for r in card.data.eval_results} == {
+        ("org/reviews", "en", "validation")
+    }
