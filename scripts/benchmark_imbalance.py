@@ -7,7 +7,8 @@
 Arguments after `--` go to `nlp-transfer train` unchanged for every variant. With --imbalanced-train-from,
 the training file is a deterministic subsample of that CSV with RATIO majority rows per minority row (the
 validation data stays as given, so the figures are measured on the real label balance). Figures per
-variant: the primary metric, the minority class's recall, precision and F1, balanced accuracy, macro-F1.
+variant: the primary metric (validation, and test when given: thresholds are tuned on validation, so test
+is the unbiased figure), the rarest training class's recall, precision and F1, balanced accuracy, macro-F1.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ def _row(variant: str, metrics: dict) -> str:
     per_class = evaluation.get("per_class", {}).get(minority, {}) if minority else {}
     thresholds = (metrics.get("decision_thresholds") or {}).get("values")
     primary = metrics["primary_metric"]
+    test = metrics.get("test") or {}
     cells = [
         variant,
         f"{primary} {evaluation[primary]:.4f}",
+        f"{test[primary]:.4f}" if primary in test else "-",
         f"{per_class.get('recall', float('nan')):.3f}",
         f"{per_class.get('precision', float('nan')):.3f}",
         f"{per_class.get('f1', float('nan')):.3f}",
@@ -96,10 +99,10 @@ def main() -> int:
         rows.append(_row(variant, json.loads((folder / "metrics.json").read_text(encoding="utf-8"))))
     print()
     print(
-        "| variant | validation primary | minority recall | minority precision | minority F1 | balanced accuracy "
-        "| macro-F1 | thresholds | train time (s) |"
+        "| variant | validation primary | test primary | minority recall | minority precision | minority F1 "
+        "| balanced accuracy | macro-F1 | thresholds | train time (s) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     return 0
 
