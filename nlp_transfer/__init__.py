@@ -6,32 +6,42 @@ config = RunConfig.from_dict({"output_dir": "runs/demo", "num_train_epochs": 2})
 result = fine_tune(config)               # trains the bundled MiniLM on the demo data
 classifier = load_classifier(result.output_dir)
 classifier.predict(["My parcel never arrived."])
+evaluate_folder(result.output_dir, "dev.csv", bootstrap=1000).to_dict()   # the metric suite + intervals
+push_folder(result.output_dir, "my-user/support-classifier")             # HF_TOKEN or `hf auth login`
 """
 
 __version__ = "0.1.0"
 
 from nlp_transfer.config import (  # noqa: E402
     DataArguments,
+    EvaluationArguments,
     ModelArguments,
     RunConfig,
     StrategyArguments,
     TransferTrainingArguments,
 )
 from nlp_transfer.errors import UserInputError  # noqa: E402
+from nlp_transfer.evaluation import FolderEvaluation, evaluate_folder  # noqa: E402
 from nlp_transfer.predict import Classifier, load_classifier, predict  # noqa: E402
+from nlp_transfer.push import PushResult, push_folder  # noqa: E402
 from nlp_transfer.training import FineTuneResult, fine_tune  # noqa: E402
 
 __all__ = [
     "Classifier",
     "DataArguments",
+    "EvaluationArguments",
     "FineTuneResult",
+    "FolderEvaluation",
     "ModelArguments",
+    "PushResult",
     "RunConfig",
     "StrategyArguments",
     "TransferTrainingArguments",
     "UserInputError",
     "__version__",
+    "evaluate_folder",
     "fine_tune",
     "load_classifier",
     "predict",
+    "push_folder",
 ]

@@ -42,14 +42,18 @@ def template_path(name: str = TEMPLATE) -> Path:
 
 
 def result_values(metrics: dict[str, Any], split: str) -> dict[str, float]:
-    """The metric values of one split of metrics.json ('eval' or 'test'): finite numbers, no timings."""
+    """The metric values of one split of metrics.json ('eval' or 'test'): finite numbers, no timings.
+
+    The loss counts as a result only when it is the primary metric (--metric-for-best-model loss).
+    """
     values = metrics.get(split) or {}
+    excluded = [name for name in NOT_RESULTS if not (name == "loss" and metrics.get("primary_metric") == "loss")]
     return {
         name: float(value)
         for name, value in values.items()
         if isinstance(value, (int, float))
         and not isinstance(value, bool)
-        and name not in NOT_RESULTS
+        and name not in excluded
         and math.isfinite(value)
     }
 
@@ -98,7 +102,7 @@ def _per_class_rows(metrics: dict[str, Any]) -> tuple[str | None, list[dict[str,
         return None, []
     rows = [
         {
-            "label": label,
+            "label": str(label).replace("|", "\\|"),  # a | in a label would end the table cell
             "precision": f"{row['precision']:.4f}",
             "recall": f"{row['recall']:.4f}",
             "f1": f"{row['f1']:.4f}",
