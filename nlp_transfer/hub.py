@@ -15,7 +15,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from nlp_transfer.push import REPO_PLACEHOLDER
+from nlp_transfer.push import REPO_PLACEHOLDER, public_text
 
 TEMPLATE = "classifier.md"
 CARD_FILE = "README.md"
@@ -113,14 +113,6 @@ def _per_class_rows(metrics: dict[str, Any]) -> tuple[str | None, list[dict[str,
     return SPLITS[split], rows
 
 
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s()'\",]+/)+([^\s()'\",/]+)")
-
-
-def _public_source(source: Any) -> str:
-    """Absolute paths reduced to file names: a card on the Hub should not show the training machine's paths."""
-    return ABSOLUTE_PATH.sub(r"\1", str(source))
-
-
 def _hyperparameters(metrics: dict[str, Any]) -> dict[str, Any]:
     table = dict(metrics.get("hyperparameters") or {})
     for name, value in (metrics.get("strategy_settings") or {}).items():
@@ -201,7 +193,7 @@ def render_model_card(
         class_weights=metrics.get("class_weights"),
         train_label_counts=metrics.get("train_label_counts"),
         hyperparameters=_hyperparameters(metrics),
-        data_sources={name: _public_source(source) for name, source in (metrics.get("data_sources") or {}).items()},
+        data_sources={name: public_text(str(source)) for name, source in (metrics.get("data_sources") or {}).items()},
         num_examples=metrics.get("num_examples", {}),
         repo_id=repo_id or REPO_PLACEHOLDER,
         max_length=metrics.get("max_length", 512),

@@ -200,7 +200,7 @@ def push_folder(
     logger.debug("Commit message: %s", title)
     try:
         operations = [
-            CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=str(folder / item.path))
+            CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=_upload_source(folder, item.path))
             for item in files
             if item.path != CARD_FILE
         ]
@@ -247,6 +247,42 @@ def push_folder(
     where = _text(getattr(info, "pr_revision", None)) if create_pr else None
     logger.info("Pushed %d files to %s: %s", len(files), full_id, pr_url or url)
     return PushResult(repo_id=full_id, revision=where or branch, files=files, dry_run=False, url=url, pr_url=pr_url)
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s()'\",]+/)+([^\s()'\",/]+)")
+# Written by training with local paths in them (data sources, output folder, base model folder).
+RECORDS_WITH_PATHS = ("metrics.json", "run_config.json")
+
+
+def _upload_source(folder: Path, path: str) -> str | bytes:
+    """The file's path, or for the run's JSON records their public copy (see `public_record`)."""
+    if path in RECORDS_WITH_PATHS:
+        try:
+            return public_record(folder / path)
+        except (ValueError, UnicodeDecodeError):
+            return str(folder / path)  # not JSON we wrote: upload it as it is
+    return str(folder / path)
+
+
+def public_text(text: str) -> str:
+    """Absolute paths reduced to their last part: what goes public should not show the training machine's paths."""
+    return ABSOLUTE_PATH.sub(r"\1", text)
+
+
+def _public_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return public_text(value)
+    if isinstance(value, dict):
+        return {key: _public_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_public_json(item) for item in value]
+    return value
+
+
+def public_record(path: Path) -> bytes:
+    """metrics.json / run_config.json as uploaded: the same JSON with absolute paths reduced to names."""
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return (json.dumps(_public_json(record), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def default_commit_message(model_dir: str | Path) -> str:

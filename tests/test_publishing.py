@@ -162,6 +162,13 @@ def test_train_push_to_hub_uploads_the_finished_folder_once(
     assert 'model="my-user/sentiment"' in (out / "README.md").read_text(encoding="utf-8")
     run_config = json.loads((out / "run_config.json").read_text(encoding="utf-8"))
     assert run_config["training"]["push_to_hub"] is True
+    # The run's records go up with the training machine's paths reduced to names, values unchanged.
+    sent = {op.path_in_repo: op.path_or_fileobj for op in fake_hub.call("create_commit")["operations"]}
+    uploaded_metrics = json.loads(sent["metrics.json"])
+    assert str(tmp_path) not in sent["metrics.json"].decode() and str(tmp_path) not in sent["run_config.json"].decode()
+    assert str(tmp_path) in (out / "metrics.json").read_text(encoding="utf-8"), "the local record keeps its paths"
+    assert uploaded_metrics["eval"] == result.metrics["eval"]
+    assert uploaded_metrics["data_sources"]["train"] == "train.csv"
     _no_sentinel_anywhere(out, caplog.text, json.dumps(result.metrics))
 
 

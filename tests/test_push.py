@@ -299,7 +299,8 @@ def test_push_sends_exactly_the_plan_in_one_commit_with_the_options(trained: Pat
     uploaded = _uploaded(api)
     assert sorted(uploaded) == sorted(CLASSIFIER_FILES)
     # Every file is read from the folder; the card goes as its text with the repository id filled in.
-    assert all(Path(source) == trained / path for path, source in uploaded.items() if path != "README.md")
+    records = ("README.md", "metrics.json", "run_config.json")
+    assert all(Path(source) == trained / path for path, source in uploaded.items() if path not in records)
     card = next(op for op in commit["operations"] if op.path_in_repo == "README.md").path_or_fileobj
     assert card == (trained / "README.md").read_bytes().replace(b"PATH/TO/MODEL", repo["repo_id"].encode())
     for junk in ("checkpoint", "optimizer", "scheduler", "training_args", "trainer_state", "runs/", "token.txt"):
