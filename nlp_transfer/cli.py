@@ -16,6 +16,15 @@ from nlp_transfer.errors import UserInputError
 logger = logging.getLogger("nlp_transfer")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one worth reading (not None, not an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def _train(argv: list[str]) -> int:
     from nlp_transfer.config import RunConfig
     from nlp_transfer.training import fine_tune
@@ -64,13 +73,17 @@ def metrics_table(splits: dict[str, dict], primary: str, intervals: dict[str, di
 def _evaluate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="nlp-transfer evaluate",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
+        epilog="Example: nlp-transfer evaluate --model runs/demo --file nlp_transfer/demo_data/validation.csv "
+        "--bootstrap 1000 --output results.json",
         description="Score a trained classifier folder (plain model or LoRA adapter) on any labelled file with "
         "the task's metric suite: a table on stdout, and with --output the whole report as JSON (per-class "
         "figures, confusion matrix, calibration bins, bootstrap intervals). The folder's saved decision "
         "thresholds are used.",
     )
-    parser.add_argument("--model", required=True, help="Output folder of 'nlp-transfer train'.")
+    parser.add_argument(
+        "--model", required=True, help="Output folder of 'nlp-transfer train', or the Hub id of a pushed one."
+    )
     parser.add_argument("--file", required=True, help="Labelled CSV, TSV, JSON, JSONL or Parquet file.")
     parser.add_argument("--text-column", help="Text column (default: 'text' or 'sentence', or a sentence pair).")
     parser.add_argument("--text-pair-column", help="Second text column, for sentence-pair models.")
@@ -199,7 +212,7 @@ def _prediction_record(
 def _push(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="nlp-transfer push",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
         description="Upload a trained output folder to the Hugging Face Hub in one commit: the model (or LoRA "
         "adapter), tokenizer, model card, metrics and plots; never checkpoints, optimizer state, logs or "
         "tokens. The token comes from HF_TOKEN or a saved 'hf auth login'; the package never writes it.",

@@ -43,6 +43,20 @@ def write_imbalanced(source: Path, target: Path, minority: str, ratio: float, si
     return {"minority": len(minority_rows), "majority": len(majority_rows)}
 
 
+def split_in_two(source: Path, folder: Path) -> tuple[Path, Path]:
+    """Alternate rows of `source` into validation and test files: thresholds tuned on one, judged on the other."""
+    with open(source, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    paths = (folder / "validation.csv", folder / "test.csv")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, part in zip(paths, (rows[0::2], rows[1::2])):
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(part)
+    return paths
+
+
 def _row(variant: str, metrics: dict) -> str:
     evaluation = metrics["eval"]
     counts = metrics.get("train_label_counts") or {}
@@ -74,6 +88,10 @@ def main() -> int:
     parser.add_argument("--minority-label", default="1", help="Label value kept rare in the subsample.")
     parser.add_argument("--ratio", type=float, default=9.0, help="Majority rows per minority row.")
     parser.add_argument("--train-size", type=int, default=1000, help="Rows in the subsample.")
+    parser.add_argument(
+        "--split-evaluation-file",
+        help="CSV split by alternate rows into --validation-file (tuning) and --test-file (the honest figure).",
+    )
     args, train_args = parser.parse_known_args()
     train_args = [a for a in train_args if a != "--"]
     from nlp_transfer.cli import main as cli
@@ -86,6 +104,9 @@ def main() -> int:
         )
         print(f"Imbalanced training file {train_file}: {counts}", flush=True)
         train_args = ["--train-file", str(train_file), *train_args]
+    if args.split_evaluation_file:
+        validation, test = split_in_two(Path(args.split_evaluation_file), root / "data")
+        train_args = [*train_args, "--validation-file", str(validation), "--test-file", str(test)]
     rows = []
     for variant in args.variants.split(","):
         folder = root / variant
