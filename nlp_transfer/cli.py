@@ -12,6 +12,7 @@ from pathlib import Path
 
 from nlp_transfer import __version__
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.outputs import write_text_whole
 
 logger = logging.getLogger("nlp_transfer")
 
@@ -142,9 +143,7 @@ def _write_whole(output: Path, text: str) -> None:
     if output.is_dir():
         raise UserInputError(f"--output {output} is a folder; give a file name, e.g. {output / 'results.json'}.")
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.incomplete")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(output)
+    write_text_whole(output, text)
 
 
 def _predict(argv: list[str]) -> int:

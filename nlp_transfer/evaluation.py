@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nlp_transfer.data import LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.metrics import (
@@ -24,8 +22,9 @@ from nlp_transfer.metrics import (
     available_metrics,
     bootstrap_intervals,
     choose_primary_metric,
-    load_external_metrics,
+    logits_of,
     metric_direction,
+    reported_suite,
     tune_thresholds,
 )
 from nlp_transfer.metrics.plots import CALIBRATION_PNG, CONFUSION_MATRIX_PNG, plot_confusion_matrix, plot_reliability
@@ -78,7 +77,7 @@ def evaluate_splits(
     final = FinalEvaluation()
     if tune:
         validation = outputs["eval"]
-        scores = suite.scores(_logits(validation.predictions))
+        scores = suite.scores(logits_of(validation.predictions))
         references = suite.prepare_references(validation.label_ids)
         before = suite.score(primary.name, scores, suite.decisions(scores, {}), references)
         suite.thresholds = tune_thresholds(suite, primary.name, scores, references)
@@ -93,7 +92,7 @@ def evaluate_splits(
         }
         logger.info("Decision thresholds %s: validation %s %.4f -> %.4f", suite.thresholds, primary.name, before, after)
     for key, output in outputs.items():
-        report = suite.evaluate(_logits(output.predictions), output.label_ids)
+        report = suite.evaluate(logits_of(output.predictions), output.label_ids)
         trainer_figures = {
             name.removeprefix(f"{key}_"): value
             for name, value in output.metrics.items()
@@ -102,10 +101,6 @@ def evaluate_splits(
         final.reports[key] = report
         final.records[key] = {**report.to_dict(), **trainer_figures}
     return final
-
-
-def _logits(predictions: Any) -> np.ndarray:
-    return predictions[0] if isinstance(predictions, tuple) else predictions
 
 
 def write_plots(folder: Path, final: FinalEvaluation, suite: MetricSuite) -> dict[str, str] | None:
@@ -184,11 +179,7 @@ def evaluate_folder(
     if primary not in available_metrics(task, schema.num_labels):
         # Trained with --metric-for-best-model loss (or a Hub metric): report the task's default primary.
         primary = choose_primary_metric(task).name
-    names = list(metrics or [])
-    if names and primary not in names:
-        names.insert(0, primary)
-    external = load_external_metrics(names, task, schema.num_labels) if names else {}
-    suite = MetricSuite(task, classifier.labels, names or None, thresholds=classifier.thresholds, external=external)
+    suite = reported_suite(task, classifier.labels, metrics, primary, classifier.thresholds)
     logits = classifier.logits(data.texts, data.pairs, batch_size=batch_size)
     report = suite.evaluate(logits, data.labels)
     intervals: dict[str, dict[str, float]] = {}

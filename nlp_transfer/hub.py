@@ -95,12 +95,11 @@ def eval_results(metrics: dict[str, Any]) -> list[EvalResult]:
     return results
 
 
-def _per_class_rows(metrics: dict[str, Any]) -> tuple[str | None, list[dict[str, str]]]:
-    split = "test" if isinstance((metrics.get("test") or {}).get("per_class"), dict) else "eval"
-    per_class = (metrics.get(split) or {}).get("per_class")
+def _per_class_rows(evaluated: dict[str, Any]) -> list[dict[str, str]]:
+    per_class = evaluated.get("per_class")
     if not isinstance(per_class, dict):
-        return None, []
-    rows = [
+        return []
+    return [
         {
             "label": str(label).replace("|", "\\|"),  # a | in a label would end the table cell
             "precision": f"{row['precision']:.4f}",
@@ -110,7 +109,6 @@ def _per_class_rows(metrics: dict[str, Any]) -> tuple[str | None, list[dict[str,
         }
         for label, row in per_class.items()
     ]
-    return SPLITS[split], rows
 
 
 def _hyperparameters(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -151,22 +149,21 @@ def render_model_card(
         model_name=model_name,
         eval_results=results or None,
     )
-    per_class_split, per_class_rows = _per_class_rows(metrics)
-    splits = [split for split in SPLITS if result_values(metrics, split)]
-    names = list(dict.fromkeys(name for split in splits for name in result_values(metrics, split)))
+    # Details (per class, undefined values, calibration) of the test split, or of validation without one.
+    detail_split = "test" if metrics.get("test") else "eval"
+    evaluated = metrics.get(detail_split) or {}
+    values = {split: result_values(metrics, split) for split in SPLITS}
+    splits = [split for split in SPLITS if values[split]]
+    names = list(dict.fromkeys(name for split in splits for name in values[split]))
     names = sorted(names, key=lambda name: name != primary)  # the primary metric first
     rows = [
         {
             "metric": f"**{name}**" if name == primary else name,
-            "values": [
-                f"{result_values(metrics, split)[name]:.4f}" if name in result_values(metrics, split) else "n/a"
-                for split in splits
-            ],
+            "values": [f"{values[split][name]:.4f}" if name in values[split] else "n/a" for split in splits],
         }
         for name in names
     ]
     trainable, total = metrics["trainable_parameters"], metrics["total_parameters"]
-    evaluated = metrics.get("test") if "test" in metrics else metrics.get("eval")
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path()),
@@ -185,10 +182,10 @@ def render_model_card(
         primary_metric_reason=metrics.get("primary_metric_reason") or "the task's default",
         result_splits=[SPLITS[split] for split in splits],
         result_rows=rows,
-        per_class_split=per_class_split,
-        per_class_rows=per_class_rows,
-        undefined=(evaluated or {}).get("undefined") or {},
-        ece=(evaluated or {}).get("ece"),
+        per_class_split=SPLITS[detail_split],
+        per_class_rows=_per_class_rows(evaluated),
+        undefined=evaluated.get("undefined") or {},
+        ece=evaluated.get("ece"),
         thresholds=metrics.get("decision_thresholds"),
         class_weights=metrics.get("class_weights"),
         train_label_counts=metrics.get("train_label_counts"),

@@ -37,7 +37,7 @@ def check_output_dir(output_dir: str | None, overwrite: bool) -> Path:
 
 
 def staging_path(target: Path) -> Path:
-    """Where the run is staged: a hidden folder beside `target`, the same for every process of a run."""
+    """Where `target` is staged: a hidden name beside it (for a run, the same for every process)."""
     return target.parent / f".{target.name}{STAGING_SUFFIX}"
 
 
@@ -77,3 +77,10 @@ def discard(staging: Path) -> None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+def write_text_whole(path: Path, text: str) -> None:
+    """Write a file through its hidden staging name and rename it: the file is complete or absent."""
+    partial = staging_path(path)
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -36,7 +36,7 @@ from nlp_transfer.metrics import (
     PrimaryMetric,
     available_metrics,
     build_compute_metrics,
-    load_external_metrics,
+    reported_suite,
 )
 from nlp_transfer.metrics.thresholds import check_tunable
 from nlp_transfer.outputs import (
@@ -300,10 +300,7 @@ def _metric_suite(evaluation: EvaluationArguments, schema: LabelSchema, primary:
             f"--metric-for-best-model {primary.name} is not a metric of this {schema.task} task. Choose one of: "
             f"{', '.join(shipped)}, or loss; a metric from the Hub must also be named in --metrics."
         )
-    if names and primary.name not in names and primary.name != "loss":
-        names.insert(0, primary.name)
-    external = load_external_metrics(names, schema.task, schema.num_labels) if names else {}
-    return MetricSuite(schema.task, list(schema.id2label.values()), names or None, external=external)
+    return reported_suite(schema.task, list(schema.id2label.values()), names, primary.name)
 
 
 def _add_evaluation(

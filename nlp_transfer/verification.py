@@ -17,7 +17,7 @@ import numpy as np
 from torch import nn
 
 from nlp_transfer.data import PreparedData
-from nlp_transfer.metrics import MetricSuite
+from nlp_transfer.metrics import MetricSuite, available_metrics
 from nlp_transfer.metrics.suite import DECISIONS
 from nlp_transfer.predict import Classifier, load_classifier
 
@@ -56,9 +56,9 @@ def _validation_inputs(data: PreparedData) -> tuple[list[str], list[str] | None,
 def _score(classifier: Classifier, texts: list[str], pairs: list[str] | None, labels: np.ndarray):
     """Logits and the decision metrics with the classifier's own (saved) thresholds."""
     logits = classifier.logits(texts, pairs)
-    suite = MetricSuite(classifier.task, classifier.labels, thresholds=classifier.thresholds)
-    metrics = suite.compute(logits, labels)
-    return logits, {name: value for name, value in metrics.items() if suite.spec(name).uses == DECISIONS}
+    names = available_metrics(classifier.task, len(classifier.labels), uses=DECISIONS)
+    suite = MetricSuite(classifier.task, classifier.labels, names, thresholds=classifier.thresholds)
+    return logits, suite.compute(logits, labels)
 
 
 def _same_metrics(first: dict[str, float], second: dict[str, float]) -> bool:

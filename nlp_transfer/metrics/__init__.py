@@ -10,9 +10,11 @@ from nlp_transfer.metrics.suite import (
     build_compute_metrics,
     choose_primary_metric,
     load_external_metrics,
+    logits_of,
     logits_to_predictions,
     metric_direction,
     probabilities_from_logits,
+    reported_suite,
 )
 from nlp_transfer.metrics.thresholds import tune_thresholds
 
@@ -27,8 +29,10 @@ __all__ = [
     "build_compute_metrics",
     "choose_primary_metric",
     "load_external_metrics",
+    "logits_of",
     "logits_to_predictions",
     "metric_direction",
     "probabilities_from_logits",
+    "reported_suite",
     "tune_thresholds",
 ]

@@ -261,6 +261,14 @@ def calibration_bins(confidences: np.ndarray, correct: np.ndarray, bins: int) ->
     return table
 
 
+def top_label_bins(
+    prediction_scores: np.ndarray, references: np.ndarray, bins: int = DEFAULT_CALIBRATION_BINS
+) -> list[dict[str, float]]:
+    """Calibration bins of the top class: its probability (confidence) against whether it was right."""
+    correct = (prediction_scores.argmax(axis=1) == references).astype(float)
+    return calibration_bins(prediction_scores.max(axis=1), correct, bins)
+
+
 class ExpectedCalibrationError(PackageMetric):
     KEY = "ece"
     DESCRIPTION = (
@@ -274,9 +282,7 @@ class ExpectedCalibrationError(PackageMetric):
         _num_classes(prediction_scores)
         if len(references) == 0:
             raise Undefined("no examples")
-        confidences = prediction_scores.max(axis=1)
-        correct = (prediction_scores.argmax(axis=1) == references).astype(float)
-        table = calibration_bins(confidences, correct, bins)
+        table = top_label_bins(prediction_scores, references, bins)
         return float(sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in table) / len(references))
 
 

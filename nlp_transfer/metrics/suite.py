@@ -88,9 +88,16 @@ TASK_METRICS = {SINGLE_LABEL: SINGLE_LABEL_METRICS, MULTI_LABEL: MULTI_LABEL_MET
 IMBALANCE_RATIO = 3.0
 
 
-def available_metrics(task: str, num_labels: int) -> list[str]:
-    """Names of the metrics the package ships for a task (binary-only ones only for two classes)."""
-    return [spec.name for spec in TASK_METRICS[task] if not spec.binary_only or num_labels == 2]
+def available_metrics(task: str, num_labels: int, uses: str | None = None) -> list[str]:
+    """Names of the metrics the package ships for a task (binary-only ones only for two classes).
+
+    `uses` keeps those computed from DECISIONS or from SCORES only.
+    """
+    return [
+        spec.name
+        for spec in TASK_METRICS[task]
+        if (not spec.binary_only or num_labels == 2) and (uses is None or spec.uses == uses)
+    ]
 
 
 @dataclass(frozen=True)
@@ -338,8 +345,7 @@ def calibration_table(scores: np.ndarray, references: np.ndarray, task: str) -> 
     """Reliability bins: single-label top-class confidence vs accuracy; multi-label p(label) vs frequency."""
     if task == MULTI_LABEL:
         return m.calibration_bins(scores.reshape(-1), references.reshape(-1).astype(float), m.DEFAULT_CALIBRATION_BINS)
-    correct = (scores.argmax(axis=1) == references).astype(float)
-    return m.calibration_bins(scores.max(axis=1), correct, m.DEFAULT_CALIBRATION_BINS)
+    return m.top_label_bins(scores, references)
 
 
 def _external_values(name: str, module: Any, decisions: np.ndarray, references: np.ndarray) -> dict[str, float]:
@@ -377,6 +383,29 @@ def load_external_metrics(names: Sequence[str], task: str, num_labels: int) -> d
     return loaded
 
 
+def logits_of(predictions: Any) -> np.ndarray:
+    """The logits among Trainer's predictions (a tuple when the model also returns hidden states)."""
+    return predictions[0] if isinstance(predictions, tuple) else predictions
+
+
+def reported_suite(
+    task: str,
+    labels: Sequence[str],
+    names: Sequence[str] | None,
+    primary: str,
+    thresholds: dict[str, float] | None = None,
+) -> MetricSuite:
+    """The suite a run reports: the named metrics plus the primary one (every shipped one when none are named).
+
+    Names the package does not ship are loaded with `evaluate.load`; the loss is Trainer's, never the suite's.
+    """
+    names = list(names or [])
+    if names and primary not in names and primary != "loss":
+        names.insert(0, primary)
+    external = load_external_metrics(names, task, len(labels)) if names else {}
+    return MetricSuite(task, labels, names or None, thresholds=thresholds, external=external)
+
+
 def build_compute_metrics(suite: MetricSuite, primary: str) -> Callable[[EvalPrediction], dict[str, float]]:
     """The `compute_metrics` callable Trainer calls after each evaluation.
 
@@ -384,8 +413,7 @@ def build_compute_metrics(suite: MetricSuite, primary: str) -> Callable[[EvalPre
     """
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        report = suite.evaluate(logits, prediction.label_ids, details=False)
+        report = suite.evaluate(logits_of(prediction.predictions), prediction.label_ids, details=False)
         if primary in report.undefined:
             raise UserInputError(
                 f"The primary metric {primary} is undefined on the validation set: {report.undefined[primary]}. "
