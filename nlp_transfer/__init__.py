@@ -8,11 +8,10 @@ classifier = load_classifier(result.output_dir)
 classifier.predict(["My parcel never arrived."])
 evaluate_folder(result.output_dir, "dev.csv", bootstrap=1000).to_dict()   # the metric suite + intervals
 push_folder(result.output_dir, "my-user/support-classifier")             # HF_TOKEN or `hf auth login`
+RunRecord.load(result.output_dir).primary_value()                        # metrics.json, typed
 """
 
-__version__ = "0.1.0"
-
-from nlp_transfer.config import (  # noqa: E402
+from nlp_transfer.config import (
     DataArguments,
     EvaluationArguments,
     ModelArguments,
@@ -20,11 +19,13 @@ from nlp_transfer.config import (  # noqa: E402
     StrategyArguments,
     TransferTrainingArguments,
 )
-from nlp_transfer.errors import UserInputError  # noqa: E402
-from nlp_transfer.evaluation import FolderEvaluation, evaluate_folder  # noqa: E402
-from nlp_transfer.predict import Classifier, load_classifier, predict  # noqa: E402
-from nlp_transfer.push import PushResult, push_folder  # noqa: E402
-from nlp_transfer.training import FineTuneResult, fine_tune  # noqa: E402
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.evaluation import FolderEvaluation, evaluate_folder
+from nlp_transfer.predict import Classifier, load_classifier, predict
+from nlp_transfer.push import PushResult, push_folder
+from nlp_transfer.record import RunRecord
+from nlp_transfer.training import FineTuneResult, fine_tune
+from nlp_transfer.version import __version__
 
 __all__ = [
     "Classifier",
@@ -35,6 +36,7 @@ __all__ = [
     "ModelArguments",
     "PushResult",
     "RunConfig",
+    "RunRecord",
     "StrategyArguments",
     "TransferTrainingArguments",
     "UserInputError",

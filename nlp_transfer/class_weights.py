@@ -16,10 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nlp_transfer.config import BALANCED, parse_class_weights
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
-
-BALANCED = "balanced"
 
 
 @dataclass(frozen=True)
@@ -56,42 +55,39 @@ def resolve_loss_weights(
     spec: str | None, task: str, names: Sequence[str], counts: Sequence[int] | None, num_examples: int
 ) -> LossWeights | None:
     """Parse `--class-weights` against the task and the training label counts; None when not asked."""
-    if spec is None or not str(spec).strip():
+    parsed = parse_class_weights(spec)
+    if parsed is None:
         return None
     if task == REGRESSION:
         raise UserInputError("--class-weights applies to classification; this is a regression task. Leave it off.")
     kind = "pos_weight" if task == MULTI_LABEL else "class_weight"
     names = list(names)
-    if str(spec).strip().lower() == BALANCED:
-        counts = list(counts or [])
-        empty = [name for name, count in zip(names, counts) if count == 0]
-        if empty:
-            raise UserInputError(
-                f"--class-weights balanced: the training labels have no example of {', '.join(empty)}, so no "
-                "inverse frequency exists. Give the weights as a list, or add examples of those labels."
-            )
-        if task == MULTI_LABEL:
-            full = [name for name, count in zip(names, counts) if count == num_examples]
-            if full:
-                raise UserInputError(
-                    f"--class-weights balanced: every training example has label(s) {', '.join(full)}, so "
-                    "negatives/positives is 0. Give the weights as a list."
-                )
-            values = [(num_examples - count) / count for count in counts]
-        else:
-            values = [num_examples / (len(names) * count) for count in counts]
-        return LossWeights(task, kind, BALANCED, names, [float(v) for v in values])
-    try:
-        values = [float(part) for part in str(spec).split(",")]
-    except ValueError:
+    if parsed == BALANCED:
+        return LossWeights(
+            task, kind, BALANCED, names, _balanced_weights(task, names, list(counts or []), num_examples)
+        )
+    if len(parsed) != len(names):
         raise UserInputError(
-            f"--class-weights must be 'balanced' or comma-separated numbers, one per label, not {spec!r}."
-        ) from None
-    if len(values) != len(names):
-        raise UserInputError(
-            f"--class-weights gives {len(values)} weights for {len(names)} labels ({', '.join(names)}); "
+            f"--class-weights gives {len(parsed)} weights for {len(names)} labels ({', '.join(names)}); "
             "give one per label, in that order."
         )
-    if any(not np.isfinite(v) or v <= 0 for v in values):
-        raise UserInputError(f"--class-weights must be positive numbers, got {spec!r}.")
-    return LossWeights(task, kind, "given", names, values)
+    return LossWeights(task, kind, "given", names, parsed)
+
+
+def _balanced_weights(task: str, names: list[str], counts: list[int], num_examples: int) -> list[float]:
+    """Inverse class frequency (single-label), or negatives/positives per label (multi-label)."""
+    empty = [name for name, count in zip(names, counts) if count == 0]
+    if empty:
+        raise UserInputError(
+            f"--class-weights balanced: the training labels have no example of {', '.join(empty)}, so no "
+            "inverse frequency exists. Give the weights as a list, or add examples of those labels."
+        )
+    if task == MULTI_LABEL:
+        full = [name for name, count in zip(names, counts) if count == num_examples]
+        if full:
+            raise UserInputError(
+                f"--class-weights balanced: every training example has label(s) {', '.join(full)}, so "
+                "negatives/positives is 0. Give the weights as a list."
+            )
+        return [float((num_examples - count) / count) for count in counts]
+    return [float(num_examples / (len(names) * count)) for count in counts]

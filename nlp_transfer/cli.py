@@ -9,10 +9,15 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nlp_transfer import __version__
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.outputs import write_text_whole
+from nlp_transfer.outputs import METRICS_FILE, write_text_whole
+from nlp_transfer.tables import metrics_table
+from nlp_transfer.version import __version__
+
+if TYPE_CHECKING:
+    from nlp_transfer.evaluation import FolderEvaluation
 
 logger = logging.getLogger("nlp_transfer")
 
@@ -30,64 +35,57 @@ def _train(argv: list[str]) -> int:
     from nlp_transfer.config import RunConfig
     from nlp_transfer.training import fine_tune
 
-    config = RunConfig.from_args(argv)
-    result = fine_tune(config)
+    result = fine_tune(RunConfig.from_args(argv))
     if not result.is_main_process:
         return 0
-    metrics = result.metrics
-    splits = {"validation": metrics["eval"], **({"test": metrics["test"]} if "test" in metrics else {})}
-    print(f"Primary metric: {metrics['primary_metric']} ({metrics.get('primary_metric_reason', '')})")
-    print(metrics_table(splits, metrics["primary_metric"]))
-    print(f"Saved to {result.output_dir} (metrics in {result.metrics_path})")
+    record = result.record
+    print(f"Primary metric: {record.primary_metric} ({record.primary_metric_reason or ''})")
+    print(metrics_table(record.evaluated_splits, record.primary_metric))
+    print(f"Saved to {result.output_dir} (metrics in {result.output_dir / METRICS_FILE})")
     if result.push is not None:
         print(f"Pushed to {result.push.repo_id}: {result.push.url}")
     return 0
 
 
-def metrics_table(splits: dict[str, dict], primary: str, intervals: dict[str, dict] | None = None) -> str:
-    """A plain-text table: one row per metric (the primary first), one column per split."""
-    names = [primary] + [
-        name
-        for name, value in next(iter(splits.values())).items()
-        if name != primary and isinstance(value, float) and not name.endswith(("runtime", "per_second"))
-    ]
-    width = max(len(name) for name in names) + 2
-    header = f"{'metric':<{width}}" + "".join(f"{split:>12}" for split in splits)
-    if intervals:
-        levels = {interval["confidence"] for interval in intervals.values()}
-        header += f"   {levels.pop():.0%} interval" if len(levels) == 1 else "   interval"
-    lines = [header, "-" * len(header)]
-    for name in names:
-        cells = "".join(
-            f"{splits[split][name]:>12.4f}" if isinstance(splits[split].get(name), float) else f"{'n/a':>12}"
-            for split in splits
-        )
-        row = f"{name + (' *' if name == primary else ''):<{width}}{cells}"
-        if intervals and name in intervals:
-            row += f"   [{intervals[name]['lower']:.4f}, {intervals[name]['upper']:.4f}]"
-        lines.append(row)
-    undefined = {name: reason for values in splits.values() for name, reason in values.get("undefined", {}).items()}
-    lines.extend(f"{name}: undefined ({reason})" for name, reason in undefined.items())
-    return "\n".join(lines)
+def _command_parser(command: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of one `nlp-transfer COMMAND` (train builds its own from the config dataclasses)."""
+    return argparse.ArgumentParser(
+        prog=f"nlp-transfer {command}", formatter_class=_HelpFormatter, description=description, epilog=epilog
+    )
 
 
-def _evaluate(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="nlp-transfer evaluate",
-        formatter_class=_HelpFormatter,
-        epilog="Example: nlp-transfer evaluate --model runs/demo --file nlp_transfer/demo_data/validation.csv "
-        "--bootstrap 1000 --output results.json",
+def _add_input_options(parser: argparse.ArgumentParser, file_help: str, texts: bool = False) -> None:
+    """The options `evaluate` and `predict` share: the trained classifier, the file of texts, its columns, batch size.
+
+    --file is required; with `texts` (predict), --text (repeatable) may be given instead.
+    """
+    parser.add_argument(
+        "--model", required=True, help="Output folder of 'nlp-transfer train', or the Hub id of a pushed one."
+    )
+    if texts:
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--text", action="append", help="A text to classify (repeatable).")
+        source.add_argument("--file", help=file_help)
+    else:
+        parser.add_argument("--file", required=True, help=file_help)
+    parser.add_argument(
+        "--text-column", help="Text column of --file (default: 'text' or 'sentence', or a sentence pair)."
+    )
+    parser.add_argument("--text-pair-column", help="Second text column of --file, for sentence-pair models.")
+    parser.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass.")
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    parser = _command_parser(
+        "evaluate",
         description="Score a trained classifier folder (plain model or LoRA adapter) on any labelled file with "
         "the task's metric suite: a table on stdout, and with --output the whole report as JSON (per-class "
         "figures, confusion matrix, calibration bins, bootstrap intervals). The folder's saved decision "
         "thresholds are used.",
+        epilog="Example: nlp-transfer evaluate --model runs/demo --file nlp_transfer/demo_data/validation.csv "
+        "--bootstrap 1000 --output results.json",
     )
-    parser.add_argument(
-        "--model", required=True, help="Output folder of 'nlp-transfer train', or the Hub id of a pushed one."
-    )
-    parser.add_argument("--file", required=True, help="Labelled CSV, TSV, JSON, JSONL or Parquet file.")
-    parser.add_argument("--text-column", help="Text column (default: 'text' or 'sentence', or a sentence pair).")
-    parser.add_argument("--text-pair-column", help="Second text column, for sentence-pair models.")
+    _add_input_options(parser, "Labelled CSV, TSV, JSON, JSONL or Parquet file.")
     parser.add_argument("--label-column", help="Label column (default: 'label' or 'labels').")
     parser.add_argument("--metrics", help="Comma-separated metrics to report (default: all the task's metrics).")
     parser.add_argument(
@@ -102,40 +100,55 @@ def _evaluate(argv: list[str]) -> int:
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="Confidence level of the intervals.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap resampling.")
-    parser.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass.")
     parser.add_argument("--output", help="Write the whole report here as JSON.")
     parser.add_argument("--plots-dir", help="Also write confusion_matrix.png and calibration.png into this folder.")
-    args = parser.parse_args(argv)
-    from nlp_transfer.evaluation import evaluate_folder, plot_report
+    return parser
 
-    names = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
+
+def _evaluate(argv: list[str]) -> int:
+    args = _evaluate_parser().parse_args(argv)
+    from nlp_transfer.evaluation import evaluate_folder
+
     result = evaluate_folder(
         args.model,
         args.file,
         text_column=args.text_column,
         text_pair_column=args.text_pair_column,
         label_column=args.label_column,
-        metrics=names,
+        metrics=_metric_names(args.metrics),
         bootstrap=args.bootstrap,
         bootstrap_all=args.bootstrap_all,
         confidence=args.confidence,
         seed=args.seed,
         batch_size=args.batch_size,
     )
-    record = result.to_dict()
+    report = result.to_dict()
     print(f"{result.report.num_examples} examples from {args.file}; primary metric {result.primary_metric}")
-    print(metrics_table({"value": record}, result.primary_metric, record["confidence_intervals"]))
+    print(metrics_table({"value": report}, result.primary_metric, report["confidence_intervals"]))
     if args.plots_dir and result.task != "regression":
-        if Path(args.plots_dir).exists() and not Path(args.plots_dir).is_dir():
-            raise UserInputError(f"--plots-dir {args.plots_dir} is a file; give a folder for the two PNG files.")
-        folder = Path(args.plots_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        plot_report(result.report, result.labels, folder, Path(args.file).name)
-        print(f"Plots in {folder}", file=sys.stderr)
+        _write_plots(result, Path(args.plots_dir), Path(args.file).name)
     if args.output:
-        _write_whole(Path(args.output), json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        _write_whole(Path(args.output), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         print(f"Wrote the report to {args.output}", file=sys.stderr)
     return 0
+
+
+def _metric_names(metrics: str | None) -> list[str] | None:
+    """--metrics as a list of names; None (every metric of the task) when not given."""
+    if not metrics:
+        return None
+    return [name.strip() for name in metrics.split(",") if name.strip()]
+
+
+def _write_plots(result: FolderEvaluation, folder: Path, title: str) -> None:
+    """confusion_matrix.png and calibration.png of an evaluation, into --plots-dir."""
+    from nlp_transfer.evaluation import plot_report
+
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError(f"--plots-dir {folder} is a file; give a folder for the two PNG files.")
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_report(result.report, result.labels, folder, title)
+    print(f"Plots in {folder}", file=sys.stderr)
 
 
 def _write_whole(output: Path, text: str) -> None:
@@ -146,24 +159,22 @@ def _write_whole(output: Path, text: str) -> None:
     write_text_whole(output, text)
 
 
-def _predict(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="nlp-transfer predict",
+def _predict_parser() -> argparse.ArgumentParser:
+    parser = _command_parser(
+        "predict",
         description="Predict labels and scores with a trained classifier folder (plain model or LoRA adapter). "
         "One JSON object per text, on stdout or in --output (JSON Lines).",
     )
-    parser.add_argument("--model", required=True, help="Output folder of 'nlp-transfer train'.")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", action="append", help="A text to classify (repeatable).")
-    source.add_argument("--file", help="CSV, TSV, JSON, JSONL or Parquet file of texts to classify.")
-    parser.add_argument("--text-column", help="Text column of --file (default: 'text' or 'sentence').")
-    parser.add_argument("--text-pair-column", help="Second text column of --file, for sentence-pair models.")
+    _add_input_options(parser, "CSV, TSV, JSON, JSONL or Parquet file of texts to classify.", texts=True)
     parser.add_argument("--output", help="Write the predictions here as JSON Lines instead of printing them.")
     scores = parser.add_mutually_exclusive_group()
     scores.add_argument("--top-k", type=int, help="Single-label: the K most likely labels with their scores.")
     scores.add_argument("--all-scores", action="store_true", help="Every class's score.")
-    parser.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass.")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _predict(argv: list[str]) -> int:
+    args = _predict_parser().parse_args(argv)
     from nlp_transfer.data import read_texts
     from nlp_transfer.predict import load_classifier
 
@@ -178,7 +189,7 @@ def _predict(argv: list[str]) -> int:
     predictions = load_classifier(args.model).predict(texts, pairs, batch_size=args.batch_size)
     records = [
         _prediction_record(text, pairs[i] if pairs else None, prediction, args.top_k, args.all_scores)
-        for i, (text, prediction) in enumerate(zip(texts, predictions))
+        for i, (text, prediction) in enumerate(zip(texts, predictions, strict=True))
     ]
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if args.output:
@@ -209,9 +220,8 @@ def _prediction_record(
 
 
 def _push(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="nlp-transfer push",
-        formatter_class=_HelpFormatter,
+    parser = _command_parser(
+        "push",
         description="Upload a trained output folder to the Hugging Face Hub in one commit: the model (or LoRA "
         "adapter), tokenizer, model card, metrics and plots; never checkpoints, optimizer state, logs or "
         "tokens. The token comes from HF_TOKEN or a saved 'hf auth login'; the package never writes it.",

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,8 +21,25 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.metrics.suite import all_metric_names
 
 TaskName = Literal["auto", "single_label", "multi_label", "regression"]
+StrategyName = Literal["full", "freeze", "lora", "hybrid", "scratch"]
+BALANCED = "balanced"
+
+# The options of StrategyArguments each strategy reads. An option of another strategy, given a value other
+# than its default, is refused: it would be silently ignored. The table sits here, not in the strategy
+# classes, because config is below strategies in the import layering and must check it before any work;
+# each strategy class names its row (`TransferStrategy.options`) and a test holds it to what it reads.
+LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target", "use_dora", "use_rslora", "merge_lora")
+LAYERWISE_OPTIONS = ("layer_lr_decay", "head_lr_multiplier", "gradual_unfreeze", "unfreeze_every_steps")
+STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
+    "full": LAYERWISE_OPTIONS,
+    "freeze": ("train_top_layers", "train_embeddings"),
+    "lora": LORA_OPTIONS,
+    "hybrid": ("train_top_layers", *LORA_OPTIONS, *LAYERWISE_OPTIONS),
+    "scratch": (),
+}
 
 
 @dataclass
@@ -152,6 +170,24 @@ class DataArguments:
         metadata={"help": "Drop rows with an empty text or missing label instead of stopping with an error."},
     )
 
+    def check(self) -> None:
+        """What can be refused before any file is read: conflicting sources and values outside their range."""
+        files = (self.train_file, self.validation_file, self.test_file)
+        if self.dataset_name and any(files):
+            raise UserInputError("Give either --dataset-name or local files (--train-file ...), not both.")
+        if not self.dataset_name and not self.train_file and any(files):
+            raise UserInputError("--validation-file/--test-file need a --train-file as well.")
+        if not 0 < self.validation_fraction < 1:
+            raise UserInputError(
+                f"--validation-fraction must be between 0 and 1 (exclusive), not {self.validation_fraction}."
+            )
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserInputError(f"{_flag(name)} must be a positive number, not {value}.")
+        if self.max_length is not None and self.max_length <= 0:
+            raise UserInputError(f"--max-length must be a positive number of tokens, not {self.max_length}.")
+
 
 @dataclass
 class StrategyArguments:
@@ -159,7 +195,7 @@ class StrategyArguments:
 
     _argument_group_name = "strategy"
 
-    strategy: str = field(
+    strategy: StrategyName = field(
         default="full",
         metadata={
             "help": "Transfer strategy. full: every weight trains at a rate 10-100x below from-scratch "
@@ -216,6 +252,27 @@ class StrategyArguments:
         default=None, metadata={"help": "With --gradual-unfreeze: unfreeze every N optimizer steps, not epochs."}
     )
 
+    def check(self) -> None:
+        """Refuse an unknown strategy, another strategy's options, and values outside their range."""
+        if self.strategy not in STRATEGY_OPTIONS:
+            raise UserInputError(f"Unknown --strategy '{self.strategy}'. Choose one of: {', '.join(STRATEGY_OPTIONS)}.")
+        for item in dataclasses.fields(self):
+            readers = [name for name, options in STRATEGY_OPTIONS.items() if item.name in options]
+            if readers and self.strategy not in readers and getattr(self, item.name) != item.default:
+                raise UserInputError(
+                    f"{_flag(item.name)} applies to {' and '.join(readers)}, not {self.strategy}. Leave it out, "
+                    f"or choose --strategy {readers[0]}."
+                )
+        if self.unfreeze_every_steps is not None and not self.gradual_unfreeze:
+            raise UserInputError("--unfreeze-every-steps sets the pace of --gradual-unfreeze: give both, or neither.")
+        _check_range("train_top_layers", self.train_top_layers, minimum=0)
+        _check_range("lora_r", self.lora_r, minimum=1)
+        _check_range("lora_alpha", self.lora_alpha, above=0)
+        _check_range("lora_dropout", self.lora_dropout, minimum=0, below=1)
+        _check_range("layer_lr_decay", self.layer_lr_decay, above=0, maximum=1)
+        _check_range("head_lr_multiplier", self.head_lr_multiplier, above=0)
+        _check_range("unfreeze_every_steps", self.unfreeze_every_steps, minimum=1)
+
 
 @dataclass
 class EvaluationArguments:
@@ -249,6 +306,22 @@ class EvaluationArguments:
             "per class (multi-label: per label pos_weight), in label order."
         },
     )
+
+    def metric_names(self) -> list[str]:
+        """--metrics as a list of names (empty: every metric the package ships for the task)."""
+        return [name.strip() for name in (self.metrics or "").split(",") if name.strip()]
+
+    def class_weight_values(self) -> str | list[float] | None:
+        """--class-weights parsed: 'balanced', one positive weight per label, or None when not given."""
+        return parse_class_weights(self.class_weights)
+
+    def check(self, task: str) -> None:
+        """Refuse what the given --task rules out (an inferred task is checked once the data is read)."""
+        self.class_weight_values()
+        if task == "regression" and self.class_weights:
+            raise UserInputError("--class-weights applies to classification; this is a regression task. Leave it off.")
+        if task == "regression" and self.tune_threshold:
+            raise UserInputError("--tune-threshold applies to binary and multi-label tasks, not regression.")
 
 
 @dataclass
@@ -369,6 +442,19 @@ class TransferTrainingArguments(TrainingArguments):
         )
         return asked
 
+    def check(self) -> None:
+        """Trainer options that contradict each other or the package, refused before any work."""
+        if self.early_stopping_patience is not None:
+            if self.early_stopping_patience < 1:
+                raise UserInputError("--early-stopping-patience must be at least 1 evaluation.")
+            if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
+                raise UserInputError("--early-stopping-patience needs evaluations: leave --eval-strategy at 'epoch'.")
+            if not self.load_best_model_at_end:
+                raise UserInputError("--early-stopping-patience needs --load-best-model-at-end (the default).")
+        if self.push_to_hub and not self.hub_model_id:
+            raise UserInputError("--push-to-hub needs --hub-model-id NAME (e.g. my-user/support-classifier).")
+        _check_reporting_integrations(self.report_to)
+
     @property
     def given_output_dir(self) -> str | None:
         """The output folder the user named, or None."""
@@ -386,6 +472,22 @@ class RunConfig:
     strategy: StrategyArguments = field(default_factory=StrategyArguments)
     evaluation: EvaluationArguments = field(default_factory=EvaluationArguments)
     training: TransferTrainingArguments = field(default_factory=TransferTrainingArguments)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Every check that needs no data and no checkpoint, in one place; run by every constructor.
+
+        `fine_tune` runs it again before it touches anything, for a config changed after it was built.
+        """
+        self.data.check()
+        self.strategy.check()
+        self.evaluation.check(self.data.task)
+        self.training.check()
+        if self.evaluation.class_weights and self.training.label_smoothing_factor:
+            raise UserInputError("--class-weights and --label-smoothing-factor cannot be combined; choose one.")
+        _check_metric_name(self.training.metric_for_best_model, self.evaluation.metric_names())
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> "RunConfig":
@@ -431,6 +533,80 @@ ARGUMENT_DATACLASSES = (
     EvaluationArguments,
     TransferTrainingArguments,
 )
+
+
+def parse_class_weights(spec: str | None) -> str | list[float] | None:
+    """'balanced', a list of positive weights, or None; the count per label is checked once the labels are known."""
+    spec = (spec or "").strip()
+    if not spec:
+        return None
+    if spec.lower() == BALANCED:
+        return BALANCED
+    try:
+        values = [float(part) for part in spec.split(",")]
+    except ValueError:
+        raise UserInputError(
+            f"--class-weights must be 'balanced' or comma-separated numbers, one per label, not {spec!r}."
+        ) from None
+    if any(not math.isfinite(value) or value <= 0 for value in values):
+        raise UserInputError(f"--class-weights must be positive numbers, got {spec!r}.")
+    return values
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_range(
+    name: str,
+    value: float | None,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    below: float | None = None,
+) -> None:
+    """Refuse a numeric option outside its range, naming the option and the range; None means not given."""
+    if value is None:
+        return
+    bounds = [
+        (minimum, lambda v, b: v >= b, f"at least {minimum}"),
+        (above, lambda v, b: v > b, f"above {above}"),
+        (maximum, lambda v, b: v <= b, f"at most {maximum}"),
+        (below, lambda v, b: v < b, f"below {below}"),
+    ]
+    wanted = [text for bound, holds, text in bounds if bound is not None]
+    if any(bound is not None and not holds(value, bound) for bound, holds, _ in bounds):
+        raise UserInputError(f"{_flag(name)} must be {' and '.join(wanted)}, not {value}.")
+
+
+REPORTING_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
+
+
+def _check_reporting_integrations(report_to: list[str] | str | None) -> None:
+    """A clear install hint instead of Trainer's RuntimeError when a --report-to backend is missing."""
+    import importlib.util
+
+    for name in [report_to] if isinstance(report_to, str) else report_to or []:
+        modules = REPORTING_PACKAGES.get(name)
+        if modules and not any(importlib.util.find_spec(module) for module in modules):
+            extra = " (or: pip install 'nlp-transfer[tensorboard]')" if name == "tensorboard" else ""
+            raise UserInputError(f"--report-to {name} needs the {modules[0]} package: pip install {modules[0]}{extra}.")
+
+
+def _check_metric_name(requested: str | None, named: list[str]) -> None:
+    """--metric-for-best-model must name a metric the package reports for some task, the loss, or one of --metrics.
+
+    Whether it fits this task is known once the labels are read (`metrics.resolve_primary_metric`).
+    """
+    if requested in (None, "", "auto"):
+        return
+    name = requested.removeprefix("eval_")
+    shipped = all_metric_names()
+    if name != "loss" and name not in shipped and name not in named:
+        raise UserInputError(
+            f"--metric-for-best-model {requested} is not a metric the package reports. Choose one of: "
+            f"{', '.join(shipped)}, or loss; a metric from the Hub must also be named in --metrics."
+        )
 
 
 def build_parser(prog: str = "nlp-transfer train") -> HfArgumentParser:

@@ -1,4 +1,4 @@
-"""Measuring a trained model: the primary metric's choice, the final evaluation, plots, `nlp-transfer evaluate`.
+"""Measuring a trained model: the final evaluation, plots, `nlp-transfer evaluate`.
 
 Training ends here: the best checkpoint is scored on validation (and test) with the whole metric suite,
 decision thresholds are tuned when asked, and the reports become metrics.json and the PNG plots. The
@@ -13,86 +13,73 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transformers import DataCollatorWithPadding, Trainer
+
 from nlp_transfer.data import LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.metrics import (
     EvaluationReport,
     MetricSuite,
     PrimaryMetric,
-    available_metrics,
     bootstrap_intervals,
-    choose_primary_metric,
     logits_of,
-    metric_direction,
+    reported_primary,
     reported_suite,
     tune_thresholds,
 )
-from nlp_transfer.metrics.plots import CALIBRATION_PNG, CONFUSION_MATRIX_PNG, plot_confusion_matrix, plot_reliability
-from nlp_transfer.predict import load_classifier, package_settings
+from nlp_transfer.metrics.plots import plot_confusion_matrix, plot_reliability
+from nlp_transfer.outputs import CALIBRATION_PNG, CONFUSION_MATRIX_PNG
+from nlp_transfer.predict import load_classifier
+from nlp_transfer.record import RECORD_SPLITS
+from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import REGRESSION
 
 logger = logging.getLogger(__name__)
 
-SPLIT_NAMES = {"eval": "validation", "test": "test"}
 # Trainer's own figures kept beside the metric suite's in metrics.json.
 TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 
 
-def resolve_primary_metric(task: str, counts: Sequence[int] | None, requested: str | None) -> PrimaryMetric:
-    """The task's choice, or the one named by --metric-for-best-model (an `eval_` prefix is accepted)."""
-    if requested in (None, "", "auto"):
-        return choose_primary_metric(task, counts)
-    name = requested.removeprefix("eval_")
-    if name == "loss":
-        return PrimaryMetric("loss", False, "given by --metric-for-best-model (the validation loss)")
-    direction = metric_direction(task, name)
-    greater_is_better = direction if direction is not None else not name.endswith("loss")
-    return PrimaryMetric(name, greater_is_better, "given by --metric-for-best-model")
-
-
 @dataclass
 class FinalEvaluation:
-    """The best model's reports per split ('eval', 'test'), their metrics.json records, and thresholds."""
+    """The best model's reports per split key ('eval', 'test'), their metrics.json dicts, and tuned thresholds."""
 
     reports: dict[str, EvaluationReport] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     thresholds: dict[str, Any] | None = None
+    """With --tune-threshold: the values (label -> probability), the metric and its value before and after."""
+
+    @property
+    def threshold_values(self) -> dict[str, float]:
+        return dict(self.thresholds["values"]) if self.thresholds else {}
 
 
 def evaluate_splits(
-    trainer: Any, encoded: Any, suite: MetricSuite, primary: PrimaryMetric, tune: bool
+    model: Any, args: Any, encoded: Any, tokenizer: Any, suite: MetricSuite, primary: PrimaryMetric, tune: bool
 ) -> FinalEvaluation:
-    """Score validation (and test) with the suite; with `tune`, first pick thresholds on validation."""
-    # The suite scores the gathered logits below; Trainer's compute_metrics would only repeat it, and would
-    # refuse a test split on which the primary metric is undefined (one class only) after the whole run.
-    compute_metrics, trainer.compute_metrics = trainer.compute_metrics, None
-    try:
-        outputs = {
-            key: trainer.predict(encoded[split], metric_key_prefix=key)
-            for key, split in SPLIT_NAMES.items()
-            if split in encoded
-        }
-    finally:
-        trainer.compute_metrics = compute_metrics
+    """Score validation (and test) with the suite; with `tune`, first pick thresholds on validation.
+
+    A Trainer of its own gathers the predictions (across processes, too): the training Trainer's
+    compute_metrics refuses an undefined primary metric, which a test split with one class may have, and
+    the suite scores the gathered logits here anyway. Nothing the training phase owns is changed.
+    """
+    predictor = Trainer(
+        model=model,
+        args=args,
+        eval_dataset=encoded["validation"],  # Trainer insists on one when the arguments evaluate every epoch
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
+    outputs = {
+        key: predictor.predict(encoded[split], metric_key_prefix=key)
+        for key, split in RECORD_SPLITS.items()
+        if split in encoded
+    }
     final = FinalEvaluation()
     if tune:
-        validation = outputs["eval"]
-        scores = suite.scores(logits_of(validation.predictions))
-        references = suite.prepare_references(validation.label_ids)
-        before = suite.score(primary.name, scores, suite.decisions(scores, {}), references)
-        suite.thresholds = tune_thresholds(suite, primary.name, scores, references)
-        after = suite.score(primary.name, scores, suite.decisions(scores), references)
-        final.thresholds = {
-            "values": suite.thresholds,
-            "metric": primary.name,
-            "tuned_on": "validation",
-            "validation_before": before,
-            "validation_after": after,
-            "note": "chosen on validation, so validation figures are optimistic; test figures are not",
-        }
-        logger.info("Decision thresholds %s: validation %s %.4f -> %.4f", suite.thresholds, primary.name, before, after)
+        final.thresholds = _tune_on_validation(suite, primary, outputs["eval"])
     for key, output in outputs.items():
-        report = suite.evaluate(logits_of(output.predictions), output.label_ids)
+        report = suite.evaluate(logits_of(output.predictions), output.label_ids, thresholds=final.threshold_values)
         trainer_figures = {
             name.removeprefix(f"{key}_"): value
             for name, value in output.metrics.items()
@@ -103,12 +90,30 @@ def evaluate_splits(
     return final
 
 
+def _tune_on_validation(suite: MetricSuite, primary: PrimaryMetric, validation: Any) -> dict[str, Any]:
+    """Thresholds that maximise the primary metric on validation, and its value before and after."""
+    scores = suite.scores(logits_of(validation.predictions))
+    references = suite.prepare_references(validation.label_ids)
+    before = suite.score(primary.name, scores, suite.decisions(scores, {}), references)
+    values = tune_thresholds(suite, primary.name, scores, references)
+    after = suite.score(primary.name, scores, suite.decisions(scores, values), references)
+    logger.info("Decision thresholds %s: validation %s %.4f -> %.4f", values, primary.name, before, after)
+    return {
+        "values": values,
+        "metric": primary.name,
+        "tuned_on": "validation",
+        "validation_before": before,
+        "validation_after": after,
+        "note": "chosen on validation, so validation figures are optimistic; test figures are not",
+    }
+
+
 def write_plots(folder: Path, final: FinalEvaluation, suite: MetricSuite) -> dict[str, str] | None:
     """confusion_matrix.png and calibration.png of the test split (validation without one); classification only."""
     if suite.task == REGRESSION or not final.reports:
         return None
     key = "test" if "test" in final.reports else "eval"
-    return plot_report(final.reports[key], suite.labels, folder, SPLIT_NAMES[key])
+    return plot_report(final.reports[key], suite.labels, folder, RECORD_SPLITS[key])
 
 
 def plot_report(report: EvaluationReport, labels: Sequence[str], folder: Path, split: str) -> dict[str, str]:
@@ -171,14 +176,11 @@ def evaluate_folder(
     if not 0 < confidence < 1:
         raise UserInputError(f"--confidence must be between 0 and 1 (e.g. 0.95), not {confidence}.")
     classifier = load_classifier(model_dir)
-    settings = package_settings(classifier.model)
+    settings = PackageSettings.read(classifier.model)
     task = classifier.task
     schema = LabelSchema(task, [] if task == REGRESSION else classifier.labels)
-    data = read_labelled(file, schema, text_column, text_pair_column, label_column, settings.get("label_separator"))
-    primary = settings.get("primary_metric")
-    if primary not in available_metrics(task, schema.num_labels):
-        # Trained with --metric-for-best-model loss (or a Hub metric): report the task's default primary.
-        primary = choose_primary_metric(task).name
+    data = read_labelled(file, schema, text_column, text_pair_column, label_column, settings.label_separator)
+    primary = reported_primary(task, schema.num_labels, settings.primary_metric)
     suite = reported_suite(task, classifier.labels, metrics, primary, classifier.thresholds)
     logits = classifier.logits(data.texts, data.pairs, batch_size=batch_size)
     report = suite.evaluate(logits, data.labels)

@@ -14,6 +14,20 @@ from typing import Any
 
 from nlp_transfer.errors import UserInputError
 
+# The files of a finished output folder: every module names them through these constants.
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+SHARDED_INDEX_FILE = "model.safetensors.index.json"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+METRICS_FILE = "metrics.json"
+RUN_CONFIG_FILE = "run_config.json"
+CARD_FILE = "README.md"
+CONFUSION_MATRIX_PNG = "confusion_matrix.png"
+CALIBRATION_PNG = "calibration.png"
+MERGED_FOLDER = "merged"
+"""With --merge-lora: the LoRA-merged plain model, beside the adapter."""
+
 STAGING_SUFFIX = ".incomplete"
 # Trainer writes these into the model folder; they are either pickles that may hold a Hub token
 # (training_args.bin) or intermediate state that does not belong in a finished classifier.

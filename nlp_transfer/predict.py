@@ -21,20 +21,9 @@ from transformers.utils import logging as transformers_logging
 from nlp_transfer.data import resolve_max_length
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
+from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
+from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
-
-# The model config's entry for what this package saves with a model: max_length, primary metric, thresholds.
-PACKAGE_CONFIG_KEY = "nlp_transfer"
-
-
-def package_settings(model: Any) -> dict[str, Any]:
-    """The package's settings dict in the model's config (the base model's, for an adapter), created if absent."""
-    config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
-    settings = getattr(config, PACKAGE_CONFIG_KEY, None)
-    if not isinstance(settings, dict):
-        settings = {}
-        setattr(config, PACKAGE_CONFIG_KEY, settings)
-    return settings
 
 
 def task_of(config: Any) -> str:
@@ -61,10 +50,10 @@ class Classifier:
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any) -> Classifier:
         """Task, truncation and thresholds as the package saved them in the model's config."""
-        settings = package_settings(model)
+        settings = PackageSettings.read(model)
         # Truncate as training did; folders not written by this package get the training default.
-        max_length = int(settings.get("max_length") or resolve_max_length(tokenizer, None))
-        return cls(model, tokenizer, task_of(model.config), max_length, dict(settings.get("thresholds") or {}))
+        max_length = int(settings.max_length or resolve_max_length(tokenizer, None))
+        return cls(model, tokenizer, task_of(model.config), max_length, settings.thresholds)
 
     @property
     def labels(self) -> list[str]:
@@ -119,9 +108,6 @@ class Classifier:
         ]
 
 
-ADAPTER_CONFIG = "adapter_config.json"
-
-
 def load_adapter_model(path: Path) -> Any:
     """Base model built from the folder's classification config (labels, task type), then the adapter on it.
 
@@ -133,9 +119,9 @@ def load_adapter_model(path: Path) -> Any:
     from nlp_transfer.checkpoints import resolve_checkpoint
 
     config = AutoConfig.from_pretrained(path)
-    base_id = json.loads((path / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    base_id = json.loads((path / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8")).get("base_model_name_or_path")
     if not base_id:
-        raise UserInputError(f"{path / ADAPTER_CONFIG} names no base model (base_model_name_or_path).")
+        raise UserInputError(f"{path / ADAPTER_CONFIG_FILE} names no base model (base_model_name_or_path).")
     checkpoint = resolve_checkpoint(base_id)
     verbosity = transformers_logging.get_verbosity()
     # The base has no trained head (peft restores it next): the "newly initialized" report is noise here.
@@ -157,11 +143,11 @@ def load_classifier(model_dir: str | Path, device: str | None = None) -> Classif
     path = Path(model_dir).expanduser()
     if not path.exists() and _looks_like_repo_id(str(model_dir)):
         path = _download(str(model_dir))
-    if not (path / "config.json").is_file():
+    if not (path / CONFIG_FILE).is_file():
         raise UserInputError(
             f"{path} is not a trained classifier folder (no config.json). Give the --output-dir of a training run."
         )
-    if (path / ADAPTER_CONFIG).is_file():
+    if (path / ADAPTER_CONFIG_FILE).is_file():
         model = load_adapter_model(path)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(path)

@@ -15,14 +15,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from huggingface_hub import CommitOperationAdd, HfApi, get_token
+from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, get_token
 from huggingface_hub.errors import (
     HfHubHTTPError,
     HFValidationError,
@@ -32,9 +30,21 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
-from nlp_transfer import __version__
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.outputs import STAGING_SUFFIX, staging_path
+from nlp_transfer.hub import card_for_repository
+from nlp_transfer.outputs import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    CARD_FILE,
+    CONFIG_FILE,
+    SHARDED_INDEX_FILE,
+    STAGING_SUFFIX,
+    WEIGHTS_FILE,
+    staging_path,
+)
+from nlp_transfer.public import RECORDS_WITH_PATHS, public_record
+from nlp_transfer.record import RunRecord
+from nlp_transfer.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +80,6 @@ UPLOAD_IGNORE_PATTERNS: tuple[str, ...] = (
     "*tokens",
 )
 
-WEIGHTS_FILE = "model.safetensors"
-SHARDED_INDEX_FILE = "model.safetensors.index.json"
-ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
-ADAPTER_CONFIG_FILE = "adapter_config.json"
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.json"
-CARD_FILE = "README.md"
-# Where the card written at training time puts the repository id (nlp_transfer.hub renders it).
-REPO_PLACEHOLDER = "PATH/TO/MODEL"
 DEFAULT_BRANCH = "main"
 # Tokenizer files whose names contain "token"; anything else naming a token stays local.
 _TOKENIZER_NAMES = re.compile(r"tokenizer|special_tokens_map|added_tokens")
@@ -169,20 +170,7 @@ def push_folder(
     accepts no other base. A dry run only validates and plans: no token, no network. Every failure is a
     UserInputError naming the repository and saying that nothing was uploaded.
     """
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as error:
-        raise UserInputError(
-            f"Invalid Hub repository id {repo_id!r}: {error} Use 'NAME' or 'NAMESPACE/NAME' (a user or an "
-            "organization), e.g. 'my-user/sentiment-minilm'."
-        ) from None
-    branch = revision or DEFAULT_BRANCH
-    if create_pr and branch != DEFAULT_BRANCH:
-        raise UserInputError(
-            f"--create-pr opens a pull request against the default branch of {repo_id}; it cannot be combined "
-            f"with revision {revision!r}. Drop one of the two (to add to an open pull request, pass its "
-            "revision 'refs/pr/N' without --create-pr)."
-        )
+    branch = _check_arguments(repo_id, revision, create_pr)
     folder = Path(model_dir).expanduser()
     files = upload_plan(folder)
     target = f"a pull request on {repo_id}" if create_pr else f"{repo_id} (branch {branch})"
@@ -198,6 +186,51 @@ def push_folder(
     secret = resolve_token(token)
     title = commit_message or default_commit_message(folder)
     logger.debug("Commit message: %s", title)
+    operations, card = _operations(folder, files, repo_id)
+    commit = _Commit(folder, repo_id, branch, create_pr, private, title, operations, card)
+    api = api or HfApi(library_name="nlp-transfer", library_version=__version__)
+    full_id, info = _send(api, commit, secret)
+    url, pr_url = _text(getattr(info, "commit_url", None)), _text(getattr(info, "pr_url", None))
+    where = _text(getattr(info, "pr_revision", None)) if create_pr else None
+    logger.info("Pushed %d files to %s: %s", len(files), full_id, pr_url or url)
+    return PushResult(repo_id=full_id, revision=where or branch, files=files, dry_run=False, url=url, pr_url=pr_url)
+
+
+@dataclass
+class _Commit:
+    """One push, planned and read: where it goes, its message, the files, and the card still to name the repo."""
+
+    folder: Path
+    repo_id: str
+    branch: str
+    create_pr: bool
+    private: bool
+    title: str
+    operations: list[CommitOperationAdd]
+    card: str | None
+
+
+def _check_arguments(repo_id: str, revision: str | None, create_pr: bool) -> str:
+    """The branch to commit to, once the repository id and the branch options are known to be valid."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise UserInputError(
+            f"Invalid Hub repository id {repo_id!r}: {error} Use 'NAME' or 'NAMESPACE/NAME' (a user or an "
+            "organization), e.g. 'my-user/sentiment-minilm'."
+        ) from None
+    branch = revision or DEFAULT_BRANCH
+    if create_pr and branch != DEFAULT_BRANCH:
+        raise UserInputError(
+            f"--create-pr opens a pull request against the default branch of {repo_id}; it cannot be combined "
+            f"with revision {revision!r}. Drop one of the two (to add to an open pull request, pass its "
+            "revision 'refs/pr/N' without --create-pr)."
+        )
+    return branch
+
+
+def _operations(folder: Path, files: list[UploadFile], repo_id: str) -> tuple[list[CommitOperationAdd], str | None]:
+    """The commit's files but the card, and the card's text (None when the folder has none)."""
     try:
         operations = [
             CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=_upload_source(folder, item.path))
@@ -210,48 +243,61 @@ def push_folder(
             f"Could not read {folder} to push it to {repo_id} ({type(error).__name__}: {error}); nothing was "
             "uploaded. Is a run still writing to it?"
         ) from None
-    api = api or HfApi(library_name="nlp-transfer", library_version=__version__)
+    return operations, card
+
+
+def _send(api: HfApi, commit: _Commit, secret: str) -> tuple[str, CommitInfo]:
+    """Create the repository (and branch) and make the one commit: the resolved repository id and the commit.
+
+    A failure the user can act on becomes a UserInputError naming the stage; any other keeps its traceback.
+    """
     stage = "creating the repository"
     try:
-        repo_url = api.create_repo(repo_id, token=secret, private=private, repo_type="model", exist_ok=True)
+        repo_url = api.create_repo(
+            commit.repo_id, token=secret, private=commit.private, repo_type="model", exist_ok=True
+        )
         # A bare NAME lands in the token's namespace: commit to the id the Hub resolved it to.
-        full_id = _text(getattr(repo_url, "repo_id", None)) or repo_id
-        if branch != DEFAULT_BRANCH and not create_pr and not branch.startswith("refs/pr/"):
-            stage = f"creating the branch {branch!r}"
-            api.create_branch(full_id, branch=branch, token=secret, repo_type="model", exist_ok=True)
-        if card is not None:
-            # The card written at training time names no repository yet: the uploaded copy names this one,
-            # by the id the Hub resolved; the local folder stays as training wrote it.
-            content = card.replace(REPO_PLACEHOLDER, full_id).encode("utf-8")
-            operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=content))
+        full_id = _text(getattr(repo_url, "repo_id", None)) or commit.repo_id
+        if _creates_branch(commit):
+            stage = f"creating the branch {commit.branch!r}"
+            api.create_branch(full_id, branch=commit.branch, token=secret, repo_type="model", exist_ok=True)
+        operations = commit.operations + _card_operation(commit.card, full_id)
         stage = "committing the files"
         info = api.create_commit(
             full_id,
             operations,
-            commit_message=title,
+            commit_message=commit.title,
             token=secret,
             repo_type="model",
-            revision=None if create_pr else branch,
-            create_pr=create_pr,
+            revision=None if commit.create_pr else commit.branch,
+            create_pr=commit.create_pr,
         )
     except Exception as error:
-        explanation = _explain(error, repo_id, branch)
+        explanation = _explain(error, commit.repo_id, commit.branch)
         if explanation is None:
             raise
         message = (
-            f"Pushing {folder} to {repo_id} failed while {stage}: {explanation} Nothing was uploaded: the files "
-            "go in one commit, which did not land."
+            f"Pushing {commit.folder} to {commit.repo_id} failed while {stage}: {explanation} Nothing was uploaded: "
+            "the files go in one commit, which did not land."
         )
         raise UserInputError(message.replace(secret, "***")) from None
-    url, pr_url = _text(getattr(info, "commit_url", None)), _text(getattr(info, "pr_url", None))
-    where = _text(getattr(info, "pr_revision", None)) if create_pr else None
-    logger.info("Pushed %d files to %s: %s", len(files), full_id, pr_url or url)
-    return PushResult(repo_id=full_id, revision=where or branch, files=files, dry_run=False, url=url, pr_url=pr_url)
+    return full_id, info
 
 
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s()'\",]+/)+([^\s()'\",/]+)")
-# Written by training with local paths in them (data sources, output folder, base model folder).
-RECORDS_WITH_PATHS = ("metrics.json", "run_config.json")
+def _creates_branch(commit: _Commit) -> bool:
+    """True for a named branch other than main; a pull request (new or open) needs none."""
+    return commit.branch != DEFAULT_BRANCH and not commit.create_pr and not commit.branch.startswith("refs/pr/")
+
+
+def _card_operation(card: str | None, full_id: str) -> list[CommitOperationAdd]:
+    """The card as uploaded, naming this repository by the id the Hub resolved.
+
+    The card written at training time names no repository yet; the local folder stays as training wrote it.
+    """
+    if card is None:
+        return []
+    content = card_for_repository(card, full_id).encode("utf-8")
+    return [CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=content)]
 
 
 def _upload_source(folder: Path, path: str) -> str | bytes:
@@ -264,41 +310,18 @@ def _upload_source(folder: Path, path: str) -> str | bytes:
     return str(folder / path)
 
 
-def public_text(text: str) -> str:
-    """Absolute paths reduced to their last part: what goes public should not show the training machine's paths."""
-    return ABSOLUTE_PATH.sub(r"\1", text)
-
-
-def _public_json(value: Any) -> Any:
-    if isinstance(value, str):
-        return public_text(value)
-    if isinstance(value, dict):
-        return {key: _public_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_public_json(item) for item in value]
-    return value
-
-
-def public_record(path: Path) -> bytes:
-    """metrics.json / run_config.json as uploaded: the same JSON with absolute paths reduced to names."""
-    record = json.loads(path.read_text(encoding="utf-8"))
-    return (json.dumps(_public_json(record), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def default_commit_message(model_dir: str | Path) -> str:
     """'Upload nlp-transfer classifier (strategy lora, accuracy=0.9000 on validation)', from metrics.json."""
     title = "Upload nlp-transfer classifier"
-    metrics = _json_dict(Path(model_dir) / METRICS_FILE)
-    if metrics is None:
+    try:
+        record = RunRecord.load(model_dir)
+        value = record.primary_value("eval")
+    except (UserInputError, TypeError, AttributeError):  # no record of a run, or a malformed one: the plain title
         return title
-    details = []
-    if isinstance(metrics.get("strategy"), str):
-        details.append(f"strategy {metrics['strategy']}")
-    primary = metrics.get("primary_metric")
-    value = metrics.get("eval", {}).get(primary) if isinstance(metrics.get("eval"), dict) else None
-    if isinstance(primary, str) and isinstance(value, (int, float)) and math.isfinite(value):
-        details.append(f"{primary}={value:.4f} on validation")
-    return f"{title} ({', '.join(details)})" if details else title
+    details = [f"strategy {record.strategy}"]
+    if value is not None:
+        details.append(f"{record.primary_metric}={value:.4f} on validation")
+    return f"{title} ({', '.join(details)})"
 
 
 def format_plan(files: list[UploadFile]) -> str:
@@ -308,7 +331,7 @@ def format_plan(files: list[UploadFile]) -> str:
     sizes = [_human_size(item.size) for item in files]
     path_width = max(len(item.path) for item in files)
     size_width = max(len(size) for size in sizes)
-    lines = [f"  {item.path:<{path_width}}  {size:>{size_width}}" for item, size in zip(files, sizes)]
+    lines = [f"  {item.path:<{path_width}}  {size:>{size_width}}" for item, size in zip(files, sizes, strict=True)]
     total = sum(item.size for item in files)
     lines.append(f"  {len(files)} file{'s' if len(files) != 1 else ''}, {_human_size(total)} in total")
     return "\n".join(lines)
@@ -392,30 +415,10 @@ _TRANSPORT_ERRORS = _optional_errors("httpx2", "HTTPError") + _optional_errors("
 
 def _explain(error: BaseException, repo_id: str, branch: str) -> str | None:
     """What went wrong and what to do, for errors the user can act on; None for anything else (a bug)."""
-    namespace = repo_id.split("/")[0] if "/" in repo_id else "your namespace"
     if isinstance(error, OfflineModeIsEnabled):
         return "HF_HUB_OFFLINE is set, and pushing needs the network. Run the push with HF_HUB_OFFLINE unset."
     if isinstance(error, HfHubHTTPError):
-        status = getattr(getattr(error, "response", None), "status_code", None)
-        if status == 401:
-            return (
-                "the Hub rejected the token (401): it is invalid or expired. Create a token with write access at "
-                "https://huggingface.co/settings/tokens and export HF_TOKEN=... (or run `hf auth login`)."
-            )
-        if status == 403:
-            return (
-                f"the token has no write access to {namespace} (403). Use a token with the write role, or a "
-                "fine-grained token allowed to write to that namespace, via HF_TOKEN or `hf auth login`."
-            )
-        if isinstance(error, RevisionNotFoundError):
-            return f"the revision {branch!r} does not exist on the Hub (404). Check the name, or push to a branch."
-        if isinstance(error, RepositoryNotFoundError) or status == 404:
-            return (
-                f"the Hub found no repository {repo_id} (404): {namespace} may not exist, or the token cannot "
-                "see it. Check the namespace and the token's permissions."
-            )
-        hint = " The Hub may be having trouble; try again later." if status and status >= 500 else ""
-        return f"the Hub answered HTTP {status}: {_first_line(getattr(error, 'server_message', None) or error)}.{hint}"
+        return _explain_http(error, repo_id, branch)
     if isinstance(error, OSError) and getattr(error, "filename", None):
         return f"could not read {error.filename} ({type(error).__name__}). Is a run still writing to the folder?"
     if isinstance(error, (OSError, *_TRANSPORT_ERRORS)):  # ConnectionError, timeouts, DNS failures
@@ -427,6 +430,31 @@ def _explain(error: BaseException, repo_id: str, branch: str) -> str | None:
     if isinstance(error, ValueError):  # the client refused the request, e.g. invalid model card metadata
         return f"the push was refused: {_first_line(error)}."
     return None
+
+
+def _explain_http(error: HfHubHTTPError, repo_id: str, branch: str) -> str:
+    """The Hub's HTTP answer, by status: the token, its permissions, a missing repository or revision."""
+    namespace = repo_id.split("/")[0] if "/" in repo_id else "your namespace"
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status == 401:
+        return (
+            "the Hub rejected the token (401): it is invalid or expired. Create a token with write access at "
+            "https://huggingface.co/settings/tokens and export HF_TOKEN=... (or run `hf auth login`)."
+        )
+    if status == 403:
+        return (
+            f"the token has no write access to {namespace} (403). Use a token with the write role, or a "
+            "fine-grained token allowed to write to that namespace, via HF_TOKEN or `hf auth login`."
+        )
+    if isinstance(error, RevisionNotFoundError):
+        return f"the revision {branch!r} does not exist on the Hub (404). Check the name, or push to a branch."
+    if isinstance(error, RepositoryNotFoundError) or status == 404:
+        return (
+            f"the Hub found no repository {repo_id} (404): {namespace} may not exist, or the token cannot "
+            "see it. Check the namespace and the token's permissions."
+        )
+    hint = " The Hub may be having trouble; try again later." if status and status >= 500 else ""
+    return f"the Hub answered HTTP {status}: {_first_line(getattr(error, 'server_message', None) or error)}.{hint}"
 
 
 def _first_line(message: object) -> str:
@@ -449,11 +477,3 @@ def _human_size(size: int | float) -> str:
 def _text(value: object) -> str | None:
     """`value` when it is a non-empty string, else None (CommitInfo fields may be missing)."""
     return value if isinstance(value, str) and value else None
-
-
-def _json_dict(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -8,7 +8,6 @@ mismatch stops the run before the folder is published.
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -19,31 +18,15 @@ from torch import nn
 from nlp_transfer.data import PreparedData
 from nlp_transfer.metrics import MetricSuite, available_metrics
 from nlp_transfer.metrics.suite import DECISIONS
+from nlp_transfer.outputs import MERGED_FOLDER
 from nlp_transfer.predict import Classifier, load_classifier
 
-MERGED_FOLDER = "merged"
 LOGIT_TOLERANCE = 1e-4
 METRIC_TOLERANCE = 1e-6
 
 
 class ReloadCheckError(RuntimeError):
     """The saved folder does not reproduce the trained model: a bug, never the user's input."""
-
-
-def save_adapter_extras(peft_model: nn.Module, folder: Path, tokenizer: Any, merge: bool) -> None:
-    """Beside the adapter: the classification config (labels, task type), and with `merge` a merged model.
-
-    peft saves no config.json, so AutoPeftModel rebuilds the base with 2 labels (size mismatch for 4
-    classes, LABEL_0/LABEL_1 for two); load_classifier builds the base from this config instead.
-    """
-    base = peft_model.get_base_model()
-    base.config.save_pretrained(folder)
-    if merge:
-        # merge_and_unload rewrites the model it is called on: merge a copy, keep the adapter model intact.
-        merged = copy.deepcopy(peft_model).merge_and_unload()
-        merged_dir = folder / MERGED_FOLDER
-        merged.save_pretrained(merged_dir)
-        tokenizer.save_pretrained(merged_dir)
 
 
 def _validation_inputs(data: PreparedData) -> tuple[list[str], list[str] | None, np.ndarray]:

@@ -19,6 +19,9 @@ import json
 import sys
 from pathlib import Path
 
+from nlp_transfer.record import RunRecord
+from nlp_transfer.tables import markdown_table
+
 VARIANTS = {
     "plain": [],
     "class-weights": ["--class-weights", "balanced"],
@@ -49,7 +52,7 @@ def split_in_two(source: Path, folder: Path) -> tuple[Path, Path]:
         rows = list(csv.DictReader(handle))
     paths = (folder / "validation.csv", folder / "test.csv")
     folder.mkdir(parents=True, exist_ok=True)
-    for path, part in zip(paths, (rows[0::2], rows[1::2])):
+    for path, part in zip(paths, (rows[0::2], rows[1::2]), strict=True):
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
@@ -57,15 +60,27 @@ def split_in_two(source: Path, folder: Path) -> tuple[Path, Path]:
     return paths
 
 
-def _row(variant: str, metrics: dict) -> str:
-    evaluation = metrics["eval"]
-    counts = metrics.get("train_label_counts") or {}
+HEADERS = [
+    "variant",
+    "validation primary",
+    "test primary",
+    "minority recall",
+    "minority precision",
+    "minority F1",
+    "balanced accuracy",
+    "macro-F1",
+    "thresholds",
+    "train time (s)",
+]
+
+
+def _row(variant: str, record: RunRecord) -> list[str]:
+    evaluation, test, primary = record.eval, record.test or {}, record.primary_metric
+    counts = record.train_label_counts or {}
     minority = min(counts, key=counts.get) if counts else None
     per_class = evaluation.get("per_class", {}).get(minority, {}) if minority else {}
-    thresholds = (metrics.get("decision_thresholds") or {}).get("values")
-    primary = metrics["primary_metric"]
-    test = metrics.get("test") or {}
-    cells = [
+    thresholds = (record.decision_thresholds or {}).get("values")
+    return [
         variant,
         f"{primary} {evaluation[primary]:.4f}",
         f"{test[primary]:.4f}" if primary in test else "-",
@@ -75,9 +90,8 @@ def _row(variant: str, metrics: dict) -> str:
         f"{evaluation.get('balanced_accuracy', float('nan')):.4f}",
         f"{evaluation.get('macro_f1', float('nan')):.4f}",
         json.dumps(thresholds) if thresholds else "-",
-        f"{metrics['train_runtime_s']:.0f}",
+        f"{record.train_runtime_s:.0f}",
     ]
-    return "| " + " | ".join(cells) + " |"
 
 
 def main() -> int:
@@ -117,14 +131,9 @@ def main() -> int:
         if code != 0:
             print(f"{variant} failed; see its output above", file=sys.stderr)
             return code
-        rows.append(_row(variant, json.loads((folder / "metrics.json").read_text(encoding="utf-8"))))
+        rows.append(_row(variant, RunRecord.load(folder)))
     print()
-    print(
-        "| variant | validation primary | test primary | minority recall | minority precision | minority F1 "
-        "| balanced accuracy | macro-F1 | thresholds | train time (s) |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    print(markdown_table(HEADERS, rows))
     return 0
 
 

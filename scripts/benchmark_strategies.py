@@ -18,6 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nlp_transfer.record import RunRecord
+from nlp_transfer.tables import markdown_table
+
 STRATEGIES = ("full", "freeze", "lora", "hybrid", "scratch")
 
 
@@ -32,15 +35,32 @@ def _worker(output_dir: str, train_args: list[str]) -> int:
     return code
 
 
-def _row(strategy: str, folder: Path) -> str:
-    metrics = json.loads((folder / "metrics.json").read_text())
+def _row(strategy: str, folder: Path) -> list[str]:
+    record = RunRecord.load(folder)
     peak = json.loads((folder / "peak_memory.json").read_text())["peak_rss_mib"]
-    primary = metrics["primary_metric"]
-    return (
-        f"| {strategy} | {metrics['eval'][primary]:.4f} | {metrics['trainable_parameters']:,} | "
-        f"{metrics['total_parameters']:,} | {metrics['strategy_settings'].get('learning_rate')} | "
-        f"{metrics['train_runtime_s']:.1f} | {metrics['train_samples_per_second']:.1f} | {peak:,.0f} |"
-    )
+    return [
+        strategy,
+        f"{record.eval[record.primary_metric]:.4f}",
+        f"{record.trainable_parameters:,}",
+        f"{record.total_parameters:,}",
+        str(record.strategy_settings.get("learning_rate")),
+        f"{record.train_runtime_s:.1f}",
+        f"{record.train_samples_per_second:.1f}",
+        f"{peak:,.0f}",
+    ]
+
+
+def _headers(primary: str) -> list[str]:
+    return [
+        "strategy",
+        f"validation {primary}",
+        "trainable parameters",
+        "total parameters",
+        "learning rate",
+        "train time (s)",
+        "train samples/s",
+        "peak RSS (MiB)",
+    ]
 
 
 def main() -> int:
@@ -64,14 +84,9 @@ def main() -> int:
             print(f"{strategy} failed; see its output above", file=sys.stderr)
             return 1
         rows.append(_row(strategy, folder))
-    primary = json.loads((root / args.strategies.split(",")[0] / "metrics.json").read_text())["primary_metric"]
+    primary = RunRecord.load(root / args.strategies.split(",")[0]).primary_metric
     print()
-    print(
-        f"| strategy | validation {primary} | trainable parameters | total parameters | learning rate "
-        "| train time (s) | train samples/s | peak RSS (MiB) |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    print(markdown_table(_headers(primary), rows))
     return 0
 
 

@@ -103,6 +103,48 @@ def test_train_help_shows_the_groups_and_options(capsys: pytest.CaptureFixture[s
     assert "--config FILE" in out
 
 
+SHARED_OPTIONS = ("--model", "--file", "--text-column", "--text-pair-column", "--batch-size")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_evaluate_and_predict_share_the_input_options(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: nlp-transfer {command} ")
+    for option in SHARED_OPTIONS:
+        assert re.search(rf"^  {option} [A-Z_]+\b", out, re.M), option
+    assert _squash("Hub id of a pushed one") in _squash(out)
+    assert re.search(r"Texts per forward pass\.\s+\(default:\s+32\)", out)
+
+    from nlp_transfer.cli import _evaluate_parser, _predict_parser
+
+    parser = _evaluate_parser() if command == "evaluate" else _predict_parser()
+    argv = ["--model", "m", "--file", "f.csv", "--text-column", "a", "--text-pair-column", "b", "--batch-size", "4"]
+    args = parser.parse_args(argv)
+    assert (args.model, args.file, args.text_column, args.text_pair_column, args.batch_size) == (
+        "m",
+        "f.csv",
+        "a",
+        "b",
+        4,
+    )
+    assert parser.parse_args(["--model", "m", "--file", "f.csv"]).batch_size == 32
+
+
+def test_predict_takes_texts_or_a_file_and_evaluate_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["predict", "--model", "m"], ["predict", "--model", "m", "--text", "t", "--file", "f.csv"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2, argv
+    assert "one of the arguments --text --file is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", "m"])
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --file" in capsys.readouterr().err
+
+
 def test_console_script_and_train_script_help() -> None:
     console = Path(sys.executable).with_name("nlp-transfer")
     assert console.is_file()
@@ -242,11 +284,14 @@ def test_unknown_strategy_lists_the_known_ones(
 ) -> None:
     out = tmp_path / "out"
     argv = ["train", "--train-file", str(sentiment_files["train"]), "--strategy", "lora2", "--output-dir", str(out)]
-    assert main(argv) == 2
+    with pytest.raises(SystemExit) as raised:  # argparse's usage error: the choices are part of --strategy
+        main(argv)
+    assert raised.value.code == 2
     message = _error_message(capsys.readouterr().err)
-    assert _squash(message).startswith(
-        _squash("error: Unknown --strategy 'lora2'. Available: full: every weight trains")
+    expected = (
+        "argument --strategy: invalid choice: 'lora2' (choose from 'full', 'freeze', 'lora', 'hybrid', 'scratch')"
     )
+    assert _squash(expected) in _squash(message)
     _assert_nothing_written(tmp_path, out)
 
 

@@ -337,22 +337,23 @@ def _bad_run_options(tiny_checkpoint: Path, root: Path, rows: list[dict] | None 
     return RunConfig.from_dict(config), out
 
 
-def test_unknown_metric_for_best_model_leaves_no_output(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    config, out = _bad_run_options(tiny_checkpoint, tmp_path, metric_for_best_model="nope")
-    with pytest.raises(Exception, match="nope"):
-        fine_tune(config)
-    _assert_nothing_written(tmp_path, out)
+def test_unknown_metric_for_best_model_is_refused_when_the_options_are_built(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    with pytest.raises(UserInputError, match="--metric-for-best-model nope is not a metric the package reports"):
+        _bad_run_options(tiny_checkpoint, tmp_path, metric_for_best_model="nope")
+    assert not (tmp_path / "out").exists()
 
 
-def test_unknown_metric_for_best_model_is_a_user_error_before_training(
+def test_a_metric_of_another_task_is_a_user_error_before_training(
     tmp_path: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_training(self, *args, **kwargs):
-        raise AssertionError("training started with an unknown metric_for_best_model")
+        raise AssertionError("training started with a metric_for_best_model of another task")
 
     monkeypatch.setattr(training_module.TransferTrainer, "train", no_training)
-    config, out = _bad_run_options(tiny_checkpoint, tmp_path, metric_for_best_model="nope")
-    with pytest.raises(UserInputError, match="nope"):
+    config, out = _bad_run_options(tiny_checkpoint, tmp_path, metric_for_best_model="rmse")
+    with pytest.raises(UserInputError, match="--metric-for-best-model rmse is not a metric of this single_label task"):
         fine_tune(config)
     _assert_nothing_written(tmp_path, out)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from peft import LoraConfig, TaskType, get_peft_model
@@ -42,58 +44,55 @@ BERT_SIZES = dict(
 )
 
 
+TINY_CONFIGS: dict[str, Callable[[], PretrainedConfig]] = {
+    "bert": lambda: BertConfig(num_hidden_layers=3, type_vocab_size=2, **BERT_SIZES),
+    "distilbert": lambda: DistilBertConfig(
+        vocab_size=VOCAB,
+        dim=H,
+        n_layers=2,
+        n_heads=HEADS,
+        hidden_dim=INTER,
+        max_position_embeddings=MAX_POS,
+        num_labels=LABELS,
+    ),
+    "roberta": lambda: RobertaConfig(num_hidden_layers=2, pad_token_id=1, **BERT_SIZES),
+    "xlm-roberta": lambda: XLMRobertaConfig(num_hidden_layers=2, pad_token_id=1, **BERT_SIZES),
+    # v3-like: relative attention with a normalised relative-position table
+    "deberta-v2": lambda: DebertaV2Config(
+        num_hidden_layers=2,
+        relative_attention=True,
+        position_buckets=16,
+        max_relative_positions=-1,
+        norm_rel_ebd="layer_norm",
+        pos_att_type=["p2c", "c2p"],
+        share_att_key=True,
+        position_biased_input=False,
+        type_vocab_size=0,
+        **BERT_SIZES,
+    ),
+    # v2-xlarge-like: a convolution after the first layer, absolute positions
+    "deberta-v2:conv": lambda: DebertaV2Config(num_hidden_layers=2, conv_kernel_size=3, **BERT_SIZES),
+    # ELECTRA-small-like: embeddings smaller than the hidden size, projected
+    "electra": lambda: ElectraConfig(num_hidden_layers=2, embedding_size=16, **BERT_SIZES),
+    "albert": lambda: AlbertConfig(num_hidden_layers=4, embedding_size=16, **BERT_SIZES),
+    "albert:groups": lambda: AlbertConfig(num_hidden_layers=4, num_hidden_groups=2, embedding_size=16, **BERT_SIZES),
+    "modernbert": lambda: ModernBertConfig(
+        num_hidden_layers=3,
+        global_attn_every_n_layers=2,
+        local_attention=16,
+        pad_token_id=0,
+        bos_token_id=1,
+        cls_token_id=1,
+        eos_token_id=2,
+        sep_token_id=2,
+        **BERT_SIZES,
+    ),
+}
+
+
 def tiny_config(kind: str) -> PretrainedConfig:
     """A tiny random config; `kind` is a model_type, or a model_type with a variant after a colon."""
-    if kind == "bert":
-        return BertConfig(num_hidden_layers=3, type_vocab_size=2, **BERT_SIZES)
-    if kind == "distilbert":
-        return DistilBertConfig(
-            vocab_size=VOCAB,
-            dim=H,
-            n_layers=2,
-            n_heads=HEADS,
-            hidden_dim=INTER,
-            max_position_embeddings=MAX_POS,
-            num_labels=LABELS,
-        )
-    if kind == "roberta":
-        return RobertaConfig(num_hidden_layers=2, pad_token_id=1, **BERT_SIZES)
-    if kind == "xlm-roberta":
-        return XLMRobertaConfig(num_hidden_layers=2, pad_token_id=1, **BERT_SIZES)
-    if kind == "deberta-v2":  # v3-like: relative attention with a normalised relative-position table
-        return DebertaV2Config(
-            num_hidden_layers=2,
-            relative_attention=True,
-            position_buckets=16,
-            max_relative_positions=-1,
-            norm_rel_ebd="layer_norm",
-            pos_att_type=["p2c", "c2p"],
-            share_att_key=True,
-            position_biased_input=False,
-            type_vocab_size=0,
-            **BERT_SIZES,
-        )
-    if kind == "deberta-v2:conv":  # v2-xlarge-like: a convolution after the first layer, absolute positions
-        return DebertaV2Config(num_hidden_layers=2, conv_kernel_size=3, **BERT_SIZES)
-    if kind == "electra":  # ELECTRA-small-like: embeddings smaller than the hidden size, projected
-        return ElectraConfig(num_hidden_layers=2, embedding_size=16, **BERT_SIZES)
-    if kind == "albert":
-        return AlbertConfig(num_hidden_layers=4, embedding_size=16, **BERT_SIZES)
-    if kind == "albert:groups":
-        return AlbertConfig(num_hidden_layers=4, num_hidden_groups=2, embedding_size=16, **BERT_SIZES)
-    if kind == "modernbert":
-        return ModernBertConfig(
-            num_hidden_layers=3,
-            global_attn_every_n_layers=2,
-            local_attention=16,
-            pad_token_id=0,
-            bos_token_id=1,
-            cls_token_id=1,
-            eos_token_id=2,
-            sep_token_id=2,
-            **BERT_SIZES,
-        )
-    raise AssertionError(kind)
+    return TINY_CONFIGS[kind]()
 
 
 KINDS = list(SUPPORTED_MODEL_TYPES) + ["deberta-v2:conv", "albert:groups"]

@@ -22,6 +22,7 @@ from nlp_transfer import RunConfig, fine_tune, load_classifier
 from nlp_transfer import push as push_module
 from nlp_transfer.cli import main
 from nlp_transfer.hub import REPO_PLACEHOLDER, render_model_card
+from nlp_transfer.record import RunRecord
 
 SENTINEL = "hf_SENTINEL_publishing_0123456789"
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -102,7 +103,7 @@ def test_hub_dataset_and_adapter_metadata() -> None:
         "labels": ["negative", "positive"],
         "dataset": {"name": "nyu-mll/glue", "config": "sst2"},
     }
-    card = render_model_card(metrics, base_model=BUNDLED_HUB_ID, repo_id="me/sst2-lora")
+    card = render_model_card(RunRecord.from_dict(metrics), base_model=BUNDLED_HUB_ID, repo_id="me/sst2-lora")
     assert card.data.datasets == ["nyu-mll/glue"]
     assert card.data.library_name == "peft"
     assert card.data.license is None
@@ -298,7 +299,7 @@ def test_model_index_names_each_split_by_its_own_file() -> None:
         },
         "decision_thresholds": {"values": {"b": 0.3}, "metric": "accuracy"},
     }
-    card = render_model_card(metrics, base_model=BUNDLED_HUB_ID)
+    card = render_model_card(RunRecord.from_dict(metrics), base_model=BUNDLED_HUB_ID)
     names = {r.dataset_split: r.dataset_name for r in card.data.eval_results}
     assert names == {"validation": "train.csv (held-out part)", "test": "held_out.csv"}
     assert "/home/me" not in str(card)

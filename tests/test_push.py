@@ -33,7 +33,7 @@ from nlp_transfer.push import (
 
 SENTINEL = "hf_SENTINEL_do_not_leak_4f1c2b"
 REPO = "my-user/sentiment-minilm"
-METRICS = {"strategy": "lora", "primary_metric": "accuracy", "eval": {"accuracy": 0.9}}
+METRICS = {"task": "single_label", "strategy": "lora", "primary_metric": "accuracy", "eval": {"accuracy": 0.9}}
 
 # What a full fine-tuning output folder ships, and the junk beside it that must stay local.
 CLASSIFIER_FILES = {
@@ -396,6 +396,26 @@ def test_without_metrics_the_commit_message_is_plain(trained: Path, hub_env: Non
     api = FakeApi()
     push_folder(trained, REPO, api=api)
     assert api.call("create_commit")["commit_message"] == "Upload nlp-transfer classifier"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "Upload nlp-transfer classifier"),
+        ("[1, 2]", "Upload nlp-transfer classifier"),
+        ('{"strategy": "lora"}', "Upload nlp-transfer classifier"),  # not the record of a run
+        (
+            json.dumps({**METRICS, "eval": {"accuracy": float("nan")}}),
+            "Upload nlp-transfer classifier (strategy lora)",
+        ),
+    ],
+    ids=["not-json", "not-a-mapping", "no-task", "undefined-value"],
+)
+def test_the_default_commit_message_falls_back_without_a_readable_record(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    (tmp_path / "metrics.json").write_text(content, encoding="utf-8")
+    assert push.default_commit_message(tmp_path) == message
 
 
 @pytest.mark.usefixtures("no_token")

@@ -812,7 +812,9 @@ def test_unknown_strategy_lists_the_known_ones(tmp_path: Path, sentiment_files: 
     assert all(f"{name}: {STRATEGIES[name].summary}" in message for name in STRATEGIES)
 
     out = tmp_path / "out"
-    with pytest.raises(UserInputError, match=r"Unknown --strategy 'adapters'\. Available: full: "):
+    with pytest.raises(
+        UserInputError, match=r"'strategy' .* invalid value 'adapters'; choose one of \['full', 'freeze'"
+    ):
         run(Path("unused"), sentiment_files, out, strategy="adapters")
     assert not out.exists() and hidden_entries(tmp_path) == []
 
@@ -838,3 +840,33 @@ def test_unsupported_architecture_is_refused(strategy: str, options: dict[str, A
     message = str(raised.value)
     assert "Model type 'gpt2' is not supported. Supported model types: " in message
     assert all(model_type in message for model_type in SUPPORTED_MODEL_TYPES)
+
+
+class _RecordingArguments:
+    """StrategyArguments that remember which options a strategy read."""
+
+    def __init__(self, args: StrategyArguments) -> None:
+        self._args = args
+        self.read: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.read.add(name)
+        return getattr(self._args, name)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options"),
+    [
+        ("full", {}),
+        ("full", {"layer_lr_decay": 0.8, "gradual_unfreeze": True}),
+        ("freeze", {"train_top_layers": 1}),
+        ("lora", {}),
+        ("hybrid", {"train_top_layers": 1, "gradual_unfreeze": True}),
+        ("scratch", {}),
+    ],
+)
+def test_a_strategy_reads_only_the_options_it_declares(strategy: str, options: dict[str, Any]) -> None:
+    recording = _RecordingArguments(StrategyArguments(strategy=strategy, **options))
+    used = StrategyContext(args=recording, learning_rate=BASE_LR, weight_decay=WEIGHT_DECAY, base_model_id="local/tiny")
+    get_strategy(strategy).prepare(tiny_model("bert"), used)
+    assert recording.read - {"strategy"} <= set(get_strategy(strategy).options)

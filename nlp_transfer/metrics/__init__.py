@@ -14,7 +14,9 @@ from nlp_transfer.metrics.suite import (
     logits_to_predictions,
     metric_direction,
     probabilities_from_logits,
+    reported_primary,
     reported_suite,
+    resolve_primary_metric,
 )
 from nlp_transfer.metrics.thresholds import tune_thresholds
 
@@ -33,6 +35,8 @@ __all__ = [
     "logits_to_predictions",
     "metric_direction",
     "probabilities_from_logits",
+    "reported_primary",
     "reported_suite",
+    "resolve_primary_metric",
     "tune_thresholds",
 ]

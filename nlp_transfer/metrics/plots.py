@@ -11,9 +11,6 @@ from typing import Any
 
 import numpy as np
 
-CONFUSION_MATRIX_PNG = "confusion_matrix.png"
-CALIBRATION_PNG = "calibration.png"
-
 
 def _pyplot():
     import matplotlib

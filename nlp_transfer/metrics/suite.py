@@ -100,6 +100,12 @@ def available_metrics(task: str, num_labels: int, uses: str | None = None) -> li
     ]
 
 
+def all_metric_names() -> list[str]:
+    """Every metric name the package ships, over all tasks, in table order."""
+    names = [spec.name for task in TASK_METRICS for spec in TASK_METRICS[task]]
+    return list(dict.fromkeys(names))
+
+
 @dataclass(frozen=True)
 class PrimaryMetric:
     """The metric that picks the best checkpoint and drives early stopping, and why it was chosen."""
@@ -137,6 +143,28 @@ def choose_primary_metric(task: str, label_counts: Sequence[int] | None = None) 
         return PrimaryMetric("macro_f1", True, "a class has no training example: macro-F1, so every class counts")
     ratio_text = f" (majority/minority ratio {max(counts) / min(counts):.1f})" if counts and min(counts) > 0 else ""
     return PrimaryMetric("accuracy", True, f"balanced single-label classes{ratio_text}: accuracy")
+
+
+def resolve_primary_metric(task: str, counts: Sequence[int] | None, requested: str | None) -> PrimaryMetric:
+    """The task's choice, or the one named by --metric-for-best-model (an `eval_` prefix is accepted)."""
+    if requested in (None, "", "auto"):
+        return choose_primary_metric(task, counts)
+    name = requested.removeprefix("eval_")
+    if name == "loss":
+        return PrimaryMetric("loss", False, "given by --metric-for-best-model (the validation loss)")
+    direction = metric_direction(task, name)
+    greater_is_better = direction if direction is not None else not name.endswith("loss")
+    return PrimaryMetric(name, greater_is_better, "given by --metric-for-best-model")
+
+
+def reported_primary(task: str, num_labels: int, saved: str | None) -> str:
+    """The primary metric to report for a saved model: the one it was trained with, when the package ships it.
+
+    A model trained with --metric-for-best-model loss (or a Hub metric) is reported by the task's default.
+    """
+    if saved in available_metrics(task, num_labels):
+        return saved
+    return choose_primary_metric(task).name
 
 
 def metric_direction(task: str, name: str) -> bool | None:

@@ -15,9 +15,9 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
 from nlp_transfer.checkpoints import Checkpoint, load_classification_model
-from nlp_transfer.config import StrategyArguments
+from nlp_transfer.config import STRATEGY_OPTIONS, StrategyArguments
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.layers import ArchitectureView
+from nlp_transfer.layers import ArchitectureView, architecture_view
 from nlp_transfer.optim import layerwise_param_groups
 
 
@@ -52,6 +52,11 @@ class TransferStrategy:
     default_learning_rate: float = 2e-5
     summary: str = ""
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The StrategyArguments this strategy reads besides `strategy` (declared in config.STRATEGY_OPTIONS)."""
+        return STRATEGY_OPTIONS[self.name]
+
     def load_model(self, checkpoint: Checkpoint, config: PretrainedConfig) -> PreTrainedModel:
         """The pretrained encoder with a new classification head; `scratch` overrides this."""
         return load_classification_model(checkpoint, config)
@@ -76,12 +81,16 @@ def set_trainable(modules: list[nn.Module], trainable: bool) -> None:
             parameter.requires_grad_(trainable)
 
 
-def check_top_layers(view: ArchitectureView, top_layers: int) -> None:
-    if not 0 <= top_layers <= len(view.layers):
+def top_layers_view(model: nn.Module, args: StrategyArguments) -> tuple[ArchitectureView, int]:
+    """The model's architecture view and --train-top-layers K, checked against its number of layers."""
+    view = architecture_view(model)
+    top = args.train_top_layers
+    if not 0 <= top <= len(view.layers):
         raise UserInputError(
-            f"--train-top-layers {top_layers} is outside 0..{len(view.layers)}: this "
+            f"--train-top-layers {top} is outside 0..{len(view.layers)}: this "
             f"{view.spec.model_type} model has {len(view.layers)} encoder layers."
         )
+    return view, top
 
 
 def unique_modules(modules: list[nn.Module]) -> list[nn.Module]:

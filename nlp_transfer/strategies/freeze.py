@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from transformers import PreTrainedModel
 
-from nlp_transfer.layers import architecture_view
 from nlp_transfer.strategies.base import (
     PreparedModel,
     StrategyContext,
     TransferStrategy,
-    check_top_layers,
     set_trainable,
+    top_layers_view,
 )
 
 
@@ -27,9 +26,7 @@ class LayerFreezing(TransferStrategy):
 
     def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
         args = context.args
-        view = architecture_view(model)
-        top = args.train_top_layers
-        check_top_layers(view, top)
+        view, top = top_layers_view(model, args)
         set_trainable([model], False)
         set_trainable(view.head, True)
         if top > 0:

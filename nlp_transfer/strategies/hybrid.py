@@ -17,8 +17,8 @@ from nlp_transfer.strategies.base import (
     PreparedModel,
     StrategyContext,
     TransferStrategy,
-    check_top_layers,
     layerwise_groups,
+    top_layers_view,
     unfreeze_units,
     unique_modules,
 )
@@ -59,9 +59,7 @@ class Hybrid(TransferStrategy):
 
     def prepare(self, model: PreTrainedModel, context: StrategyContext) -> PreparedModel:
         args = context.args
-        view = architecture_view(model)
-        top = args.train_top_layers
-        check_top_layers(view, top)
+        view, top = top_layers_view(model, args)
         names = module_names(model)
         split = len(view.layers) - top
         top_modules = unique_modules(view.layers[split:])

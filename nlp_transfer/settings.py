@@ -1,0 +1,57 @@
+"""The package's settings saved inside a model's `config.json`, under the key `nlp_transfer`.
+
+Training writes them; prediction, evaluation and the reload check read them, so that a reloaded model
+truncates, decides and reports exactly as it did when it was trained. This module is their only owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from nlp_transfer.version import __version__
+
+PACKAGE_CONFIG_KEY = "nlp_transfer"
+
+
+@dataclass
+class PackageSettings:
+    """What the package keeps with a model: how texts were truncated and read, and how decisions are made."""
+
+    version: str | None = __version__
+    max_length: int | None = None
+    """Tokens per text at training time; prediction truncates the same way."""
+    primary_metric: str | None = None
+    label_separator: str | None = None
+    """The multi-label separator of the training CSV, so `evaluate` reads files written the same way."""
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """Tuned decision thresholds (label name -> probability); empty means argmax / 0.5."""
+
+    @classmethod
+    def read(cls, model_or_config: Any) -> PackageSettings:
+        """The settings of a model (its base model's, for a peft adapter) or a config; defaults where absent.
+
+        A folder not written by this package, or written by an older version, has some or none of them.
+        """
+        saved = getattr(_config_of(model_or_config), PACKAGE_CONFIG_KEY, None)
+        if not isinstance(saved, dict):
+            return cls(version=None)
+        known = {f.name for f in fields(cls)}
+        values = {name: value for name, value in saved.items() if name in known}
+        values["thresholds"] = dict(values.get("thresholds") or {})
+        return cls(**{"version": None, **values})
+
+    def write(self, model_or_config: Any) -> None:
+        """Store the settings in the model's config, so that `save_pretrained` puts them in config.json."""
+        setattr(_config_of(model_or_config), PACKAGE_CONFIG_KEY, self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        if not values["thresholds"]:
+            del values["thresholds"]  # as before: the key appears only when thresholds were tuned
+        return values
+
+
+def _config_of(model_or_config: Any) -> Any:
+    model = model_or_config.get_base_model() if hasattr(model_or_config, "get_base_model") else model_or_config
+    return getattr(model, "config", model)

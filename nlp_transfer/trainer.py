@@ -1,0 +1,152 @@
+"""transformers' Trainer as this package uses it: the strategy's parameter groups, weighted losses, its arguments.
+
+`run_arguments` turns the user's TrainingArguments into the run's own copy (learning rate of the strategy,
+output into the staging folder, the package pushing instead of Trainer); `build_trainer` assembles the
+Trainer; `describe_arguments` is what the run record says about them.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+
+from nlp_transfer.class_weights import LossWeights
+from nlp_transfer.config import TransferTrainingArguments
+from nlp_transfer.metrics import MetricSuite, PrimaryMetric, build_compute_metrics
+from nlp_transfer.record import EffectiveBatchSize, Hyperparameters, Precision
+
+
+class TransferTrainer(Trainer):
+    """Trainer that takes the strategy's optimizer parameter groups, and weights the loss when asked.
+
+    Trainer has no per-layer learning rates (transformers #10140); strategies that need them hand their
+    groups here, and the optimizer class and its settings still come from TrainingArguments (`--optim`).
+    The models' own losses take no class weights, so with `loss_weights` the loss is computed here.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        param_groups: list[dict[str, Any]] | None = None,
+        loss_weights: LossWeights | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.param_groups = param_groups
+        self.loss_weights = loss_weights
+        # Sequence-classification heads compute a per-batch mean loss and never use num_items_in_batch, yet
+        # their forward takes **kwargs, so Trainer believes they normalise over the accumulated batch and
+        # skips dividing by the accumulation steps: with accumulation N the update would be N times too large.
+        # Saying they accept no loss kwargs (and, from transformers 5.19, that the loss is not scaled for
+        # accumulation) restores the division, for the model's loss and the class-weighted one alike.
+        self.model_accepts_loss_kwargs = False
+        self.loss_is_scaled_for_ga = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.loss_weights is None or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = self.loss_weights.loss(outputs.logits, labels)
+        return (loss, outputs) if return_outputs else loss
+
+    def create_optimizer(self, model=None):
+        if self.param_groups is None or self.optimizer is not None:
+            return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+        self.optimizer = optimizer_cls(self.param_groups, **optimizer_kwargs)
+        return self.optimizer
+
+
+def run_arguments(
+    given: TransferTrainingArguments, default_learning_rate: float, staging: Path
+) -> TransferTrainingArguments:
+    """The run's own copy of the training arguments: what depends on the strategy, and the package's choices.
+
+    Works on a copy, before the copy's devices are set up, so the caller's config stays as given. The
+    best-model metric is set once the task is known (`set_primary_metric`).
+    """
+    args = copy.deepcopy(given)
+    args.output_dir = str(staging)
+    if args.learning_rate is None:
+        args.learning_rate = default_learning_rate
+    if args.gradient_checkpointing and "use_reentrant" not in (args.gradient_checkpointing_kwargs or {}):
+        # Reentrant checkpointing loses the gradients of frozen embeddings and fails under DDP
+        # ("marked ready twice"); the non-reentrant kind has neither problem.
+        args.gradient_checkpointing_kwargs = {**(args.gradient_checkpointing_kwargs or {}), "use_reentrant": False}
+    # Trainer needs to know the label column when the model's signature does not show it (peft models).
+    args.label_names = ["labels"]
+    # The package pushes the finished folder itself (one commit, no checkpoints); Trainer's own push would
+    # upload every checkpoint as it is saved.
+    args.push_to_hub = False
+    return args
+
+
+def set_primary_metric(args: TransferTrainingArguments, primary: PrimaryMetric) -> None:
+    """The metric that picks the best checkpoint (and drives early stopping), known once the labels are read."""
+    args.metric_for_best_model, args.greater_is_better = primary.name, primary.greater_is_better
+
+
+def build_trainer(
+    model: Any,
+    args: TransferTrainingArguments,
+    encoded: Any,
+    tokenizer: Any,
+    compute: tuple[MetricSuite, PrimaryMetric],
+    param_groups: list[dict[str, Any]] | None,
+    loss_weights: LossWeights | None,
+    extra_callbacks: list[Any],
+) -> TransferTrainer:
+    suite, primary = compute
+    callbacks = list(extra_callbacks)
+    if args.early_stopping_patience is not None:
+        callbacks.insert(0, EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    return TransferTrainer(
+        model=model,
+        args=args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        processing_class=tokenizer,
+        # Pads each batch to its longest text: short texts cost short sequences.
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=build_compute_metrics(suite, primary.name),
+        callbacks=callbacks,
+        param_groups=param_groups,
+        loss_weights=loss_weights,
+    )
+
+
+def effective_batch_size(args: TransferTrainingArguments) -> EffectiveBatchSize:
+    """Examples per optimizer step: per device x processes x gradient accumulation."""
+    processes = args.world_size
+    return EffectiveBatchSize(
+        per_device=args.per_device_train_batch_size,
+        processes=processes,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        total=args.per_device_train_batch_size * processes * args.gradient_accumulation_steps,
+    )
+
+
+def precision(args: TransferTrainingArguments) -> Precision:
+    used = "bf16" if args.bf16 else ("fp16" if args.fp16 else "fp32")
+    return Precision(used=used, asked=getattr(args, "precision_fallback", None) or used)
+
+
+def hyperparameters(args: TransferTrainingArguments) -> Hyperparameters:
+    """The Trainer settings a reader of the model card needs to reproduce the run."""
+    return Hyperparameters(
+        learning_rate=args.learning_rate,
+        num_train_epochs=args.num_train_epochs,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        effective_batch_size=effective_batch_size(args).total,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        lr_scheduler_type=str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        optim=str(getattr(args.optim, "value", args.optim)),
+        seed=args.seed,
+        precision=precision(args).used,
+    )
