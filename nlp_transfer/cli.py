@@ -107,6 +107,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
 
 def _evaluate(argv: list[str]) -> int:
     args = _evaluate_parser().parse_args(argv)
+    from nlp_transfer.config import comma_separated
     from nlp_transfer.evaluation import evaluate_folder
 
     result = evaluate_folder(
@@ -115,7 +116,7 @@ def _evaluate(argv: list[str]) -> int:
         text_column=args.text_column,
         text_pair_column=args.text_pair_column,
         label_column=args.label_column,
-        metrics=_metric_names(args.metrics),
+        metrics=comma_separated(args.metrics) or None,
         bootstrap=args.bootstrap,
         bootstrap_all=args.bootstrap_all,
         confidence=args.confidence,
@@ -131,13 +132,6 @@ def _evaluate(argv: list[str]) -> int:
         _write_whole(Path(args.output), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         print(f"Wrote the report to {args.output}", file=sys.stderr)
     return 0
-
-
-def _metric_names(metrics: str | None) -> list[str] | None:
-    """--metrics as a list of names; None (every metric of the task) when not given."""
-    if not metrics:
-        return None
-    return [name.strip() for name in metrics.split(",") if name.strip()]
 
 
 def _write_plots(result: FolderEvaluation, folder: Path, title: str) -> None:

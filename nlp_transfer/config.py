@@ -309,16 +309,12 @@ class EvaluationArguments:
 
     def metric_names(self) -> list[str]:
         """--metrics as a list of names (empty: every metric the package ships for the task)."""
-        return [name.strip() for name in (self.metrics or "").split(",") if name.strip()]
-
-    def class_weight_values(self) -> str | list[float] | None:
-        """--class-weights parsed: 'balanced', one positive weight per label, or None when not given."""
-        return parse_class_weights(self.class_weights)
+        return comma_separated(self.metrics)
 
     def check(self, task: str) -> None:
         """Refuse what the given --task rules out (an inferred task is checked once the data is read)."""
-        self.class_weight_values()
-        if task == "regression" and self.class_weights:
+        weights = parse_class_weights(self.class_weights)
+        if task == "regression" and weights is not None:
             raise UserInputError("--class-weights applies to classification; this is a regression task. Leave it off.")
         if task == "regression" and self.tune_threshold:
             raise UserInputError("--tune-threshold applies to binary and multi-label tasks, not regression.")
@@ -485,7 +481,7 @@ class RunConfig:
         self.strategy.check()
         self.evaluation.check(self.data.task)
         self.training.check()
-        if self.evaluation.class_weights and self.training.label_smoothing_factor:
+        if parse_class_weights(self.evaluation.class_weights) is not None and self.training.label_smoothing_factor:
             raise UserInputError("--class-weights and --label-smoothing-factor cannot be combined; choose one.")
         _check_metric_name(self.training.metric_for_best_model, self.evaluation.metric_names())
 
@@ -533,6 +529,11 @@ ARGUMENT_DATACLASSES = (
     EvaluationArguments,
     TransferTrainingArguments,
 )
+
+
+def comma_separated(text: str | None) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']: the names of a comma-separated option; [] when not given."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 def parse_class_weights(spec: str | None) -> str | list[float] | None:

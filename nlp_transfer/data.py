@@ -85,7 +85,11 @@ def demo_data_files() -> dict[str, str]:
 
 
 def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
-    """Read, validate and label-encode the splits that `args` names; carve validation when absent."""
+    """Read, validate and label-encode the splits that `args` names; carve validation when absent.
+
+    The options themselves are checked first (`DataArguments.check`, also part of `RunConfig.validate`).
+    """
+    args.check()
     raw, sources = _read_splits(args)
     text_column, pair_column, label_column = _resolve_columns(raw, args, sources)
     empty_means_no_label = args.label_separator is not None or args.task == MULTI_LABEL
@@ -99,11 +103,11 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
         splits["train"], splits["validation"] = _carve_validation(splits["train"], schema, args, seed)
         sources["validation"] = f"{args.validation_fraction:.0%} of train ({sources['train']}), seed {seed}"
     if args.max_train_samples is not None:
-        splits["train"] = _subset(splits["train"], args.max_train_samples, seed, "--max-train-samples")
+        splits["train"] = _subset(splits["train"], args.max_train_samples, seed)
     if args.max_eval_samples is not None:
         for name in ("validation", "test"):
             if name in splits:
-                splits[name] = _subset(splits[name], args.max_eval_samples, seed, "--max-eval-samples")
+                splits[name] = _subset(splits[name], args.max_eval_samples, seed)
 
     keep = [c for c in (text_column, pair_column, "labels", ROW_COLUMN) if c]
     for name, split in splits.items():
@@ -220,15 +224,11 @@ def _read_text_file(
 
 def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-    if args.dataset_name and any(files.values()):
-        raise UserInputError("Give either --dataset-name or local files (--train-file ...), not both.")
     if args.dataset_name:
         return _read_hub_dataset(args)
     if not any(files.values()):
         logger.info("No data given: using the bundled demo data (customer-support messages, 3 classes).")
         files = {**demo_data_files(), "test": None}
-    elif not files["train"]:
-        raise UserInputError("--validation-file/--test-file need a --train-file as well.")
     splits, sources = {}, {}
     for name, path in files.items():
         if path:
@@ -599,8 +599,6 @@ def _carve_validation(train: Dataset, schema: LabelSchema, args: DataArguments, 
     from sklearn.model_selection import train_test_split
 
     fraction = args.validation_fraction
-    if not 0 < fraction < 1:
-        raise UserInputError(f"--validation-fraction must be between 0 and 1 (exclusive), not {fraction}.")
     indices = np.arange(len(train))
     stratify = np.asarray(train["labels"]) if schema.task == SINGLE_LABEL else None
     try:
@@ -616,10 +614,8 @@ def _carve_validation(train: Dataset, schema: LabelSchema, args: DataArguments, 
     return train.select(sorted(kept)), train.select(sorted(held))
 
 
-def _subset(split: Dataset, size: int, seed: int, option: str) -> Dataset:
+def _subset(split: Dataset, size: int, seed: int) -> Dataset:
     """A fixed random subset (same seed, same rows), kept in file order."""
-    if size <= 0:
-        raise UserInputError(f"{option} must be a positive number, not {size}.")
     if size >= len(split):
         return split
     rng = np.random.default_rng(seed)

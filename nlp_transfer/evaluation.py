@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import DataCollatorWithPadding, Trainer
-
 from nlp_transfer.data import LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.metrics import (
@@ -55,23 +53,15 @@ class FinalEvaluation:
 
 
 def evaluate_splits(
-    model: Any, args: Any, encoded: Any, tokenizer: Any, suite: MetricSuite, primary: PrimaryMetric, tune: bool
+    trainer: Any, encoded: Any, suite: MetricSuite, primary: PrimaryMetric, tune: bool
 ) -> FinalEvaluation:
     """Score validation (and test) with the suite; with `tune`, first pick thresholds on validation.
 
-    A Trainer of its own gathers the predictions (across processes, too): the training Trainer's
-    compute_metrics refuses an undefined primary metric, which a test split with one class may have, and
-    the suite scores the gathered logits here anyway. Nothing the training phase owns is changed.
+    The training Trainer gathers the predictions (across processes too, with the run's loss weights in its
+    loss); the suite then scores the gathered logits with the thresholds, which are returned, not stored.
     """
-    predictor = Trainer(
-        model=model,
-        args=args,
-        eval_dataset=encoded["validation"],  # Trainer insists on one when the arguments evaluate every epoch
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-    )
     outputs = {
-        key: predictor.predict(encoded[split], metric_key_prefix=key)
+        key: trainer.predict(encoded[split], metric_key_prefix=key)
         for key, split in RECORD_SPLITS.items()
         if split in encoded
     }

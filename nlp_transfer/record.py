@@ -69,18 +69,17 @@ class Hyperparameters:
     precision: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunRecord:
     """What one run did and measured; `metrics.json` is its JSON form (same field names, same order)."""
 
     task: str
     strategy: str
-    primary_metric: str
     strategy_settings: dict[str, Any] = field(default_factory=dict)
+    primary_metric: str
     greater_is_better: bool = True
     eval: dict[str, Any] = field(default_factory=dict)
     """Validation: every metric, per_class, confusion_matrix, calibration, and Trainer's loss and timings."""
-    test: dict[str, Any] | None = None
     precision: Precision = field(default_factory=Precision)
     effective_batch_size: EffectiveBatchSize = field(default_factory=EffectiveBatchSize)
     trainable_parameters: int = 0
@@ -101,6 +100,8 @@ class RunRecord:
     train_label_counts: dict[str, int] | None = None
     class_weights: dict[str, Any] | None = None
     decision_thresholds: dict[str, Any] | None = None
+    test: dict[str, Any] | None = None
+    """The test split, like `eval`, when one was given."""
     max_length: int | None = None
     adapter: bool = False
     reload_check: dict[str, Any] | None = None

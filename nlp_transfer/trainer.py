@@ -2,7 +2,7 @@
 
 `run_arguments` turns the user's TrainingArguments into the run's own copy (learning rate of the strategy,
 output into the staging folder, the package pushing instead of Trainer); `build_trainer` assembles the
-Trainer; `describe_arguments` is what the run record says about them.
+Trainer; `effective_batch_size`, `precision` and `hyperparameters` are what the run record says about them.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback
 
 from nlp_transfer.class_weights import LossWeights
 from nlp_transfer.config import TransferTrainingArguments
-from nlp_transfer.metrics import MetricSuite, PrimaryMetric, build_compute_metrics
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.metrics import MetricSuite, PrimaryMetric, TrainerMetrics
 from nlp_transfer.record import EffectiveBatchSize, Hyperparameters, Precision
 
 
@@ -62,6 +63,27 @@ class TransferTrainer(Trainer):
         return self.optimizer
 
 
+class PrimaryMetricCheck(TrainerCallback):
+    """Refuses an evaluation during training whose primary metric is undefined: no checkpoint could be compared.
+
+    `TrainerMetrics` leaves undefined values out (the final splits report them); Trainer would then fail with
+    a KeyError when it looks for the best checkpoint. This check runs first (on_evaluate, before the save).
+    """
+
+    def __init__(self, metrics: TrainerMetrics, primary: str) -> None:
+        self.metrics = metrics
+        self.primary = primary
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if self.primary != "loss" and f"eval_{self.primary}" not in (metrics or {}):
+            reason = self.metrics.undefined.get(self.primary, "no value was computed")
+            raise UserInputError(
+                f"The primary metric {self.primary} is undefined on the validation set: {reason}. "
+                "Choose another --metric-for-best-model, or give a larger validation set."
+            )
+        return control
+
+
 def run_arguments(
     given: TransferTrainingArguments, default_learning_rate: float, staging: Path
 ) -> TransferTrainingArguments:
@@ -102,9 +124,10 @@ def build_trainer(
     extra_callbacks: list[Any],
 ) -> TransferTrainer:
     suite, primary = compute
-    callbacks = list(extra_callbacks)
+    compute_metrics = TrainerMetrics(suite)
+    callbacks = [PrimaryMetricCheck(compute_metrics, primary.name), *extra_callbacks]
     if args.early_stopping_patience is not None:
-        callbacks.insert(0, EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+        callbacks.insert(1, EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     return TransferTrainer(
         model=model,
         args=args,
@@ -113,7 +136,7 @@ def build_trainer(
         processing_class=tokenizer,
         # Pads each batch to its longest text: short texts cost short sequences.
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=build_compute_metrics(suite, primary.name),
+        compute_metrics=compute_metrics,
         callbacks=callbacks,
         param_groups=param_groups,
         loss_weights=loss_weights,

@@ -269,10 +269,8 @@ def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel
 def evaluate(plan: RunPlan, run_data: RunData, trained: TrainedModel) -> FinalEvaluation:
     """The best model scored on validation (and test); thresholds tuned on validation when asked."""
     return evaluate_splits(
-        trained.trainer.model,
-        plan.args,
+        trained.trainer,
         run_data.encoded,
-        run_data.tokenizer,
         run_data.suite,
         run_data.primary,
         tune=plan.config.evaluation.tune_threshold,

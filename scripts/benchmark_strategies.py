@@ -4,8 +4,10 @@
         --train-file ../shared/data/sst2/train.csv --validation-file ../shared/data/sst2/test.csv \
         --max-train-samples 2000 --num-train-epochs 2
 
-Arguments after `--` go to `nlp-transfer train` unchanged for every strategy. Each strategy runs in its
-own process so that its peak memory (resident set size) is its own. Figures: validation primary metric,
+Arguments after `--` go to `nlp-transfer train` for every strategy, except the options of a strategy
+(`--train-top-layers 1`, `--lora-r 16`, ...), which go only to the strategies that read them (`train` refuses
+another strategy's options). Each strategy runs in its own process so that its peak memory (resident set
+size) is its own. Figures: validation primary metric,
 trainable parameters, train time and samples per second from metrics.json.
 """
 
@@ -18,10 +20,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nlp_transfer.config import STRATEGY_OPTIONS
 from nlp_transfer.record import RunRecord
 from nlp_transfer.tables import markdown_table
 
-STRATEGIES = ("full", "freeze", "lora", "hybrid", "scratch")
+STRATEGIES = tuple(STRATEGY_OPTIONS)
+STRATEGY_FLAGS = {f"--{name.replace('_', '-')}" for options in STRATEGY_OPTIONS.values() for name in options}
+
+
+def options_for(strategy: str, train_args: list[str]) -> list[str]:
+    """`train_args` without the options of other strategies (a flag and its value, or --flag=value)."""
+    own = {f"--{name.replace('_', '-')}" for name in STRATEGY_OPTIONS[strategy]}
+    kept: list[str] = []
+    dropping_value = False
+    for argument in train_args:
+        if dropping_value and not argument.startswith("--"):
+            dropping_value = False  # the value of a dropped flag
+            continue
+        flag = argument.split("=", 1)[0].replace("_", "-")
+        if flag in STRATEGY_FLAGS and flag not in own:
+            dropping_value = "=" not in argument
+            continue
+        dropping_value = False
+        kept.append(argument)
+    return kept
 
 
 def _worker(output_dir: str, train_args: list[str]) -> int:
@@ -78,7 +100,7 @@ def main() -> int:
     for strategy in args.strategies.split(","):
         folder = root / strategy
         command = [sys.executable, __file__, "--output-root", str(root), "--worker", str(folder)]
-        command += ["--strategy", strategy, "--overwrite-output-dir", "true", *train_args]
+        command += ["--strategy", strategy, "--overwrite-output-dir", "true", *options_for(strategy, train_args)]
         print(f"=== {strategy}", flush=True)
         if subprocess.run(command).returncode != 0:
             print(f"{strategy} failed; see its output above", file=sys.stderr)

@@ -1,8 +1,9 @@
 """The package's imports point downward and form no cycle (read from the source with `ast`, nothing imported).
 
-The layers, top first (DESIGN.md): the public API and the CLI; the run (`training`); what a run and a
-saved folder use (strategies, trainer, evaluation, prediction, saving, card and push); data, checkpoints
-and optimisation; and the leaves (options, metrics, architectures, the record and the folder's formats).
+The layers, top first (README.md's "Development" section; the team's design notes): the public API and the
+CLI; the run (`training`); what a run and a saved folder use (strategies, trainer, evaluation, prediction,
+saving, card and push); data, checkpoints and optimisation; and the leaves (options, metrics, architectures,
+the record and the folder's formats).
 A module may import one of its own layer or below, never above; imports inside functions count too.
 """
 

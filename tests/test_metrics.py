@@ -24,8 +24,8 @@ from nlp_transfer.metrics.suite import (
     REGRESSION_METRICS,
     SINGLE_LABEL_METRICS,
     MetricSuite,
+    TrainerMetrics,
     available_metrics,
-    build_compute_metrics,
     choose_primary_metric,
     decide,
     load_external_metrics,
@@ -443,10 +443,10 @@ def test_never_nan_on_extreme_logits() -> None:
 # ---------------------------------------------------------------------------- compute_metrics hook
 
 
-def test_build_compute_metrics_returns_the_suite_values() -> None:
+def test_trainer_metrics_returns_the_suite_values() -> None:
     logits, references = single_label_case(3)
     suite = MetricSuite("single_label", LABELS[3])
-    compute_metrics = build_compute_metrics(suite, "accuracy")
+    compute_metrics = TrainerMetrics(suite)
     values = compute_metrics(EvalPrediction(predictions=logits, label_ids=references))
     assert values == suite.compute(logits, references)
     assert values["accuracy"] == pytest.approx(sk.accuracy_score(references, logits.argmax(axis=1)))
@@ -455,18 +455,14 @@ def test_build_compute_metrics_returns_the_suite_values() -> None:
     assert compute_metrics(EvalPrediction(predictions=(logits, hidden), label_ids=references)) == values
 
 
-def test_build_compute_metrics_undefined_primary_is_an_error() -> None:
+def test_trainer_metrics_leaves_undefined_values_out_and_keeps_their_reasons() -> None:
     rng = np.random.default_rng(4)
     logits = rng.normal(size=(10, 2))
     references = np.ones(10, dtype=int)
-    compute_metrics = build_compute_metrics(MetricSuite("single_label", LABELS[2]), "roc_auc")
-    with pytest.raises(UserInputError, match="roc_auc"):
-        compute_metrics(EvalPrediction(predictions=logits, label_ids=references))
-    # The same data with a defined primary works.
-    values = build_compute_metrics(MetricSuite("single_label", LABELS[2]), "accuracy")(
-        EvalPrediction(predictions=logits, label_ids=references)
-    )
+    compute_metrics = TrainerMetrics(MetricSuite("single_label", LABELS[2]))
+    values = compute_metrics(EvalPrediction(predictions=logits, label_ids=references))
     assert "roc_auc" not in values and "accuracy" in values
+    assert "one class" in compute_metrics.undefined["roc_auc"]
 
 
 # ------------------------------------------------------------------------------- choosing metrics
@@ -610,3 +606,20 @@ def test_no_thresholds_means_argmax_or_one_half() -> None:
     np.testing.assert_array_equal(
         decide(binary, "single_label", threshold_vector(LABELS[2], {}, "single_label")), [0, 1]
     )
+
+
+def test_an_undefined_primary_metric_stops_training_at_the_evaluation() -> None:
+    from transformers import TrainerControl
+
+    from nlp_transfer.trainer import PrimaryMetricCheck
+
+    metrics = TrainerMetrics(MetricSuite("single_label", LABELS[2]))
+    metrics(EvalPrediction(predictions=np.zeros((4, 2)), label_ids=np.ones(4, dtype=int)))
+    control = TrainerControl()
+    check = PrimaryMetricCheck(metrics, "roc_auc")
+    with pytest.raises(
+        UserInputError, match=r"The primary metric roc_auc is undefined on the validation set: .*one class"
+    ):
+        check.on_evaluate(None, None, control, metrics={"eval_accuracy": 1.0, "eval_loss": 0.5})
+    assert check.on_evaluate(None, None, control, metrics={"eval_roc_auc": 0.5}) is control
+    assert PrimaryMetricCheck(metrics, "loss").on_evaluate(None, None, control, metrics={"eval_loss": 0.5}) is control

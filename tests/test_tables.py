@@ -115,3 +115,12 @@ def test_benchmark_imbalance_table(tmp_path: Path) -> None:
         "| plain | accuracy 0.3778 | - | 0.900 | 0.346 | 0.500 | 0.3778 | 0.2833 | - | 3 |\n"
         '| tuned | accuracy 0.3778 | 0.5000 | 0.900 | 0.346 | 0.500 | 0.3778 | 0.2833 | {"technical": 0.3} | 3 |'
     )
+
+
+def test_benchmark_strategies_passes_a_strategy_option_only_to_the_strategies_that_read_it() -> None:
+    options_for = _script("benchmark_strategies").options_for
+    given = ["--train-file", "x.csv", "--train-top-layers", "1", "--lora-r=16", "--use-dora", "--seed", "3"]
+    assert options_for("full", given) == ["--train-file", "x.csv", "--seed", "3"]
+    assert options_for("freeze", given) == ["--train-file", "x.csv", "--train-top-layers", "1", "--seed", "3"]
+    assert options_for("lora", given) == ["--train-file", "x.csv", "--lora-r=16", "--use-dora", "--seed", "3"]
+    assert options_for("hybrid", given) == given

@@ -75,14 +75,7 @@ def test_the_command_line_and_a_config_file_refuse_the_same(
         RunConfig.from_file(config_file, overrides={"output_dir": "unused"})
 
 
-def test_the_option_error_wins_over_a_missing_train_file_and_touches_no_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def no_checkpoint(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("the checkpoint was resolved before the options were checked")
-
-    monkeypatch.setattr(training, "resolve_checkpoint", no_checkpoint)
-    monkeypatch.setattr(checkpoints, "resolve_checkpoint", no_checkpoint)
+def test_the_option_error_wins_over_a_missing_train_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     argv = ["train", "--output-dir", str(out), "--train-file", str(tmp_path / "missing.csv")]
     code = main([*argv, "--strategy", "lora", "--gradual-unfreeze", "true"])
@@ -101,12 +94,36 @@ def test_push_without_repository_is_refused_before_any_data_is_read(
     assert "--push-to-hub needs --hub-model-id" in capsys.readouterr().err
 
 
-def test_fine_tune_checks_a_config_changed_after_it_was_built(tmp_path: Path) -> None:
+def _untouchable(what: str):
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{what} before the options were checked")
+
+    return refuse
+
+
+def test_fine_tune_checks_a_config_changed_after_it_was_built_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "check_output_dir", _untouchable("the output folder was looked at"))
+    monkeypatch.setattr(training, "resolve_checkpoint", _untouchable("the checkpoint was resolved"))
+    monkeypatch.setattr(training, "load_data", _untouchable("the data was read"))
     config = RunConfig.from_dict({"output_dir": str(tmp_path / "out"), "train_file": str(tmp_path / "missing.csv")})
     config.strategy.strategy = "lora"
     config.strategy.gradual_unfreeze = True
     with pytest.raises(UserInputError, match="--gradual-unfreeze applies to full and hybrid, not lora"):
         training.fine_tune(config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_plan_resolves_the_checkpoint_but_reads_no_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first phase: options, output folder, strategy and checkpoint; not a row of data."""
+    monkeypatch.setattr(training, "load_data", _untouchable("the data was read"))
+    config = RunConfig.from_dict({"output_dir": str(tmp_path / "out"), "train_file": str(tmp_path / "missing.csv")})
+    plan = training.plan_run(config)
+    assert plan.strategy.name == "full" and plan.checkpoint.hub_id == checkpoints.BUNDLED_HUB_ID
+    assert plan.args.learning_rate == plan.strategy.default_learning_rate
+    assert config.training.learning_rate is None, "the user's options stay as given"
+    assert not (tmp_path / "out").exists()
 
 
 def test_each_strategy_may_be_given_its_own_options() -> None:
@@ -126,8 +143,6 @@ def _non_default(option: str) -> Any:
 
 def test_one_list_of_strategies_everywhere() -> None:
     assert tuple(STRATEGIES) == tuple(STRATEGY_OPTIONS) == typing.get_args(StrategyName)
-    for name, strategy in STRATEGIES.items():
-        assert strategy.options == STRATEGY_OPTIONS[name]
     declared = {option for options in STRATEGY_OPTIONS.values() for option in options}
     fields = {f.name for f in dataclasses.fields(StrategyArguments)} - {"strategy"}
     assert declared == fields, "every strategy option is read by some strategy, and declared"

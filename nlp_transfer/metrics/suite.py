@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -434,19 +434,20 @@ def reported_suite(
     return MetricSuite(task, labels, names or None, thresholds=thresholds, external=external)
 
 
-def build_compute_metrics(suite: MetricSuite, primary: str) -> Callable[[EvalPrediction], dict[str, float]]:
-    """The `compute_metrics` callable Trainer calls after each evaluation.
+class TrainerMetrics:
+    """Trainer's `compute_metrics`: the suite's defined values; the reasons for undefined ones are kept.
 
-    An undefined primary metric is an error (Trainer cannot compare checkpoints by a missing value).
+    It never raises: the same Trainer scores the final splits, where an undefined value (a test split with one
+    class) is reported, not fatal. During training, `trainer.PrimaryMetricCheck` refuses an evaluation whose
+    primary metric is undefined (Trainer could not compare checkpoints by a missing value).
     """
 
-    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-        report = suite.evaluate(logits_of(prediction.predictions), prediction.label_ids, details=False)
-        if primary in report.undefined:
-            raise UserInputError(
-                f"The primary metric {primary} is undefined on the validation set: {report.undefined[primary]}. "
-                "Choose another --metric-for-best-model, or give a larger validation set."
-            )
-        return report.metrics
+    def __init__(self, suite: MetricSuite) -> None:
+        self.suite = suite
+        self.undefined: dict[str, str] = {}
+        """The reasons of the last call's undefined metrics."""
 
-    return compute_metrics
+    def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
+        report = self.suite.evaluate(logits_of(prediction.predictions), prediction.label_ids, details=False)
+        self.undefined = dict(report.undefined)
+        return report.metrics
