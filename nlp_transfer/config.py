@@ -22,6 +22,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.metrics.suite import all_metric_names
+from nlp_transfer.tasks import REGRESSION
 
 TaskName = Literal["auto", "single_label", "multi_label", "regression"]
 StrategyName = Literal["full", "freeze", "lora", "hybrid", "scratch"]
@@ -314,9 +315,9 @@ class EvaluationArguments:
     def check(self, task: str) -> None:
         """Refuse what the given --task rules out (an inferred task is checked once the data is read)."""
         weights = parse_class_weights(self.class_weights)
-        if task == "regression" and weights is not None:
+        if task == REGRESSION and weights is not None:
             raise UserInputError("--class-weights applies to classification; this is a regression task. Leave it off.")
-        if task == "regression" and self.tune_threshold:
+        if task == REGRESSION and self.tune_threshold:
             raise UserInputError("--tune-threshold applies to binary and multi-label tasks, not regression.")
 
 
