@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.outputs import METRICS_FILE, write_text_whole
+from nlp_transfer.outputs import write_text_whole
 from nlp_transfer.tables import metrics_table
 from nlp_transfer.version import __version__
 
@@ -41,7 +41,7 @@ def _train(argv: list[str]) -> int:
     record = result.record
     print(f"Primary metric: {record.primary_metric} ({record.primary_metric_reason or ''})")
     print(metrics_table(record.evaluated_splits, record.primary_metric))
-    print(f"Saved to {result.output_dir} (metrics in {result.output_dir / METRICS_FILE})")
+    print(f"Saved to {result.output_dir} (metrics in {result.metrics_path})")
     if result.push is not None:
         print(f"Pushed to {result.push.repo_id}: {result.push.url}")
     return 0

@@ -185,7 +185,7 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise UserInputError(f"{_flag(name)} must be a positive number, not {value}.")
+                raise UserInputError(f"{option_flag(name)} must be a positive number, not {value}.")
         if self.max_length is not None and self.max_length <= 0:
             raise UserInputError(f"--max-length must be a positive number of tokens, not {self.max_length}.")
 
@@ -261,7 +261,7 @@ class StrategyArguments:
             readers = [name for name, options in STRATEGY_OPTIONS.items() if item.name in options]
             if readers and self.strategy not in readers and getattr(self, item.name) != item.default:
                 raise UserInputError(
-                    f"{_flag(item.name)} applies to {' and '.join(readers)}, not {self.strategy}. Leave it out, "
+                    f"{option_flag(item.name)} applies to {' and '.join(readers)}, not {self.strategy}. Leave it out, "
                     f"or choose --strategy {readers[0]}."
                 )
         if self.unfreeze_every_steps is not None and not self.gradual_unfreeze:
@@ -555,7 +555,8 @@ def parse_class_weights(spec: str | None) -> str | list[float] | None:
     return values
 
 
-def _flag(name: str) -> str:
+def option_flag(name: str) -> str:
+    """The command-line spelling of an option: lora_r -> --lora-r."""
     return "--" + name.replace("_", "-")
 
 
@@ -578,7 +579,7 @@ def _check_range(
     ]
     wanted = [text for bound, holds, text in bounds if bound is not None]
     if any(bound is not None and not holds(value, bound) for bound, holds, _ in bounds):
-        raise UserInputError(f"{_flag(name)} must be {' and '.join(wanted)}, not {value}.")
+        raise UserInputError(f"{option_flag(name)} must be {' and '.join(wanted)}, not {value}.")
 
 
 REPORTING_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}

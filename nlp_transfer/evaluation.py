@@ -28,14 +28,11 @@ from nlp_transfer.metrics import (
 from nlp_transfer.metrics.plots import plot_confusion_matrix, plot_reliability
 from nlp_transfer.outputs import CALIBRATION_PNG, CONFUSION_MATRIX_PNG
 from nlp_transfer.predict import load_classifier
-from nlp_transfer.record import RECORD_SPLITS
+from nlp_transfer.record import RECORD_SPLITS, TRAINER_FIGURES
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import REGRESSION
 
 logger = logging.getLogger(__name__)
-
-# Trainer's own figures kept beside the metric suite's in metrics.json.
-TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 
 
 @dataclass

@@ -23,8 +23,10 @@ from nlp_transfer.outputs import METRICS_FILE, write_json
 RECORD_SPLITS = {"eval": "validation", "test": "test"}
 # metrics.json has these keys only when they apply: a test split was given; the task has classes.
 ABSENT_WHEN_NONE = ("test", "train_label_counts")
+# Trainer's own figures of an evaluation, kept in a split's dict beside the metric suite's values.
+TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 # Figures in a split's dict that describe the evaluation run, not the model's quality.
-RUN_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second", "num_examples", "epoch")
+RUN_FIGURES = (*TRAINER_FIGURES, "num_examples", "epoch")
 
 
 @dataclass

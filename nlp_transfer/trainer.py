@@ -118,12 +118,12 @@ def build_trainer(
     args: TransferTrainingArguments,
     encoded: Any,
     tokenizer: Any,
-    compute: tuple[MetricSuite, PrimaryMetric],
+    suite: MetricSuite,
+    primary: PrimaryMetric,
     param_groups: list[dict[str, Any]] | None,
     loss_weights: LossWeights | None,
     extra_callbacks: list[Any],
 ) -> TransferTrainer:
-    suite, primary = compute
     compute_metrics = TrainerMetrics(suite)
     callbacks = [PrimaryMetricCheck(compute_metrics, primary.name), *extra_callbacks]
     if args.early_stopping_patience is not None:

@@ -20,17 +20,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nlp_transfer.config import STRATEGY_OPTIONS
+from nlp_transfer.config import STRATEGY_OPTIONS, option_flag
 from nlp_transfer.record import RunRecord
 from nlp_transfer.tables import markdown_table
 
 STRATEGIES = tuple(STRATEGY_OPTIONS)
-STRATEGY_FLAGS = {f"--{name.replace('_', '-')}" for options in STRATEGY_OPTIONS.values() for name in options}
+STRATEGY_FLAGS = {option_flag(name) for options in STRATEGY_OPTIONS.values() for name in options}
 
 
 def options_for(strategy: str, train_args: list[str]) -> list[str]:
     """`train_args` without the options of other strategies (a flag and its value, or --flag=value)."""
-    own = {f"--{name.replace('_', '-')}" for name in STRATEGY_OPTIONS[strategy]}
+    own = {option_flag(name) for name in STRATEGY_OPTIONS[strategy]}
     kept: list[str] = []
     dropping_value = False
     for argument in train_args:
