@@ -21,6 +21,7 @@ from nlp_transfer.config import (
 )
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation import FolderEvaluation, evaluate_folder
+from nlp_transfer.heads import register_heads as _register_heads  # noqa: F401  (importing registers the heads)
 from nlp_transfer.predict import Classifier, load_classifier, predict
 from nlp_transfer.push import PushResult, push_folder
 from nlp_transfer.record import RunRecord

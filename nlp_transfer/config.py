@@ -26,6 +26,8 @@ from nlp_transfer.tasks import REGRESSION
 
 TaskName = Literal["auto", "single_label", "multi_label", "regression"]
 StrategyName = Literal["full", "freeze", "lora", "hybrid", "scratch"]
+PoolingName = Literal["auto", "pooler", "cls", "mean", "max"]
+HeadInitName = Literal["auto", "random", "probe"]
 BALANCED = "balanced"
 
 # The options of StrategyArguments each strategy reads. An option of another strategy, given a value other
@@ -64,6 +66,26 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False,
         metadata={"help": "Run model code shipped inside a Hub repository. Off unless you trust its author."},
+    )
+    pooling: PoolingName = field(
+        default="auto",
+        metadata={
+            "help": "How the classifier reads the encoder. auto (default): as the checkpoint was trained: "
+            "mean pooling for sentence-transformers checkpoints such as the bundled MiniLM (read from their "
+            "modules.json), ModernBERT's classifier_pooling, else the architecture's own head. pooler: the "
+            "architecture's own head ([CLS], through BERT's pretrained pooler). cls, mean, max: the first "
+            "token, or the masked mean or max of the tokens, into one new linear layer (such a folder loads "
+            "with transformers once nlp_transfer is imported)."
+        },
+    )
+    head_init: HeadInitName = field(
+        default="auto",
+        metadata={
+            "help": "How a pooled head (--pooling cls/mean/max) starts. auto (default): probe for a pretrained "
+            "encoder, random for scratch and for the architecture's own head. probe: fitted first as a "
+            "logistic regression (ridge for regression) on the frozen encoder's features, then fine-tuned "
+            "with the rest (LP-FT); it helps most with few labels."
+        },
     )
 
 
@@ -334,15 +356,18 @@ class TransferTrainingArguments(TrainingArguments):
     learning_rate: float | None = field(
         default=None,
         metadata={
-            "help": "Peak learning rate (default: the strategy's: full 2e-5, freeze 1e-4, lora 5e-4, "
-            "hybrid 1e-4, scratch 5e-4)."
+            "help": "Peak learning rate. Default: the strategy's rate for a BERT-base-size model (full 2e-5, "
+            "freeze 1e-4, lora 5e-4, hybrid 1e-4, scratch 5e-4), scaled by (768 / hidden size)^2 within "
+            "0.5..5x for full, hybrid and freeze (the bundled MiniLM: full 8e-5); a linear probe (freeze with "
+            "--train-top-layers 0) 1e-3. The choice and its reason are logged and kept in metrics.json."
         },
     )
-    num_train_epochs: float = field(
-        default=5.0,
+    num_train_epochs: float | None = field(
+        default=None,
         metadata={
-            "help": "Passes over the training data. 5 suits the few-hundred-example sets this package is "
-            "made for; the best epoch is kept, so extra epochs cost time, not accuracy."
+            "help": "Passes over the training data. Default: 5, raised on small training sets until the run "
+            "makes at least 200 optimizer steps (at most 100 epochs; then about 10 evaluations, the best kept, "
+            "early stopping after 4 without improvement). Logged with its reason and kept in metrics.json."
         },
     )
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per device."})

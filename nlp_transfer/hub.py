@@ -174,6 +174,17 @@ def _description(record: RunRecord, base_model: str | None) -> dict[str, Any]:
         "total_parameters": f"{total:,}",
         "trainable_share": f"{100 * trainable / total:.1f}%" if total else "n/a",
         "thresholds": record.decision_thresholds,
+        **_pooling(record),
+    }
+
+
+def _pooling(record: RunRecord) -> dict[str, Any]:
+    """How the head reads the encoder; a pooled head needs nlp_transfer imported to load in transformers."""
+    pooling = record.pooling or {}
+    return {
+        "pooling": pooling.get("mode"),
+        "pooling_reason": pooling.get("reason"),
+        "pooled_head": bool(pooling) and not pooling.get("own_head", True),
     }
 
 

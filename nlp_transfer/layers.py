@@ -54,7 +54,7 @@ parts are for grouping parameters, not for calling.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 from transformers import PreTrainedModel
@@ -72,6 +72,20 @@ SUPPORTED_MODEL_TYPES: tuple[str, ...] = (
     "modernbert",
 )
 """The `config.model_type`s this package can transfer from (MiniLM checkpoints are `bert`)."""
+
+POOLED_MODEL_TYPE_PREFIX = "nlp-transfer-pooled-"
+"""`model_type` prefix of the pooled classifiers of `heads.py` (mean/max/cls pooling and one new linear head)."""
+POOLED_HEAD_NAMES: tuple[str, ...] = ("classifier",)
+
+
+def pooled_model_type(model_type: str) -> str:
+    """The model_type of the pooled classifier built on `model_type` (`bert` -> `nlp-transfer-pooled-bert`)."""
+    return POOLED_MODEL_TYPE_PREFIX + model_type
+
+
+def encoder_model_type(model_type: str) -> str:
+    """The encoder architecture of a model_type: itself, or the one a pooled classifier is built on."""
+    return model_type.removeprefix(POOLED_MODEL_TYPE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -107,8 +121,14 @@ _SPECS: dict[str, ArchitectureSpec] = {
 
 
 def architecture_spec(model_type: str) -> ArchitectureSpec:
-    """The spec of `model_type`; a `UserInputError` naming the supported types when there is none."""
-    spec = _SPECS.get(model_type)
+    """The spec of `model_type`; a `UserInputError` naming the supported types when there is none.
+
+    A pooled classifier (heads.py) has its encoder's spec with one new head module, `classifier`.
+    """
+    encoder_type = encoder_model_type(model_type)
+    spec = _SPECS.get(encoder_type)
+    if spec is not None and encoder_type != model_type:
+        return replace(spec, head_module_names=POOLED_HEAD_NAMES)
     if spec is None:
         raise UserInputError(
             f"Model type {model_type!r} is not supported. Supported model types: {', '.join(SUPPORTED_MODEL_TYPES)} "
@@ -227,7 +247,8 @@ def _locate_albert(model: PreTrainedModel) -> _Located:
 
 def _locate_modernbert(model: PreTrainedModel) -> _Located:
     base = model.model
-    return [base.embeddings], list(base.layers), model.head, [base.final_norm]
+    # A pooled classifier (heads.py) has no `head`: its pooling reads final_norm's output directly.
+    return [base.embeddings], list(base.layers), getattr(model, "head", None), [base.final_norm]
 
 
 _LOCATORS: dict[str, Callable[[PreTrainedModel], _Located]] = {
@@ -270,6 +291,7 @@ def architecture_view(model: nn.Module) -> ArchitectureView:
             f"architecture_view needs a {spec.model_type} *ForSequenceClassification model; "
             f"{type(base).__name__} has no {', '.join(missing)}."
         )
+    # The pooled classifiers keep the encoder under the architecture's own attribute: same locator.
     embeddings, layers, pooler, extra_head = _LOCATORS[spec.model_type](base)
     view = ArchitectureView(
         spec=spec,

@@ -20,6 +20,7 @@ from transformers.utils import logging as transformers_logging
 
 from nlp_transfer.data import resolve_max_length
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.heads import register_heads
 from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
 from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from nlp_transfer.settings import PackageSettings
@@ -140,6 +141,7 @@ def load_classifier(model_dir: str | Path, device: str | None = None) -> Classif
 
     `model_dir` is a folder written by `nlp-transfer train`, or the Hub id of one pushed with `nlp-transfer push`.
     """
+    register_heads()  # folders with a pooled head need them known to AutoModelForSequenceClassification
     path = Path(model_dir).expanduser()
     if not path.exists() and _looks_like_repo_id(str(model_dir)):
         path = _download(str(model_dir))

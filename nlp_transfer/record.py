@@ -22,7 +22,8 @@ from nlp_transfer.outputs import METRICS_FILE, write_json
 # metrics.json's keys of the evaluated splits, and the data splits they score.
 RECORD_SPLITS = {"eval": "validation", "test": "test"}
 # metrics.json has these keys only when they apply: a test split was given; the task has classes.
-ABSENT_WHEN_NONE = ("test", "train_label_counts")
+# Absent from metrics.json when None, as in the versions written before they existed.
+ABSENT_WHEN_NONE = ("test", "train_label_counts", "pooling", "recipe")
 # Trainer's own figures of an evaluation, kept in a split's dict beside the metric suite's values.
 TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 # Figures in a split's dict that describe the evaluation run, not the model's quality.
@@ -106,6 +107,10 @@ class RunRecord:
     """The test split, like `eval`, when one was given."""
     max_length: int | None = None
     adapter: bool = False
+    pooling: dict[str, Any] | None = None
+    """How the head reads the encoder: mode, reason, own_head (heads.PoolingChoice)."""
+    recipe: dict[str, Any] | None = None
+    """What the package chose for the options left unset (learning rate, epochs, ...), each with its reason."""
     reload_check: dict[str, Any] | None = None
     plots: dict[str, str] | None = None
 

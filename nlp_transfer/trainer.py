@@ -17,7 +17,8 @@ from nlp_transfer.class_weights import LossWeights
 from nlp_transfer.config import TransferTrainingArguments
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.metrics import MetricSuite, PrimaryMetric, TrainerMetrics
-from nlp_transfer.record import EffectiveBatchSize, Hyperparameters, Precision
+from nlp_transfer.recipes import effective_batch_size
+from nlp_transfer.record import Hyperparameters, Precision
 
 
 class TransferTrainer(Trainer):
@@ -55,6 +56,22 @@ class TransferTrainer(Trainer):
         loss = self.loss_weights.loss(outputs.logits, labels)
         return (loss, outputs) if return_outputs else loss
 
+    def _determine_best_metric(self, metrics: dict[str, float], trial: Any) -> bool:
+        """Trainer's choice of the best evaluation, with ties going to the later one.
+
+        Trainer keeps the first evaluation that reaches the best value. On the few rows of validation a small
+        training set leaves (7 of 64 labels), accuracy saturates early and ties are the rule: the earliest tie
+        is the least trained model with that score. A tie with more training behind it is kept instead.
+        """
+        if super()._determine_best_metric(metrics, trial):
+            return True
+        name = self.args.metric_for_best_model or ""
+        value = metrics.get(name if name.startswith("eval_") else f"eval_{name}")
+        if value is None or self.state.best_metric is None or value != self.state.best_metric:
+            return False
+        self.state.best_global_step = self.state.global_step
+        return True
+
     def create_optimizer(self, model=None):
         if self.param_groups is None or self.optimizer is not None:
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
@@ -84,18 +101,15 @@ class PrimaryMetricCheck(TrainerCallback):
         return control
 
 
-def run_arguments(
-    given: TransferTrainingArguments, default_learning_rate: float, staging: Path
-) -> TransferTrainingArguments:
-    """The run's own copy of the training arguments: what depends on the strategy, and the package's choices.
+def run_arguments(given: TransferTrainingArguments, staging: Path) -> TransferTrainingArguments:
+    """The run's own copy of the training arguments, with the package's fixed choices.
 
     Works on a copy, before the copy's devices are set up, so the caller's config stays as given. The
-    best-model metric is set once the task is known (`set_primary_metric`).
+    learning rate and epochs left unset are chosen by `recipes.apply_recipe` once the model and the data are
+    known; the best-model metric by `set_primary_metric` once the task is.
     """
     args = copy.deepcopy(given)
     args.output_dir = str(staging)
-    if args.learning_rate is None:
-        args.learning_rate = default_learning_rate
     if args.gradient_checkpointing and "use_reentrant" not in (args.gradient_checkpointing_kwargs or {}):
         # Reentrant checkpointing loses the gradients of frozen embeddings and fails under DDP
         # ("marked ready twice"); the non-reentrant kind has neither problem.
@@ -140,17 +154,6 @@ def build_trainer(
         callbacks=callbacks,
         param_groups=param_groups,
         loss_weights=loss_weights,
-    )
-
-
-def effective_batch_size(args: TransferTrainingArguments) -> EffectiveBatchSize:
-    """Examples per optimizer step: per device x processes x gradient accumulation."""
-    processes = args.world_size
-    return EffectiveBatchSize(
-        per_device=args.per_device_train_batch_size,
-        processes=processes,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        total=args.per_device_train_batch_size * processes * args.gradient_accumulation_steps,
     )
 
 

@@ -31,6 +31,8 @@ from nlp_transfer.config import EvaluationArguments, RunConfig, TransferTraining
 from nlp_transfer.data import LabelSchema, PreparedData, load_data, resolve_max_length, tokenize
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation import FinalEvaluation, evaluate_splits, write_plots
+from nlp_transfer.head_init import HeadInit, initialise_head, resolve_head_init
+from nlp_transfer.heads import PoolingChoice, classification_config, resolve_pooling
 from nlp_transfer.hub import write_model_card
 from nlp_transfer.metrics import (
     MetricSuite,
@@ -52,6 +54,7 @@ from nlp_transfer.outputs import (
     write_json,
 )
 from nlp_transfer.push import push_folder, resolve_token
+from nlp_transfer.recipes import Recipe, apply_recipe, effective_batch_size
 from nlp_transfer.record import HubDataset, RunRecord
 from nlp_transfer.saving import save_model
 from nlp_transfer.settings import PackageSettings
@@ -59,7 +62,6 @@ from nlp_transfer.strategies import PreparedModel, StrategyContext, TransferStra
 from nlp_transfer.trainer import (
     TransferTrainer,
     build_trainer,
-    effective_batch_size,
     hyperparameters,
     precision,
     run_arguments,
@@ -133,6 +135,10 @@ class RunModel:
     parameter_counts: tuple[int, int]
     settings: PackageSettings
     unfreeze: GradualUnfreezeCallback | None
+    pooling: PoolingChoice
+    head_init: HeadInit
+    recipe: Recipe
+    """The options the package chose (learning rate, epochs, ...), applied to the run's arguments."""
 
 
 @dataclass
@@ -166,7 +172,7 @@ def plan_run(config: RunConfig) -> RunPlan:
         resolve_token(config.training.hub_token)  # fail before training, not after it
     checkpoint = resolve_checkpoint(config.model.model, config.model.revision, config.model.trust_remote_code)
     logger.info("Checkpoint: %s (%s)", checkpoint.hub_id or checkpoint.source, checkpoint.source)
-    args = run_arguments(config.training, strategy.default_learning_rate, staging_path(target))
+    args = run_arguments(config.training, staging_path(target))
     return RunPlan(config, target, strategy, checkpoint, args)
 
 
@@ -204,6 +210,19 @@ def build_model(plan: RunPlan, run_data: RunData) -> RunModel:
         label2id=schema.label2id,
         problem_type=schema.problem_type,
     )
+    recipe = apply_recipe(
+        plan.args,
+        plan.strategy.name,
+        plan.strategy.default_learning_rate,
+        model_config.hidden_size,
+        config.strategy,
+        len(run_data.encoded["train"]),
+    )
+    for name, decision in recipe.decisions.items():
+        logger.info("Recipe: %s = %s (%s)", name, decision.value, decision.reason)
+    pooling = resolve_pooling(config.model.pooling, plan.checkpoint, model_config)
+    logger.info("Pooling %s: %s", pooling.mode, pooling.reason)
+    model_config = classification_config(model_config, pooling)
     settings = PackageSettings(
         max_length=run_data.max_length,
         primary_metric=run_data.primary.name,
@@ -216,7 +235,9 @@ def build_model(plan: RunPlan, run_data: RunData) -> RunModel:
         weight_decay=plan.args.weight_decay,
         base_model_id=plan.checkpoint.hub_id or plan.checkpoint.source,
     )
-    prepared = plan.strategy.prepare(plan.strategy.load_model(plan.checkpoint, model_config), context)
+    model = plan.strategy.load_model(plan.checkpoint, model_config)
+    head_init = _initialise_head(plan, run_data, pooling, model)
+    prepared = plan.strategy.prepare(model, context)
     # Counted once, as the strategy set it up: gradual unfreezing changes requires_grad during training.
     trainable, total = count_parameters(prepared.model)
     logger.info(
@@ -231,7 +252,23 @@ def build_model(plan: RunPlan, run_data: RunData) -> RunModel:
         if prepared.unfreeze_units is not None
         else None
     )
-    return RunModel(prepared, (trainable, total), settings, unfreeze)
+    return RunModel(prepared, (trainable, total), settings, unfreeze, pooling, head_init, recipe)
+
+
+def _initialise_head(plan: RunPlan, run_data: RunData, pooling: PoolingChoice, model: Any) -> HeadInit:
+    """The head as --head-init says: left as built, or fitted as a probe on the frozen encoder (LP-FT)."""
+    head_init = resolve_head_init(plan.config.model.head_init, pooling, plan.strategy.name)
+    if head_init.method == "probe":
+        head_init = initialise_head(
+            model, run_data.encoded["train"], run_data.tokenizer, run_data.data.schema.task, head_init.reason
+        )
+    logger.info(
+        "Head init %s: %s%s",
+        head_init.method,
+        head_init.reason,
+        "" if head_init.probe_train_score is None else f" (the probe alone: {head_init.probe_train_score} on train)",
+    )
+    return head_init
 
 
 def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel:
@@ -392,6 +429,8 @@ def build_record(
         decision_thresholds=final.thresholds,
         max_length=run_data.max_length,
         adapter=prepared.is_adapter,
+        pooling={**run_model.pooling.to_dict(), "head_init": run_model.head_init.to_dict()},
+        recipe=run_model.recipe.to_dict(),
     )
 
 

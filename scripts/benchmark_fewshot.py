@@ -14,7 +14,9 @@ then `pip install setfit==1.2.0`) and pass that environment's python as --setfit
 SetFit rows are skipped. `scripts/setfit_worker.py` runs there with SetFit's default training arguments and
 the bundled MiniLM (sentence-transformers/all-MiniLM-L6-v2) as the body.
 
-Results go to OUTPUT_ROOT/results.jsonl, one line per run; a re-run skips the runs already there. The table
+Results go to OUTPUT_ROOT/results.jsonl, one line per run; a re-run skips the runs already there. To keep an
+older version's rows beside the current one's, rename their system in that file (BENCHMARKS.md shows
+`default-0.1`, the defaults before pooling and recipes, next to `default`). The table
 printed at the end has the mean and standard deviation over seeds of the test accuracy and macro-F1.
 """
 
@@ -88,6 +90,9 @@ def run_package(strategy: str, train: Path, test: Path, folder: Path, seed: int)
         "accuracy": record.test["accuracy"],
         "macro_f1": record.test["macro_f1"],
         "train_s": record.train_runtime_s or 0.0,
+        "epochs": record.epochs,
+        "learning_rate": record.hyperparameters.learning_rate,
+        "pooling": (record.pooling or {}).get("mode"),
     }
 
 

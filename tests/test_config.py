@@ -104,7 +104,7 @@ def test_defaults() -> None:
     training = config.training
     assert training.learning_rate is None  # resolved later by the strategy
     assert training.metric_for_best_model == "auto"
-    assert training.num_train_epochs == 5
+    assert training.num_train_epochs is None  # the recipe decides: 5, or more on a small training set
     assert training.eval_strategy == "epoch"
     assert training.save_strategy == "epoch"
     assert training.load_best_model_at_end is True
@@ -324,7 +324,13 @@ def test_to_dict_is_plain_json_with_the_resolved_values() -> None:
     assert resolved["training"]["learning_rate"] == pytest.approx(1e-3)
     assert resolved["training"]["eval_strategy"] == "epoch"
     assert resolved["data"]["train_file"] == "t.csv"
-    assert resolved["model"] == {"model": "minilm", "revision": None, "trust_remote_code": False}
+    assert resolved["model"] == {
+        "model": "minilm",
+        "revision": None,
+        "trust_remote_code": False,
+        "pooling": "auto",
+        "head_init": "auto",
+    }
     assert resolved["strategy"]["strategy"] == "full"
     assert resolved["strategy"]["train_top_layers"] == 2
 

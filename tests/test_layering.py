@@ -29,8 +29,10 @@ LAYERS: list[set[str]] = [
         "push",
         "hub",
         "callbacks",
+        "heads",
+        "head_init",
     },
-    {"data", "checkpoints", "optim", "class_weights"},
+    {"data", "checkpoints", "optim", "class_weights", "recipes"},
     {
         "config",
         "metrics",

@@ -205,7 +205,13 @@ def test_hub_token_is_never_written(sentiment_run: dict[str, Any]) -> None:
 def test_run_config_holds_the_resolved_options(sentiment_run: dict[str, Any], tiny_checkpoint: Path) -> None:
     run_config = _read_json(sentiment_run["out"] / "run_config.json")
     assert set(run_config) == {"model", "data", "strategy", "evaluation", "training"}
-    assert run_config["model"] == {"model": str(tiny_checkpoint), "revision": None, "trust_remote_code": False}
+    assert run_config["model"] == {
+        "model": str(tiny_checkpoint),
+        "revision": None,
+        "trust_remote_code": False,
+        "pooling": "auto",
+        "head_init": "auto",
+    }
     assert run_config["data"]["train_file"] == str(sentiment_run["files"]["train"])
     assert run_config["strategy"]["strategy"] == "full"
     assert run_config["strategy"]["merge_lora"] is False
@@ -393,7 +399,7 @@ def test_early_stopping_patience_below_one_is_refused(
     assert _hidden_entries(tmp_path) == []
 
 
-def test_learning_rate_defaults_to_the_strategy_default(
+def test_learning_rate_defaults_to_the_strategys_rate_for_the_models_size(
     tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path]
 ) -> None:
     options = _options(tiny_checkpoint, sentiment_files, tmp_path / "out")
@@ -401,9 +407,10 @@ def test_learning_rate_defaults_to_the_strategy_default(
     config = RunConfig.from_dict(options)
     result = fine_tune(config)
     assert config.training.learning_rate is None  # the caller's config is left as given
-    assert result.metrics["strategy_settings"]["learning_rate"] == 2e-05
-    assert _read_json(result.metrics_path)["strategy_settings"]["learning_rate"] == 2e-05
-    assert _read_json(result.output_dir / "run_config.json")["training"]["learning_rate"] == 2e-05
+    # full's 2e-5 for BERT-base, x5 (the cap) for the tiny model's hidden size 32.
+    assert result.metrics["strategy_settings"]["learning_rate"] == 1e-04
+    assert _read_json(result.metrics_path)["recipe"]["learning_rate"]["value"] == 1e-04
+    assert _read_json(result.output_dir / "run_config.json")["training"]["learning_rate"] == 1e-04
 
 
 def test_same_seed_gives_identical_results(tmp_path: Path, tiny_checkpoint: Path, sentiment_run: dict) -> None:

@@ -121,7 +121,7 @@ def test_the_plan_resolves_the_checkpoint_but_reads_no_data(tmp_path: Path, monk
     config = RunConfig.from_dict({"output_dir": str(tmp_path / "out"), "train_file": str(tmp_path / "missing.csv")})
     plan = training.plan_run(config)
     assert plan.strategy.name == "full" and plan.checkpoint.hub_id == checkpoints.BUNDLED_HUB_ID
-    assert plan.args.learning_rate == plan.strategy.default_learning_rate
+    assert plan.args.learning_rate is None, "the recipe chooses it once the model and the data are known"
     assert config.training.learning_rate is None, "the user's options stay as given"
     assert not (tmp_path / "out").exists()
 

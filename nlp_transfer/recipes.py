@@ -1,0 +1,163 @@
+"""Recipes: the learning rate, epochs and evaluation cadence a run gets when the user leaves them unset.
+
+Two measured facts drive them (BENCHMARKS.md, "Few labels"):
+
+- The right learning rate depends on the model's size. 2e-5 is a BERT-base habit (hidden size 768); the
+  6-layer, 384-wide MiniLM under-trains at it and wants about 1e-4, and larger models want less (BERT-large
+  1e-5..2e-5). Strategies that update pretrained weights in full (`full`, `hybrid`'s top layers, `freeze`
+  with trained layers) scale their BERT-base rate by (768 / hidden size)^2, kept within [0.5x, 5x]. What
+  trains only new weights (a linear probe, LoRA matrices, a random model) does not depend on that size.
+- Few examples need enough optimizer updates (Mosbach et al. 2021; Zhang et al. 2021): 16 labels at batch
+  8 and 5 epochs are 10 updates. Below `MIN_OPTIMIZER_STEPS` the epochs are raised until it is reached;
+  then evaluations are spread to about `EVALUATIONS` over the run, the best one is kept, and early stopping
+  ends a run that stopped improving.
+
+Every decision is returned with its reason; training logs them and `metrics.json` records them (`recipe`).
+An option the user gave is never changed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+
+from nlp_transfer.config import StrategyArguments, TransferTrainingArguments
+from nlp_transfer.record import EffectiveBatchSize
+
+REFERENCE_HIDDEN_SIZE = 768
+"""The size the strategies' base learning rates are for (BERT-base)."""
+SIZE_FACTOR_RANGE = (0.5, 5.0)
+PROBE_LEARNING_RATE = 1e-3
+"""A linear probe trains one new layer on frozen features: a rate for new weights, whatever the encoder."""
+DEFAULT_EPOCHS = 5
+MIN_OPTIMIZER_STEPS = 200
+MAX_EPOCHS = 100
+EVALUATIONS = 10
+"""Evaluations over a run whose epochs were raised (each is also a checkpoint of the best model)."""
+EARLY_STOPPING_PATIENCE = 4
+"""Evaluations without improvement before a raised run stops."""
+# Strategies whose pretrained weights train in full at the strategy's rate.
+SIZE_SCALED_STRATEGIES = ("full", "hybrid", "freeze")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One option the package chose, and why."""
+
+    value: Any
+    reason: str
+
+
+@dataclass
+class Recipe:
+    """The decisions taken for one run, by option name (`learning_rate`, `num_train_epochs`, ...)."""
+
+    decisions: dict[str, Decision] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: {"value": d.value, "reason": d.reason} for name, d in self.decisions.items()}
+
+
+def effective_batch_size(args: TransferTrainingArguments) -> EffectiveBatchSize:
+    """Examples per optimizer step: per device x processes x gradient accumulation."""
+    processes = args.world_size
+    return EffectiveBatchSize(
+        per_device=args.per_device_train_batch_size,
+        processes=processes,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        total=args.per_device_train_batch_size * processes * args.gradient_accumulation_steps,
+    )
+
+
+def size_factor(hidden_size: int) -> float:
+    """(768 / hidden)^2 within SIZE_FACTOR_RANGE: 384 -> 4, 768 -> 1, 1024 -> 0.56."""
+    low, high = SIZE_FACTOR_RANGE
+    return min(high, max(low, (REFERENCE_HIDDEN_SIZE / hidden_size) ** 2))
+
+
+def learning_rate(strategy: str, base_rate: float, hidden_size: int, options: StrategyArguments) -> Decision:
+    """The default peak learning rate of `strategy` for a model of `hidden_size`."""
+    if strategy == "freeze" and options.train_top_layers == 0 and not options.train_embeddings:
+        return Decision(PROBE_LEARNING_RATE, "a linear probe trains only the new head: the rate for new weights")
+    if strategy not in SIZE_SCALED_STRATEGIES:
+        return Decision(base_rate, f"{strategy}'s rate (it trains new weights; the model's size does not change it)")
+    factor = size_factor(hidden_size)
+    rate = float(f"{base_rate * factor:.3g}")
+    return Decision(
+        rate,
+        f"{strategy}'s BERT-base rate {base_rate:g} x {factor:.3g} for hidden size {hidden_size} "
+        f"((768 / {hidden_size})^2, within {SIZE_FACTOR_RANGE[0]}..{SIZE_FACTOR_RANGE[1]}x)",
+    )
+
+
+def apply_recipe(
+    args: TransferTrainingArguments,
+    strategy: str,
+    base_rate: float,
+    hidden_size: int,
+    options: StrategyArguments,
+    train_rows: int,
+) -> Recipe:
+    """Fill the run's unset options (`args` is the run's own copy) and return what was decided, and why."""
+    recipe = Recipe()
+    if args.learning_rate is None:
+        decision = learning_rate(strategy, base_rate, hidden_size, options)
+        args.learning_rate = decision.value
+        recipe.decisions["learning_rate"] = decision
+    if args.num_train_epochs is None and args.max_steps <= 0:
+        _choose_epochs(args, train_rows, recipe)
+    return recipe
+
+
+def _choose_epochs(args: TransferTrainingArguments, train_rows: int, recipe: Recipe) -> None:
+    batch = effective_batch_size(args).total
+    steps_per_epoch = max(1, math.ceil(train_rows / batch))
+    if steps_per_epoch * DEFAULT_EPOCHS >= MIN_OPTIMIZER_STEPS:
+        args.num_train_epochs = DEFAULT_EPOCHS
+        recipe.decisions["num_train_epochs"] = Decision(
+            DEFAULT_EPOCHS,
+            f"{DEFAULT_EPOCHS} epochs give {steps_per_epoch * DEFAULT_EPOCHS} optimizer steps "
+            f"(at least {MIN_OPTIMIZER_STEPS})",
+        )
+        return
+    epochs = min(MAX_EPOCHS, math.ceil(MIN_OPTIMIZER_STEPS / steps_per_epoch))
+    args.num_train_epochs = epochs
+    recipe.decisions["num_train_epochs"] = Decision(
+        epochs,
+        f"{train_rows} training rows at batch {batch} are {steps_per_epoch} optimizer steps per epoch: "
+        f"{DEFAULT_EPOCHS} epochs would be {steps_per_epoch * DEFAULT_EPOCHS} updates, too few to fine-tune "
+        f"stably; raised to {epochs * steps_per_epoch} (at least {MIN_OPTIMIZER_STEPS}, at most {MAX_EPOCHS} epochs)",
+    )
+    _spread_evaluations(args, epochs, steps_per_epoch, recipe)
+    if args.early_stopping_patience is None and _evaluates(args):
+        args.early_stopping_patience = EARLY_STOPPING_PATIENCE
+        recipe.decisions["early_stopping_patience"] = Decision(
+            EARLY_STOPPING_PATIENCE,
+            f"epochs were raised: stop after {EARLY_STOPPING_PATIENCE} evaluations without improvement "
+            "(the best evaluation is kept)",
+        )
+
+
+def _spread_evaluations(args: TransferTrainingArguments, epochs: int, steps_per_epoch: int, recipe: Recipe) -> None:
+    """Per-epoch evaluation of a raised run becomes about EVALUATIONS evaluations (and checkpoints)."""
+    if not (_strategy(args.eval_strategy) == _strategy(args.save_strategy) == "epoch") or epochs <= EVALUATIONS:
+        return
+    every = math.ceil(epochs / EVALUATIONS) * steps_per_epoch
+    args.eval_strategy, args.save_strategy = IntervalStrategy.STEPS, SaveStrategy.STEPS
+    args.eval_steps = args.save_steps = every
+    recipe.decisions["eval_steps"] = Decision(
+        every,
+        f"evaluate and checkpoint every {every} steps, about {EVALUATIONS} times over the run, "
+        f"not after each of {epochs} epochs",
+    )
+
+
+def _strategy(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _evaluates(args: TransferTrainingArguments) -> bool:
+    return _strategy(args.eval_strategy) != "no" and bool(args.load_best_model_at_end)
