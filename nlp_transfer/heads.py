@@ -37,7 +37,7 @@ from transformers.utils import cached_file
 
 from nlp_transfer.checkpoints import Checkpoint
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.layers import SUPPORTED_MODEL_TYPES, encoder_model_type, pooled_model_type
+from nlp_transfer.layers import SUPPORTED_MODEL_TYPES, pooled_model_type
 
 logger = logging.getLogger(__name__)
 
@@ -88,21 +88,23 @@ def resolve_pooling(requested: str, checkpoint: Checkpoint, config: PretrainedCo
     """`--pooling` resolved for this checkpoint: `auto` reads what the checkpoint was trained with."""
     if requested not in POOLING_CHOICES:
         raise UserInputError(f"--pooling {requested!r} is not one of: {', '.join(POOLING_CHOICES)}.")
-    model_type = config.model_type
     if requested == "auto":
         return _auto_pooling(checkpoint, config)
     if requested == OWN_HEAD:
         return PoolingChoice(OWN_HEAD, f"--pooling {OWN_HEAD}: {own_head_description(config)}", own_head=True)
-    own = model_type == "modernbert" and requested in MODERNBERT_POOLINGS
-    return PoolingChoice(requested, f"--pooling {requested}", own_head=own)
+    return PoolingChoice(requested, f"--pooling {requested}", own_head=_own_head_pools(config, requested))
+
+
+def _own_head_pools(config: PretrainedConfig, mode: str, normalize: bool = False) -> bool:
+    """True when the architecture's own head pools this way itself (ModernBERT: cls and mean, unnormalised)."""
+    return config.model_type == "modernbert" and mode in MODERNBERT_POOLINGS and not normalize
 
 
 def _auto_pooling(checkpoint: Checkpoint, config: PretrainedConfig) -> PoolingChoice:
     found = sentence_transformers_pooling(checkpoint)
     if found is not None:
         mode, reason, normalize = found
-        own = config.model_type == "modernbert" and mode in MODERNBERT_POOLINGS and not normalize
-        return PoolingChoice(mode, reason, own_head=own, normalize=normalize)
+        return PoolingChoice(mode, reason, own_head=_own_head_pools(config, mode, normalize), normalize=normalize)
     if config.model_type == "modernbert":
         mode = getattr(config, "classifier_pooling", "cls")
         return PoolingChoice(mode, f"ModernBERT's classifier_pooling is {mode!r} in the checkpoint's config", True)
@@ -170,7 +172,7 @@ def _checkpoint_json(checkpoint: Checkpoint, filename: str) -> Any:
 def classification_config(config: PretrainedConfig, choice: PoolingChoice) -> PretrainedConfig:
     """The config of the classifier to build: the checkpoint's own, or its pooled-head twin."""
     if choice.own_head:
-        if config.model_type == "modernbert" and choice.mode in MODERNBERT_POOLINGS:
+        if choice.mode != OWN_HEAD:  # ModernBERT's own head, told how to pool
             config.classifier_pooling = choice.mode
         return config
     config_class = _pooled_classes(config.model_type)[0]
@@ -181,15 +183,6 @@ def classification_config(config: PretrainedConfig, choice: PoolingChoice) -> Pr
         "logit_scale": LOGIT_SCALE if choice.normalize else 1.0,
     }
     return config_class.from_dict({**values, **head})
-
-
-def pooling_of(config: PretrainedConfig) -> str:
-    """The pooling a classifier's config describes (for folders written before --pooling: the own head)."""
-    if encoder_model_type(config.model_type) != config.model_type:
-        return config.pooling
-    if config.model_type == "modernbert":
-        return getattr(config, "classifier_pooling", "cls")
-    return OWN_HEAD
 
 
 # ------------------------------------------------------------------------------------------ the heads

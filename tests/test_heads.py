@@ -31,7 +31,6 @@ from nlp_transfer.heads import (
     PoolingChoice,
     classification_config,
     pool,
-    pooling_of,
     resolve_pooling,
 )
 from nlp_transfer.layers import SUPPORTED_MODEL_TYPES, architecture_view
@@ -137,7 +136,7 @@ def test_an_explicit_pooling_wins_over_the_checkpoints(tiny_checkpoint: Path, tm
     config = AutoConfig.from_pretrained(folder)
     choice = resolve_pooling(asked, Checkpoint(str(folder), None), config)
     assert choice == PoolingChoice(asked, f"--pooling {asked}", own_head=False)
-    assert pooling_of(classification_config(config, choice)) == asked
+    assert classification_config(config, choice).pooling == asked
 
 
 def test_pooling_is_an_option_with_choices() -> None:
