@@ -23,7 +23,13 @@ logger = logging.getLogger("nlp_transfer")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows a default only where there is one worth reading (not None, not an off switch)."""
+    """Shows a default only where there is one worth reading (not None, not an off switch); a description or
+    epilog with line breaks of its own (an example file) keeps them."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
@@ -250,11 +256,63 @@ def _push(argv: list[str]) -> int:
     return 0
 
 
+GRID_EXAMPLE = """\
+Example grid file (YAML; every option of 'nlp-transfer train' works, a list of values is one more axis):
+
+  train_file: ../shared/data/sst2/train.csv
+  validation_file: ../shared/data/sst2/test.csv
+  strategies: [full, freeze, {strategy: lora, lora_r: 16, name: lora-r16}]
+  train_sizes: [16, 64, 256, 2000]      # drawn stratified by label; 'all' for the whole file
+  seeds: [0, 1, 2]
+  output_dir: runs/grid
+
+Without a validation file, one validation split is carved from the training data with split_seed (default
+42) before any size is drawn, so every cell is scored on the same rows. Re-running the same command skips
+the cells already in OUTPUT_DIR/runs.jsonl. Writes runs.csv (one row per run), summary.csv, summary.json and
+summary.md (mean +- std over seeds); cells/CELL/metrics.json keeps each run's record (the model too with
+keep_models: true).
+"""
+
+
+def _compare(argv: list[str]) -> int:
+    parser = _command_parser(
+        "compare",
+        description="Train a grid of runs (strategies x training-set sizes x seeds, and any option given as a "
+        "list) one after another on one fixed validation set, and tabulate what each strategy reaches at "
+        "each size, with the spread over seeds.",
+        epilog=GRID_EXAMPLE,
+    )
+    parser.add_argument("--config", required=True, help="Grid file (YAML or JSON), as in the example below.")
+    parser.add_argument("--output-dir", help="The grid's folder (overrides output_dir in the file).")
+    parser.add_argument("--no-progress", action="store_true", help="No progress bar over the cells.")
+    args = parser.parse_args(argv)
+    from nlp_transfer.experiments import load_grid, run_grid
+
+    grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
+    print(f"Grid: {len(grid.cells)} runs into {grid.folder}", file=sys.stderr)
+    outcome = run_grid(grid, progress=not args.no_progress)
+    print((grid.folder / "summary.md").read_text(encoding="utf-8"))
+    print(
+        f"Trained {len(outcome.trained)} cells, {len(outcome.skipped)} finished before; tables in {grid.folder}",
+        file=sys.stderr,
+    )
+    if outcome.failed:
+        for key, message in outcome.failed.items():
+            print(f"Cell {key} failed: {message}", file=sys.stderr)
+        print(
+            f"{len(outcome.failed)} cells failed (see {grid.folder / 'failed.jsonl'}); re-run to retry them.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (_train, "fine-tune a checkpoint on labelled texts (default: bundled MiniLM on demo data)"),
     "evaluate": (_evaluate, "score a trained folder on a labelled file: metric table, JSON, bootstrap intervals"),
     "predict": (_predict, "predict labels and scores for texts with a trained folder"),
     "push": (_push, "upload a trained folder to the Hugging Face Hub (model, card, metrics; no checkpoints)"),
+    "compare": (_compare, "train a grid of strategies x training-set sizes x seeds and tabulate mean +- std"),
 }
 
 

@@ -28,6 +28,7 @@ TaskName = Literal["auto", "single_label", "multi_label", "regression"]
 StrategyName = Literal["full", "freeze", "lora", "hybrid", "scratch"]
 PoolingName = Literal["auto", "pooler", "cls", "mean", "max"]
 HeadInitName = Literal["auto", "random", "probe"]
+TrainSampleName = Literal["random", "stratified"]
 BALANCED = "balanced"
 
 # The options of StrategyArguments each strategy reads. An option of another strategy, given a value other
@@ -177,6 +178,20 @@ class DataArguments:
     max_train_samples: int | None = field(
         default=None,
         metadata={"help": "Train on this many examples, a fixed random subset (same --seed, same subset)."},
+    )
+    train_sample: TrainSampleName = field(
+        default="random",
+        metadata={
+            "help": "How --max-train-samples draws: random, or stratified (each label keeps its share of "
+            "the training set; single-label tasks, else random)."
+        },
+    )
+    split_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "Seed of the validation split carved from train (default: --seed). Fix it to score runs "
+            "of different seeds on one validation set; `nlp-transfer compare` does."
+        },
     )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Evaluate on this many validation/test examples (fixed subset)."}

@@ -100,10 +100,15 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
     schema, splits = _encode_labels(raw, sources, label_column, task, args)
 
     if "validation" not in splits:
-        splits["train"], splits["validation"] = _carve_validation(splits["train"], schema, args, seed)
-        sources["validation"] = f"{args.validation_fraction:.0%} of train ({sources['train']}), seed {seed}"
+        split_seed = seed if args.split_seed is None else args.split_seed
+        splits["train"], splits["validation"] = _carve_validation(splits["train"], schema, args, split_seed)
+        sources["validation"] = f"{args.validation_fraction:.0%} of train ({sources['train']}), seed {split_seed}"
     if args.max_train_samples is not None:
-        splits["train"] = _subset(splits["train"], args.max_train_samples, seed)
+        stratified = args.train_sample == "stratified" and schema.task == SINGLE_LABEL
+        if args.train_sample == "stratified" and not stratified:
+            logger.info("--train-sample stratified applies to single-label tasks; drawing at random (%s).", schema.task)
+        draw = _stratified_subset if stratified else _subset
+        splits["train"] = draw(splits["train"], args.max_train_samples, seed)
     if args.max_eval_samples is not None:
         for name in ("validation", "test"):
             if name in splits:
@@ -620,6 +625,34 @@ def _subset(split: Dataset, size: int, seed: int) -> Dataset:
         return split
     rng = np.random.default_rng(seed)
     return split.select(sorted(rng.choice(len(split), size=size, replace=False).tolist()))
+
+
+def _stratified_subset(split: Dataset, size: int, seed: int) -> Dataset:
+    """A fixed random subset in which each label keeps its share (largest remainders, at least one row per
+    label when `size` allows), kept in file order; a grid of training-set sizes needs every label in each."""
+    if size >= len(split):
+        return split
+    labels = np.asarray(split["labels"])
+    classes, counts = np.unique(labels, return_counts=True)
+    if size < len(classes):
+        raise UserInputError(
+            f"--max-train-samples {size} is fewer than the {len(classes)} labels of the training data; a "
+            "stratified draw needs at least one row per label."
+        )
+    exact = counts / counts.sum() * size
+    quota = np.maximum(np.floor(exact).astype(int), 1)
+    for index in np.argsort(-(exact - np.floor(exact)), kind="stable"):
+        if quota.sum() >= size:
+            break
+        if quota[index] < counts[index]:
+            quota[index] += 1
+    while quota.sum() > size:  # the minimum of one row per label overshot: take from the largest quota
+        quota[np.argmax(quota)] -= 1
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.choice(np.flatnonzero(labels == label), size=take, replace=False) for label, take in zip(classes, quota)
+    ]
+    return split.select(sorted(np.concatenate(chosen).tolist()))
 
 
 # ---------------------------------------------------------------------------------- tokenization

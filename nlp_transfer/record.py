@@ -23,7 +23,7 @@ from nlp_transfer.outputs import METRICS_FILE, write_json
 RECORD_SPLITS = {"eval": "validation", "test": "test"}
 # metrics.json has these keys only when they apply: a test split was given; the task has classes.
 # Absent from metrics.json when None, as in the versions written before they existed.
-ABSENT_WHEN_NONE = ("test", "train_label_counts", "pooling", "recipe")
+ABSENT_WHEN_NONE = ("test", "train_label_counts", "pooling", "recipe", "optimizer_steps")
 # Trainer's own figures of an evaluation, kept in a split's dict beside the metric suite's values.
 TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 # Figures in a split's dict that describe the evaluation run, not the model's quality.
@@ -90,6 +90,7 @@ class RunRecord:
     train_runtime_s: float | None = None
     train_samples_per_second: float | None = None
     epochs: float | None = None
+    optimizer_steps: int | None = None
     base_model: str | None = None
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     labels: list[str] = field(default_factory=list)

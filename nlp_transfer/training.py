@@ -412,6 +412,7 @@ def build_record(
         train_runtime_s=trained.train_metrics.get("train_runtime"),
         train_samples_per_second=trained.train_metrics.get("train_samples_per_second"),
         epochs=trained.train_metrics.get("epoch", args.num_train_epochs),
+        optimizer_steps=trained.trainer.state.global_step,
         base_model=plan.checkpoint.hub_id or plan.checkpoint.source,
         hyperparameters=hyperparameters(args),
         labels=data.schema.names,

@@ -1,0 +1,419 @@
+"""Grids of runs: strategies x training-set sizes x seeds (x any training option), on one fixed validation set.
+
+What transfer saves is a question about the user's own data, answered with the seed spread shown: `compare`
+trains every cell of a grid with `fine_tune`, one after another, and writes one row per run and a table of
+mean +- std over seeds. A grid file is a training config (any option of `nlp-transfer train`) plus:
+
+    strategies: [full, freeze, {strategy: lora, lora_r: 16, name: lora-r16}]
+    train_sizes: [16, 64, 256, all]     # drawn stratified by label from the training set
+    seeds: [0, 1, 2]
+    output_dir: runs/grid               # the grid's folder (runs.jsonl, runs.csv, summary.*, cells/)
+    learning_rate: [2e-5, 1e-4]         # any option given a list is one more axis
+
+Resumable: a cell is finished once its row is in `runs.jsonl` (written after the run's folder is complete), so a
+re-run after a kill trains only the cells without a row; a failed cell is reported, recorded and retried on the
+next run. Validation is the same for every cell: the validation file or split when given, else one split carved
+from the training data with `split_seed` (default 42), before any size is drawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.config import RunConfig, build_parser, load_config_file
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.outputs import METRICS_FILE
+from nlp_transfer.record import RunRecord
+from nlp_transfer.tables import markdown_table
+from nlp_transfer.training import fine_tune
+
+logger = logging.getLogger(__name__)
+
+GRID_KEYS = ("strategies", "train_sizes", "seeds", "output_dir", "split_seed", "keep_models")
+ALL_ROWS = "all"
+DEFAULT_SPLIT_SEED = 42
+RUNS_FILE = "runs.jsonl"
+CELL_OPTIONS = ("strategy", "max_train_samples", "train_sample", "split_seed", "seed", "output_dir")
+"""Options each cell sets itself; a grid file that names them outside its axes is refused."""
+RUN_COLUMNS = (
+    "train_rows",
+    "trainable_parameters",
+    "total_parameters",
+    "optimizer_steps",
+    "epochs",
+    "train_runtime_s",
+    "train_samples_per_second",
+)
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One run of the grid: its coordinates and the complete options of `nlp-transfer train` (but output_dir)."""
+
+    strategy: str
+    """The strategy entry's name: the strategy, or the `name` given to an entry with its own options."""
+    size: int | None
+    """Training rows to draw (stratified by label); None trains on all of them."""
+    seed: int
+    axes: tuple[tuple[str, Any], ...]
+    """The values of the grid's other axes (options given as lists), in the file's order."""
+    options: dict[str, Any] = field(compare=False, hash=False)
+
+    @property
+    def key(self) -> str:
+        """A readable, unique folder name: full_n64_s0, or lora_n64_s0_learning_rate=0.0001_1a2b3c."""
+        parts = [self.strategy, f"n{self.size if self.size is not None else ALL_ROWS}", f"s{self.seed}"]
+        if self.axes:
+            parts += [f"{name}={_short(value)}" for name, value in self.axes]
+            parts.append(hashlib.sha1(json.dumps(self.axes, default=str).encode()).hexdigest()[:6])
+        return re.sub(r"[^\w.=+-]+", "-", "_".join(parts))
+
+    def coordinates(self) -> dict[str, Any]:
+        size = self.size if self.size is not None else ALL_ROWS
+        return {"strategy": self.strategy, "train_size": size, "seed": self.seed, **dict(self.axes)}
+
+
+@dataclass
+class Grid:
+    """The expanded grid: where it writes, its cells in run order, and the names of its extra axes."""
+
+    folder: Path
+    cells: list[GridCell]
+    axis_names: list[str]
+    keep_models: bool = False
+
+
+@dataclass
+class GridOutcome:
+    """What a `run_grid` call did: every row (old and new), the cells it trained and the ones that failed."""
+
+    rows: list[dict[str, Any]]
+    trained: list[str]
+    failed: dict[str, str]
+    skipped: list[str]
+
+
+# ------------------------------------------------------------------------------------- the grid file
+
+
+def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid:
+    """Read a grid file (YAML or JSON) and expand it; `overrides` (e.g. output_dir from the CLI) win."""
+    spec = {**load_config_file(path), **(overrides or {})}
+    return expand_grid(spec, source=str(path))
+
+
+def expand_grid(spec: dict[str, Any], source: str = "the grid") -> Grid:
+    """Every cell of the grid, each checked as a training config before anything runs."""
+    spec = {str(key).replace("-", "_"): value for key, value in spec.items()}
+    if not spec.get("output_dir"):
+        raise UserInputError(f"{source} needs an output_dir: the grid's folder (e.g. output_dir: runs/grid).")
+    strategies = _strategy_entries(spec.get("strategies", ["full"]), source)
+    sizes = _train_sizes(spec.get("train_sizes", [ALL_ROWS]), source)
+    seeds = _seeds(spec.get("seeds", [0, 1, 2]), source)
+    split_seed = spec.get("split_seed", DEFAULT_SPLIT_SEED)
+    base = {key: value for key, value in spec.items() if key not in GRID_KEYS}
+    misplaced = sorted(set(base) & set(CELL_OPTIONS))
+    if misplaced:
+        raise UserInputError(
+            f"{source} sets {', '.join(misplaced)}: each cell sets these itself; use 'strategies', "
+            "'train_sizes' and 'seeds' instead."
+        )
+    axes = _option_axes(base)
+    fixed = {key: value for key, value in base.items() if key not in axes}
+    fixed.setdefault("disable_tqdm", True)  # the grid's own progress bar stands for the runs' bars
+
+    cells = []
+    for name, strategy_options in strategies:
+        for axis_values in _product(list(axes.items())):
+            for size in sizes:
+                for seed in seeds:
+                    options = {**fixed, **strategy_options, **dict(axis_values)}
+                    options.update(seed=seed, split_seed=split_seed, overwrite_output_dir=True)
+                    if size is not None:
+                        options.update(max_train_samples=size, train_sample="stratified")
+                    cells.append(GridCell(name, size, seed, tuple(axis_values), options))
+    for cell in cells:
+        _check_cell(cell, source)
+    return Grid(Path(spec["output_dir"]), cells, list(axes), bool(spec.get("keep_models", False)))
+
+
+def _strategy_entries(value: Any, source: str) -> list[tuple[str, dict[str, Any]]]:
+    """[(name, options)]: a strategy name, or a mapping with `strategy`, its options and an optional `name`."""
+    entries = []
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str):
+            entries.append((item, {"strategy": item}))
+        elif isinstance(item, dict) and isinstance(item.get("strategy"), str):
+            options = {str(key).replace("-", "_"): option for key, option in item.items() if key != "name"}
+            entries.append((str(item.get("name", item["strategy"])), options))
+        else:
+            raise UserInputError(
+                f"'strategies' in {source} lists strategy names or mappings such as "
+                f"{{strategy: lora, lora_r: 16, name: lora-r16}}, not {item!r}."
+            )
+    names = [name for name, _ in entries]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UserInputError(f"'strategies' in {source} names {', '.join(repeated)} twice: give each entry a 'name'.")
+    return entries
+
+
+def _train_sizes(value: Any, source: str) -> list[int | None]:
+    sizes: list[int | None] = []
+    for item in value if isinstance(value, list) else [value]:
+        if item == ALL_ROWS:
+            sizes.append(None)
+        elif isinstance(item, int) and not isinstance(item, bool) and item > 0:
+            sizes.append(item)
+        else:
+            raise UserInputError(f"'train_sizes' in {source} holds positive numbers or 'all', not {item!r}.")
+    return sizes
+
+
+def _seeds(value: Any, source: str) -> list[int]:
+    seeds = value if isinstance(value, list) else [value]
+    if not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        raise UserInputError(f"'seeds' in {source} must be a list of integers, e.g. [0, 1, 2], not {value!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise UserInputError(f"'seeds' in {source} repeats a seed: {seeds}.")
+    return seeds
+
+
+def _option_axes(options: dict[str, Any]) -> dict[str, list[Any]]:
+    """Options given a list of values. A list-valued option (nargs + or *) is an axis only as a list of lists."""
+    actions = {action.dest: action for action in build_parser()._actions}
+    axes = {}
+    for name, value in options.items():
+        if not isinstance(value, list):
+            continue
+        takes_list = name in actions and actions[name].nargs in ("+", "*")
+        if takes_list and not all(isinstance(item, list) for item in value):
+            continue
+        if not value:
+            raise UserInputError(f"Option '{name}' is an empty list: give the values of its axis, or leave it out.")
+        axes[name] = value
+    return axes
+
+
+def _product(axes: list[tuple[str, list[Any]]]) -> list[list[tuple[str, Any]]]:
+    combinations: list[list[tuple[str, Any]]] = [[]]
+    for name, values in axes:
+        combinations = [done + [(name, value)] for done in combinations for value in values]
+    return combinations
+
+
+def _check_cell(cell: GridCell, source: str) -> None:
+    try:
+        RunConfig.from_dict({**cell.options, "output_dir": None})
+    except UserInputError as error:
+        raise UserInputError(f"{source}, cell {cell.key}: {error}") from None
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return Path(text).name if "/" in text else text
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def run_grid(
+    grid: Grid,
+    train: Callable[[RunConfig], Any] = fine_tune,
+    progress: bool = True,
+) -> GridOutcome:
+    """Train every cell without a row in runs.jsonl, appending each one's row as it finishes; then write tables.
+
+    A failed cell is logged, recorded with its error and left for the next run; the grid goes on.
+    """
+    from tqdm.auto import tqdm
+
+    grid.folder.mkdir(parents=True, exist_ok=True)
+    rows = _finished_rows(grid.folder)
+    done = {row["cell"] for row in rows}
+    todo = [cell for cell in grid.cells if cell.key not in done]
+    skipped = [cell.key for cell in grid.cells if cell.key in done]
+    if skipped:
+        logger.info("%d of %d cells finished in an earlier run; %d to train.", len(skipped), len(grid.cells), len(todo))
+    trained, failed = [], {}
+    bar = tqdm(total=len(grid.cells), initial=len(skipped), desc="grid cells", unit="cell", disable=not progress)
+    for cell in todo:
+        bar.set_postfix_str(cell.key)
+        try:
+            row = _run_cell(grid, cell, train)
+        except Exception as error:  # noqa: BLE001 - one failed cell must not end the grid
+            message = f"{type(error).__name__}: {error}"
+            logger.error("Cell %s failed: %s", cell.key, message)
+            failed[cell.key] = message
+            _append(grid.folder / "failed.jsonl", {"cell": cell.key, **cell.coordinates(), "error": message})
+        else:
+            _append(grid.folder / RUNS_FILE, row)
+            rows.append(row)
+            trained.append(cell.key)
+        bar.update(1)
+    bar.close()
+    keys = {cell.key for cell in grid.cells}
+    rows = [row for row in rows if row["cell"] in keys]
+    write_tables(grid.folder, rows, grid.axis_names)
+    return GridOutcome(rows, trained, failed, skipped)
+
+
+def _run_cell(grid: Grid, cell: GridCell, train: Callable[[RunConfig], Any]) -> dict[str, Any]:
+    """Train one cell into cells/KEY/run, keep its metrics.json (and the model only with keep_models)."""
+    folder = grid.folder / "cells" / cell.key
+    run_folder = folder / "run"
+    config = RunConfig.from_dict({**cell.options, "output_dir": str(run_folder)})
+    started = time.perf_counter()
+    train(config)
+    record = RunRecord.load(run_folder)
+    shutil.copyfile(run_folder / METRICS_FILE, folder / METRICS_FILE)
+    if not grid.keep_models:
+        shutil.rmtree(run_folder)
+    return cell_row(cell, record, wall_s=time.perf_counter() - started)
+
+
+def cell_row(cell: GridCell, record: RunRecord, wall_s: float | None = None) -> dict[str, Any]:
+    """One row of runs.csv: the cell's coordinates, run figures and every metric of each evaluated split."""
+    row: dict[str, Any] = {"cell": cell.key, **cell.coordinates(), "primary_metric": record.primary_metric}
+    row.update(
+        train_rows=record.num_examples.get("train"),
+        trainable_parameters=record.trainable_parameters,
+        total_parameters=record.total_parameters,
+        optimizer_steps=record.optimizer_steps,
+        epochs=record.epochs,
+        train_runtime_s=record.train_runtime_s,
+        train_samples_per_second=record.train_samples_per_second,
+        wall_s=round(wall_s, 3) if wall_s is not None else None,
+    )
+    for key in ("eval", "test"):
+        row.update({f"{key}_{name}": value for name, value in record.results(key).items()})
+    return row
+
+
+def _finished_rows(folder: Path) -> list[dict[str, Any]]:
+    path = folder / RUNS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill: that cell simply runs again
+            logger.warning("%s line %d is incomplete; its cell runs again.", path, number)
+    return rows
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+# ------------------------------------------------------------------------------------------- tables
+
+
+def aggregate(rows: list[dict[str, Any]], axis_names: list[str]) -> list[dict[str, Any]]:
+    """Mean, sample standard deviation (n-1; empty for one seed) and the seed count of every numeric column,
+    one entry per strategy x size x other axes, in the order the rows first appear."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        coordinates = ("strategy", "train_size", *axis_names)
+        groups.setdefault(tuple(json.dumps(row.get(name), default=str) for name in coordinates), []).append(row)
+    summary = []
+    for members in groups.values():
+        first = members[0]
+        entry: dict[str, Any] = {name: first.get(name) for name in ("strategy", "train_size", *axis_names)}
+        entry["seeds"] = len(members)
+        entry["primary_metric"] = first.get("primary_metric")
+        for column in _numeric_columns(members):
+            values = [float(row[column]) for row in members if _is_number(row.get(column))]
+            entry[f"{column}_mean"] = statistics.mean(values)
+            entry[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        summary.append(entry)
+    return summary
+
+
+def _numeric_columns(rows: list[dict[str, Any]]) -> list[str]:
+    skip = {"seed", "train_size"}
+    columns: list[str] = []
+    for row in rows:
+        for name, value in row.items():
+            if name not in skip and name not in columns and _is_number(value):
+                columns.append(name)
+    return columns
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def write_tables(folder: Path, rows: list[dict[str, Any]], axis_names: list[str]) -> dict[str, Path]:
+    """runs.csv (one row per run), summary.csv / summary.json / summary.md (mean +- std over seeds)."""
+    import csv
+
+    summary = aggregate(rows, axis_names)
+    paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.json", "summary.md")}
+    for path, table in ((paths["runs.csv"], rows), (paths["summary.csv"], summary)):
+        columns = _columns(table)
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows({name: _csv_value(entry.get(name)) for name in columns} for entry in table)
+    paths["summary.json"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    paths["summary.md"].write_text(summary_markdown(summary, axis_names) + "\n", encoding="utf-8")
+    return paths
+
+
+def _columns(table: list[dict[str, Any]]) -> list[str]:
+    columns: list[str] = []
+    for entry in table:
+        columns += [name for name in entry if name not in columns]
+    return columns
+
+
+def _csv_value(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def summary_markdown(summary: list[dict[str, Any]], axis_names: list[str]) -> str:
+    """The aggregated table for people: coordinates, primary metric (validation, and test when there is one)
+    as mean +- std, trainable parameters, optimizer steps, train time and the seed count."""
+    if not summary:
+        return "No finished runs yet."
+    headers = ["strategy", "train size", *axis_names]
+    primary = summary[0].get("primary_metric") or "loss"
+    splits = [key for key in ("eval", "test") if any(f"{key}_{primary}_mean" in entry for entry in summary)]
+    headers += [f"{'validation' if key == 'eval' else 'test'} {primary}" for key in splits]
+    headers += ["trainable parameters", "optimizer steps", "train time (s)", "seeds"]
+    lines = []
+    for entry in summary:
+        cells = [str(entry["strategy"]), str(entry["train_size"]), *(str(entry.get(name)) for name in axis_names)]
+        cells += [_mean_std(entry, f"{key}_{primary}") for key in splits]
+        cells += [_mean(entry, "trainable_parameters", "{:,.0f}"), _mean(entry, "optimizer_steps", "{:.0f}")]
+        cells += [_mean(entry, "train_runtime_s", "{:.1f}"), str(entry["seeds"])]
+        lines.append(cells)
+    return markdown_table(headers, lines)
+
+
+def _mean_std(entry: dict[str, Any], column: str) -> str:
+    mean, std = entry.get(f"{column}_mean"), entry.get(f"{column}_std")
+    if mean is None:
+        return "–"
+    return f"{mean:.4f} +- {std:.4f}" if std is not None else f"{mean:.4f}"
+
+
+def _mean(entry: dict[str, Any], column: str, spec: str) -> str:
+    value = entry.get(f"{column}_mean")
+    return spec.format(value) if value is not None else "–"

@@ -1,0 +1,254 @@
+"""`compare`: grid expansion, stratified sizes on one validation set, resume after a kill, failed cells, tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import write_csv
+
+from nlp_transfer.cli import main
+from nlp_transfer.config import DataArguments, RunConfig
+from nlp_transfer.data import load_data
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.experiments import aggregate, expand_grid, run_grid, write_tables
+from nlp_transfer.record import RunRecord
+
+FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
+
+
+def _grid(tmp_path: Path, **spec: Any):
+    return expand_grid({"output_dir": str(tmp_path / "grid"), **spec})
+
+
+def _unbalanced_file(tmp_path: Path, majority: int = 30, minority: int = 10) -> Path:
+    rows = [{"text": f"common case number {i}", "label": "common"} for i in range(majority)]
+    rows += [{"text": f"rare case number {i}", "label": "rare"} for i in range(minority)]
+    return write_csv(tmp_path / "unbalanced.csv", rows)
+
+
+# ------------------------------------------------------------------------------------------ expansion
+
+
+def test_grid_has_one_cell_per_strategy_size_seed_and_axis_value(tmp_path: Path) -> None:
+    grid = _grid(
+        tmp_path,
+        strategies=["full", {"strategy": "lora", "lora_r": 4, "name": "lora-r4"}],
+        train_sizes=[16, "all"],
+        seeds=[0, 1],
+        learning_rate=[1e-4, 1e-3],
+        num_train_epochs=2,
+    )
+    assert len(grid.cells) == 2 * 2 * 2 * 2
+    assert grid.axis_names == ["learning_rate"]
+    assert len({cell.key for cell in grid.cells}) == len(grid.cells)
+    lora = [cell for cell in grid.cells if cell.strategy == "lora-r4"]
+    assert {cell.options["lora_r"] for cell in lora} == {4}
+    assert all("lora_r" not in cell.options for cell in grid.cells if cell.strategy == "full")
+    sized = next(cell for cell in grid.cells if cell.size == 16)
+    assert sized.options["max_train_samples"] == 16 and sized.options["train_sample"] == "stratified"
+    whole = next(cell for cell in grid.cells if cell.size is None)
+    assert "max_train_samples" not in whole.options and whole.coordinates()["train_size"] == "all"
+    assert {cell.options["split_seed"] for cell in grid.cells} == {42}
+    assert {cell.options["learning_rate"] for cell in grid.cells} == {1e-4, 1e-3}
+    assert {cell.options["num_train_epochs"] for cell in grid.cells} == {2}
+
+
+def test_a_list_option_is_an_axis_only_as_a_list_of_lists(tmp_path: Path) -> None:
+    one_list = _grid(tmp_path, label_names=["labels"], seeds=[0])
+    assert one_list.axis_names == [] and one_list.cells[0].options["label_names"] == ["labels"]
+    two_lists = _grid(tmp_path, label_names=[["labels"], ["label"]], seeds=[0])
+    assert two_lists.axis_names == ["label_names"] and len(two_lists.cells) == 2
+    metric_sets = _grid(tmp_path, metrics=["accuracy", "accuracy,macro_f1"], seeds=[0])
+    assert [cell.options["metrics"] for cell in metric_sets.cells] == ["accuracy", "accuracy,macro_f1"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"output_dir": None}, "needs an output_dir"),
+        ({"train_sizes": [16, 0]}, "'train_sizes' in the grid holds positive numbers or 'all', not 0"),
+        ({"seeds": [0, 0]}, "repeats a seed"),
+        ({"seed": 3}, "sets seed: each cell sets these itself"),
+        ({"strategies": ["full", {"strategy": "full", "learning_rate": 1e-4}]}, "names full twice"),
+        ({"strategies": [{"lora_r": 4}]}, "lists strategy names or mappings"),
+        ({"validation_fraction": [0.1, 1.5]}, "cell full_nall_s0_validation_fraction=1.5_.*must be between 0 and 1"),
+    ],
+)
+def test_bad_grids_are_refused_before_anything_runs(tmp_path: Path, spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserInputError, match=message.replace("(", r"\(")):
+        expand_grid({"output_dir": str(tmp_path / "grid"), **spec})
+    assert not (tmp_path / "grid").exists()
+
+
+# ------------------------------------------------------------------------- sizes and the validation set
+
+
+def test_stratified_draw_keeps_each_labels_share_and_depends_on_the_seed(tmp_path: Path) -> None:
+    source = _unbalanced_file(tmp_path)
+    args = dict(train_file=str(source), validation_file=str(source), max_train_samples=8, train_sample="stratified")
+    first = load_data(DataArguments(**args), seed=0).splits["train"]
+    again = load_data(DataArguments(**args), seed=0).splits["train"]
+    other = load_data(DataArguments(**args), seed=1).splits["train"]
+    names = load_data(DataArguments(**args), seed=0).schema.names
+    counts = {name: [names[label] for label in first["labels"]].count(name) for name in names}
+    assert counts == {"common": 6, "rare": 2}
+    assert first["text"] == again["text"] and first["text"] != other["text"]
+
+
+def test_a_stratified_draw_needs_a_row_per_label(tmp_path: Path) -> None:
+    source = _unbalanced_file(tmp_path)
+    args = DataArguments(
+        train_file=str(source), validation_file=str(source), max_train_samples=1, train_sample="stratified"
+    )
+    with pytest.raises(UserInputError, match="fewer than the 2 labels"):
+        load_data(args, seed=0)
+
+
+def test_split_seed_fixes_the_carved_validation_set_across_run_seeds(tmp_path: Path) -> None:
+    args = DataArguments(train_file=str(_unbalanced_file(tmp_path)), split_seed=7, max_train_samples=10)
+    validations = [load_data(args, seed=seed).splits["validation"]["text"] for seed in (0, 1, 2)]
+    trains = [load_data(args, seed=seed).splits["train"]["text"] for seed in (0, 1)]
+    assert validations[0] == validations[1] == validations[2]
+    assert trains[0] != trains[1]
+    assert not set(validations[0]) & set(trains[0])
+    unfixed = DataArguments(train_file=str(_unbalanced_file(tmp_path)))
+    assert (
+        load_data(unfixed, seed=0).splits["validation"]["text"]
+        != load_data(unfixed, seed=1).splits["validation"]["text"]
+    )
+
+
+# ------------------------------------------------------------------------------------ running a grid
+
+
+class FakeTraining:
+    """Stands in for fine_tune: writes a metrics.json whose accuracy is seed / 10; can fail or be 'killed'."""
+
+    def __init__(self, fail_seed: int | None = None, kill_after: int | None = None) -> None:
+        self.calls: list[int] = []
+        self.fail_seed, self.kill_after = fail_seed, kill_after
+
+    def __call__(self, config: RunConfig) -> None:
+        seed = config.training.seed
+        if self.kill_after is not None and len(self.calls) == self.kill_after:
+            raise KeyboardInterrupt
+        self.calls.append(seed)
+        if seed == self.fail_seed:
+            raise RuntimeError("out of memory")
+        folder = Path(config.training.output_dir)
+        folder.mkdir(parents=True)
+        RunRecord(
+            task="single_label",
+            strategy=config.strategy.strategy,
+            primary_metric="accuracy",
+            eval={"accuracy": seed / 10, "loss": 1.0, "runtime": 2.0},
+            trainable_parameters=100,
+            total_parameters=1000,
+            optimizer_steps=10 * (seed + 1),
+            num_examples={"train": config.data.max_train_samples or 0},
+        ).save(folder)
+
+
+def test_a_killed_grid_resumes_without_retraining_finished_cells(tmp_path: Path) -> None:
+    grid = _grid(tmp_path, train_sizes=[8], seeds=[0, 1, 2])
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(grid, train=FakeTraining(kill_after=1), progress=False)
+    assert len((grid.folder / "runs.jsonl").read_text().splitlines()) == 1
+
+    again = FakeTraining()
+    outcome = run_grid(grid, train=again, progress=False)
+    assert again.calls == [1, 2]
+    assert outcome.skipped == ["full_n8_s0"] and outcome.trained == ["full_n8_s1", "full_n8_s2"]
+    assert [row["seed"] for row in outcome.rows] == [0, 1, 2]
+    assert not list(grid.folder.glob("cells/*/run")), "the model folders go unless keep_models is set"
+    assert json.loads((grid.folder / "cells" / "full_n8_s2" / "metrics.json").read_text())["eval"]["accuracy"] == 0.2
+
+    third = FakeTraining()
+    assert run_grid(grid, train=third, progress=False).trained == [] and third.calls == []
+
+
+def test_a_failed_cell_is_reported_the_grid_goes_on_and_a_rerun_retries_it(tmp_path: Path) -> None:
+    grid = _grid(tmp_path, seeds=[0, 1, 2])
+    outcome = run_grid(grid, train=FakeTraining(fail_seed=1), progress=False)
+    assert outcome.failed == {"full_nall_s1": "RuntimeError: out of memory"}
+    assert outcome.trained == ["full_nall_s0", "full_nall_s2"]
+    failure = json.loads((grid.folder / "failed.jsonl").read_text())
+    assert failure["cell"] == "full_nall_s1" and failure["error"] == "RuntimeError: out of memory"
+
+    retry = FakeTraining()
+    assert run_grid(grid, train=retry, progress=False).trained == ["full_nall_s1"] and retry.calls == [1]
+
+
+def test_summary_is_mean_and_sample_std_over_seeds() -> None:
+    rows = [
+        {"cell": "a", "strategy": "full", "train_size": 16, "seed": 0, "eval_accuracy": 0.5, "optimizer_steps": 10},
+        {"cell": "b", "strategy": "full", "train_size": 16, "seed": 1, "eval_accuracy": 0.7, "optimizer_steps": 20},
+        {"cell": "c", "strategy": "full", "train_size": 16, "seed": 2, "eval_accuracy": 0.9, "optimizer_steps": 30},
+        {"cell": "d", "strategy": "lora", "train_size": 16, "seed": 0, "eval_accuracy": 0.6, "optimizer_steps": 10},
+    ]
+    full, lora = aggregate(rows, [])
+    assert full["seeds"] == 3 and lora["seeds"] == 1
+    assert full["eval_accuracy_mean"] == pytest.approx(statistics.mean([0.5, 0.7, 0.9]))
+    assert full["eval_accuracy_std"] == pytest.approx(0.2)  # sample std (n-1) of 0.5, 0.7, 0.9
+    assert full["optimizer_steps_mean"] == 20
+    assert lora["eval_accuracy_std"] is None, "one seed has no spread to report"
+
+
+def test_tables_hold_every_run_and_the_aggregate(tmp_path: Path) -> None:
+    grid = _grid(tmp_path, strategies=["full", "freeze"], train_sizes=[8], seeds=[0, 1])
+    outcome = run_grid(grid, train=FakeTraining(), progress=False)
+    with open(grid.folder / "runs.csv", newline="") as handle:
+        runs = list(csv.DictReader(handle))
+    assert [(row["strategy"], row["seed"], row["eval_accuracy"]) for row in runs] == [
+        ("full", "0", "0.0"),
+        ("full", "1", "0.1"),
+        ("freeze", "0", "0.0"),
+        ("freeze", "1", "0.1"),
+    ]
+    assert "eval_runtime" not in runs[0], "timings of an evaluation are not metrics"
+    summary = json.loads((grid.folder / "summary.json").read_text())
+    assert summary == aggregate(outcome.rows, [])
+    markdown = (grid.folder / "summary.md").read_text()
+    assert "| full | 8 | 0.0500 +- 0.0707 |" in markdown
+    assert write_tables(grid.folder, outcome.rows, [])["summary.csv"].read_text().count("\n") == 3
+
+
+# ------------------------------------------------------------------------------- end to end, via the CLI
+
+
+def test_compare_trains_a_tiny_grid_through_the_cli(
+    tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    spec = {
+        "model": str(tiny_checkpoint),
+        "train_file": str(sentiment_files["train"]),
+        "validation_file": str(sentiment_files["validation"]),
+        "strategies": ["full", {"strategy": "freeze", "train_top_layers": 0, "name": "probe"}],
+        "train_sizes": [8],
+        "seeds": [0, 1],
+        **FAST,
+    }
+    config = tmp_path / "grid.yaml"
+    config.write_text(json.dumps(spec))
+    assert main(["compare", "--config", str(config), "--output-dir", str(tmp_path / "grid"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "| strategy | train size | validation accuracy |" in printed
+    runs = [json.loads(line) for line in (tmp_path / "grid" / "runs.jsonl").read_text().splitlines()]
+    assert [(row["strategy"], row["seed"], row["train_rows"]) for row in runs] == [
+        ("full", 0, 8),
+        ("full", 1, 8),
+        ("probe", 0, 8),
+        ("probe", 1, 8),
+    ]
+    records = {row["cell"]: RunRecord.load(tmp_path / "grid" / "cells" / row["cell"]) for row in runs}
+    for row in runs:
+        assert row["eval_accuracy"] == records[row["cell"]].eval["accuracy"]
+        assert row["optimizer_steps"] == records[row["cell"]].optimizer_steps > 0
+    probe, full = records["probe_n8_s0"], records["full_n8_s0"]
+    assert probe.trainable_parameters < full.trainable_parameters
+    assert probe.num_examples["validation"] == full.num_examples["validation"] == 8
