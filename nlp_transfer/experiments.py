@@ -33,8 +33,10 @@ from typing import Any
 
 from nlp_transfer.config import RunConfig, build_parser, load_config_file
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.grid_plots import plot_learning_curves, plot_metric_vs_parameters, plot_metric_vs_size
 from nlp_transfer.outputs import METRICS_FILE
 from nlp_transfer.record import RunRecord
+from nlp_transfer.savings import Scores, data_reduction, iteration_reduction, recommendations
 from nlp_transfer.tables import markdown_table
 from nlp_transfer.training import fine_tune
 
@@ -265,8 +267,17 @@ def run_grid(
     bar.close()
     keys = {cell.key for cell in grid.cells}
     rows = [row for row in rows if row["cell"] in keys]
-    write_tables(grid.folder, rows, grid.axis_names)
+    write_report(grid.folder, rows, grid.axis_names, learning_curves(grid.folder, rows))
     return GridOutcome(rows, trained, failed, skipped)
+
+
+def learning_curves(folder: Path, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, float]] | None]:
+    """Each finished cell's validation learning curve, from its kept metrics.json."""
+    curves = {}
+    for row in rows:
+        path = folder / "cells" / row["cell"]
+        curves[row["cell"]] = RunRecord.load(path).learning_curve if (path / METRICS_FILE).exists() else None
+    return curves
 
 
 def _run_cell(grid: Grid, cell: GridCell, train: Callable[[RunConfig], Any]) -> dict[str, Any]:
@@ -286,6 +297,7 @@ def _run_cell(grid: Grid, cell: GridCell, train: Callable[[RunConfig], Any]) -> 
 def cell_row(cell: GridCell, record: RunRecord, wall_s: float | None = None) -> dict[str, Any]:
     """One row of runs.csv: the cell's coordinates, run figures and every metric of each evaluated split."""
     row: dict[str, Any] = {"cell": cell.key, **cell.coordinates(), "primary_metric": record.primary_metric}
+    row["greater_is_better"] = record.greater_is_better
     row.update(
         train_rows=record.num_examples.get("train"),
         trainable_parameters=record.trainable_parameters,
@@ -359,11 +371,32 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def write_tables(folder: Path, rows: list[dict[str, Any]], axis_names: list[str]) -> dict[str, Path]:
-    """runs.csv (one row per run), summary.csv / summary.json / summary.md (mean +- std over seeds)."""
+def scores_of(rows: list[dict[str, Any]]) -> Scores | None:
+    """The primary metric and the split the report reads: test when every run has it, else validation."""
+    if not rows:
+        return None
+    metric = rows[0]["primary_metric"]
+    split = "test" if all(_is_number(row.get(f"test_{metric}")) for row in rows) else "eval"
+    return Scores(split, metric, bool(rows[0].get("greater_is_better", True)))
+
+
+def write_report(
+    folder: Path,
+    rows: list[dict[str, Any]],
+    axis_names: list[str],
+    curves: dict[str, list[dict[str, float]] | None] | None = None,
+) -> dict[str, Path]:
+    """runs.csv (one row per run); summary.csv / .json / .md (mean +- std over seeds, with the derived figures
+    of `savings`); recommendations.json; and the three plots."""
     import csv
 
+    curves = curves or {}
     summary = aggregate(rows, axis_names)
+    scores = scores_of(rows)
+    lines: list[str] = []
+    if scores is not None:
+        add_derived_figures(summary, rows, curves, scores, axis_names)
+        lines = recommendations(summary, scores, axis_names)
     paths = {name: folder / name for name in ("runs.csv", "summary.csv", "summary.json", "summary.md")}
     for path, table in ((paths["runs.csv"], rows), (paths["summary.csv"], summary)):
         columns = _columns(table)
@@ -372,7 +405,52 @@ def write_tables(folder: Path, rows: list[dict[str, Any]], axis_names: list[str]
             writer.writeheader()
             writer.writerows({name: _csv_value(entry.get(name)) for name in columns} for entry in table)
     paths["summary.json"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    paths["summary.md"].write_text(summary_markdown(summary, axis_names) + "\n", encoding="utf-8")
+    markdown = summary_markdown(summary, axis_names, scores)
+    if lines:
+        markdown += "\n\nRecommendation per size:\n\n" + "\n".join(f"- {line}" for line in lines)
+    paths["summary.md"].write_text(markdown + "\n", encoding="utf-8")
+    paths["recommendations.json"] = folder / "recommendations.json"
+    paths["recommendations.json"].write_text(json.dumps(lines, indent=2) + "\n", encoding="utf-8")
+    if scores is not None:
+        paths.update(_plots(folder, summary, rows, curves, scores, axis_names))
+    return paths
+
+
+def add_derived_figures(
+    summary: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    curves: dict[str, list[dict[str, float]] | None],
+    scores: Scores,
+    axis_names: list[str],
+) -> None:
+    """Name the data-reduction factor and the iteration figures in each summary entry (None where they do
+    not apply: scratch itself, or no scratch in the grid)."""
+    factors = data_reduction(summary, scores, axis_names)
+    iterations = iteration_reduction(summary, rows, curves, scores, axis_names)
+    for index, entry in enumerate(summary):
+        entry["data_reduction"] = factors.get(index)
+        figures = iterations.get(index, {})
+        for name in ("target", "steps_to_target", "seeds_reached", "iteration_reduction"):
+            entry[name] = figures.get(name)
+
+
+def _plots(
+    folder: Path,
+    summary: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    curves: dict[str, list[dict[str, float]] | None],
+    scores: Scores,
+    axis_names: list[str],
+) -> dict[str, Path]:
+    paths = {
+        "metric_vs_size.png": plot_metric_vs_size(summary, scores, axis_names, folder / "metric_vs_size.png"),
+        "metric_vs_parameters.png": plot_metric_vs_parameters(
+            summary, scores, axis_names, folder / "metric_vs_parameters.png"
+        ),
+    }
+    curve_plot = plot_learning_curves(rows, curves, scores, axis_names, folder / "learning_curves.png")
+    if curve_plot is not None:
+        paths["learning_curves.png"] = curve_plot
     return paths
 
 
@@ -387,20 +465,27 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def summary_markdown(summary: list[dict[str, Any]], axis_names: list[str]) -> str:
+def summary_markdown(summary: list[dict[str, Any]], axis_names: list[str], scores: Scores | None = None) -> str:
     """The aggregated table for people: coordinates, primary metric (validation, and test when there is one)
-    as mean +- std, trainable parameters, optimizer steps, train time and the seed count."""
+    as mean +- std, the derived figures, trainable parameters, optimizer steps, train time and the seed count."""
     if not summary:
         return "No finished runs yet."
     headers = ["strategy", "train size", *axis_names]
-    primary = summary[0].get("primary_metric") or "loss"
+    primary = scores.metric if scores else summary[0].get("primary_metric") or "loss"
     splits = [key for key in ("eval", "test") if any(f"{key}_{primary}_mean" in entry for entry in summary)]
     headers += [f"{'validation' if key == 'eval' else 'test'} {primary}" for key in splits]
+    derived = any(entry.get("data_reduction") or entry.get("iteration_reduction") for entry in summary)
+    if derived:
+        headers += ["data reduction", "steps to target", "iteration reduction"]
     headers += ["trainable parameters", "optimizer steps", "train time (s)", "seeds"]
     lines = []
     for entry in summary:
         cells = [str(entry["strategy"]), str(entry["train_size"]), *(str(entry.get(name)) for name in axis_names)]
         cells += [_mean_std(entry, f"{key}_{primary}") for key in splits]
+        if derived:
+            steps = entry.get("steps_to_target")
+            reached = f"{steps:.0f} ({entry.get('seeds_reached')})" if steps is not None else "never"
+            cells += [entry.get("data_reduction") or "–", reached, entry.get("iteration_reduction") or "–"]
         cells += [_mean(entry, "trainable_parameters", "{:,.0f}"), _mean(entry, "optimizer_steps", "{:.0f}")]
         cells += [_mean(entry, "train_runtime_s", "{:.1f}"), str(entry["seeds"])]
         lines.append(cells)

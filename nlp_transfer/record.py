@@ -23,7 +23,7 @@ from nlp_transfer.outputs import METRICS_FILE, write_json
 RECORD_SPLITS = {"eval": "validation", "test": "test"}
 # metrics.json has these keys only when they apply: a test split was given; the task has classes.
 # Absent from metrics.json when None, as in the versions written before they existed.
-ABSENT_WHEN_NONE = ("test", "train_label_counts", "pooling", "recipe", "optimizer_steps")
+ABSENT_WHEN_NONE = ("test", "train_label_counts", "pooling", "recipe", "optimizer_steps", "learning_curve")
 # Trainer's own figures of an evaluation, kept in a split's dict beside the metric suite's values.
 TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 # Figures in a split's dict that describe the evaluation run, not the model's quality.
@@ -112,6 +112,8 @@ class RunRecord:
     """How the head reads the encoder: mode, reason, own_head (heads.PoolingChoice)."""
     recipe: dict[str, Any] | None = None
     """What the package chose for the options left unset (learning rate, epochs, ...), each with its reason."""
+    learning_curve: list[dict[str, float]] | None = None
+    """The primary metric at each evaluation during training: [{"step", "epoch", "value"}], on validation."""
     reload_check: dict[str, Any] | None = None
     plots: dict[str, str] | None = None
 

@@ -432,7 +432,19 @@ def build_record(
         adapter=prepared.is_adapter,
         pooling={**run_model.pooling.to_dict(), "head_init": run_model.head_init.to_dict()},
         recipe=run_model.recipe.to_dict(),
+        learning_curve=learning_curve(trained.trainer.state.log_history, run_data.primary.name),
     )
+
+
+def learning_curve(log_history: list[dict[str, Any]], primary: str) -> list[dict[str, float]]:
+    """The primary metric at each evaluation Trainer logged (the final re-evaluation of the best model is
+    not in the history): what `compare` draws and measures iterations with."""
+    key = f"eval_{primary}"
+    return [
+        {"step": entry["step"], "epoch": entry.get("epoch"), "value": entry[key]}
+        for entry in log_history
+        if key in entry and "step" in entry
+    ]
 
 
 def _card_repo_id(given: TransferTrainingArguments) -> str | None:

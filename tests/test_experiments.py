@@ -15,7 +15,7 @@ from nlp_transfer.cli import main
 from nlp_transfer.config import DataArguments, RunConfig
 from nlp_transfer.data import load_data
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.experiments import aggregate, expand_grid, run_grid, write_tables
+from nlp_transfer.experiments import aggregate, expand_grid, run_grid, write_report
 from nlp_transfer.record import RunRecord
 
 FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
@@ -212,10 +212,14 @@ def test_tables_hold_every_run_and_the_aggregate(tmp_path: Path) -> None:
     ]
     assert "eval_runtime" not in runs[0], "timings of an evaluation are not metrics"
     summary = json.loads((grid.folder / "summary.json").read_text())
-    assert summary == aggregate(outcome.rows, [])
+    assert [{name: entry[name] for name in plain} for entry, plain in zip(summary, aggregate(outcome.rows, []))] == (
+        aggregate(outcome.rows, [])
+    )
+    assert summary[0]["data_reduction"] is None, "no scratch in this grid"
+    assert {"metric_vs_size.png", "metric_vs_parameters.png"} <= {path.name for path in grid.folder.iterdir()}
     markdown = (grid.folder / "summary.md").read_text()
     assert "| full | 8 | 0.0500 +- 0.0707 |" in markdown
-    assert write_tables(grid.folder, outcome.rows, [])["summary.csv"].read_text().count("\n") == 3
+    assert write_report(grid.folder, outcome.rows, [])["summary.csv"].read_text().count("\n") == 3
 
 
 # ------------------------------------------------------------------------------- end to end, via the CLI
@@ -228,7 +232,7 @@ def test_compare_trains_a_tiny_grid_through_the_cli(
         "model": str(tiny_checkpoint),
         "train_file": str(sentiment_files["train"]),
         "validation_file": str(sentiment_files["validation"]),
-        "strategies": ["full", {"strategy": "freeze", "train_top_layers": 0, "name": "probe"}],
+        "strategies": ["full", {"strategy": "freeze", "train_top_layers": 0, "name": "probe"}, "scratch"],
         "train_sizes": [8],
         "seeds": [0, 1],
         **FAST,
@@ -244,11 +248,19 @@ def test_compare_trains_a_tiny_grid_through_the_cli(
         ("full", 1, 8),
         ("probe", 0, 8),
         ("probe", 1, 8),
+        ("scratch", 0, 8),
+        ("scratch", 1, 8),
     ]
     records = {row["cell"]: RunRecord.load(tmp_path / "grid" / "cells" / row["cell"]) for row in runs}
     for row in runs:
         assert row["eval_accuracy"] == records[row["cell"]].eval["accuracy"]
         assert row["optimizer_steps"] == records[row["cell"]].optimizer_steps > 0
+        curve = records[row["cell"]].learning_curve
+        assert curve and curve[-1]["step"] == row["optimizer_steps"]
+        assert curve[-1]["value"] == pytest.approx(row["eval_accuracy"]) or len(curve) > 1
+    assert "| data reduction | steps to target | iteration reduction |" in printed
+    assert "Recommendation per size:" in printed
+    assert (tmp_path / "grid" / "learning_curves.png").stat().st_size > 0
     probe, full = records["probe_n8_s0"], records["full_n8_s0"]
     assert probe.trainable_parameters < full.trainable_parameters
     assert probe.num_examples["validation"] == full.num_examples["validation"] == 8

@@ -43,6 +43,8 @@ LAYERS: list[set[str]] = [
         "outputs",
         "public",
         "tables",
+        "savings",
+        "grid_plots",
         "tasks",
         "errors",
         "version",

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -23,7 +23,7 @@ def _pyplot():
 
 def plot_confusion_matrix(confusion: Any, labels: Sequence[str], path: Path, title: str) -> Path:
     """Single-label: true x predicted counts. Multi-label: one row per label with TN, FP, FN, TP."""
-    plt = _pyplot()
+    plt = pyplot()
     if isinstance(confusion, dict):  # multi-label: label -> {tn, fp, fn, tp}
         columns = ["tn", "fp", "fn", "tp"]
         matrix = np.array([[confusion[label][c] for c in columns] for label in labels])
@@ -53,7 +53,7 @@ def plot_confusion_matrix(confusion: Any, labels: Sequence[str], path: Path, tit
 
 def plot_reliability(bins: Sequence[dict[str, float]], path: Path, title: str, ece: float | None = None) -> Path:
     """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(5, 5))
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     if bins:

@@ -1,0 +1,186 @@
+"""What transfer saves, from a grid's results: data-reduction factors, iteration reduction, a recommendation per size.
+
+Pure arithmetic on `experiments.aggregate`'s entries and each run's learning curve, so that every figure can be
+checked by hand. Definitions (also in README.md):
+
+- data-reduction factor of a strategy at size N: the smallest scratch size whose mean reaches the strategy's
+  mean at N, divided by N; "more than X" (X = the largest scratch size / N) when no scratch size gets there.
+- steps to target: per run, the first optimizer step at which the validation primary metric reaches the target
+  (TARGET_FRACTION of the best final mean among the strategies at that size; for a lower-is-better metric the
+  best divided by it); the mean over the seeds that reached it. Iteration reduction = 1 - steps / scratch's
+  steps; "scratch never reached it" when so.
+- recommendation: the best strategy by mean, and whether its lead over the runner-up exceeds the seed spread
+  (the larger of the two standard deviations).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+BASELINE = "scratch"
+TARGET_FRACTION = 0.95
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Where the figures come from: the split the means are read from and the primary metric's direction."""
+
+    split: str
+    """'test' when every run was scored on a test split, else 'eval' (validation)."""
+    metric: str
+    greater_is_better: bool = True
+
+    def column(self, split: str | None = None) -> str:
+        return f"{split or self.split}_{self.metric}"
+
+    def reaches(self, value: float, target: float) -> bool:
+        return value >= target if self.greater_is_better else value <= target
+
+    def target(self, best: float, fraction: float) -> float:
+        return best * fraction if self.greater_is_better else best / fraction
+
+
+def numeric_size(entry: dict[str, Any]) -> float | None:
+    """The rows a cell trained on: the mean of the runs' train_rows, or the requested size."""
+    rows = entry.get("train_rows_mean")
+    if rows is not None:
+        return float(rows)
+    size = entry.get("train_size")
+    return float(size) if isinstance(size, int) else None
+
+
+def _group(entry: dict[str, Any], axis_names: list[str]) -> str:
+    return json.dumps([entry.get(name) for name in axis_names], default=str)
+
+
+def data_reduction(summary: list[dict[str, Any]], scores: Scores, axis_names: list[str]) -> dict[int, str]:
+    """{index of a transfer entry in `summary`: its data-reduction factor as text}; empty without scratch."""
+    column = f"{scores.column()}_mean"
+    scratch: dict[str, list[tuple[float, float]]] = {}
+    for entry in summary:
+        size = numeric_size(entry)
+        if entry["strategy"] == BASELINE and size is not None and entry.get(column) is not None:
+            scratch.setdefault(_group(entry, axis_names), []).append((size, entry[column]))
+    factors = {}
+    for index, entry in enumerate(summary):
+        baseline = sorted(scratch.get(_group(entry, axis_names), []))
+        size, mean = numeric_size(entry), entry.get(column)
+        if entry["strategy"] == BASELINE or not baseline or not size or mean is None:
+            continue
+        reached = [scratch_size for scratch_size, value in baseline if scores.reaches(value, mean)]
+        if reached:
+            factors[index] = f"{reached[0] / size:.3g}x"
+        else:
+            factors[index] = f"more than {baseline[-1][0] / size:.3g}x"
+    return factors
+
+
+def steps_to_reach(curve: list[dict[str, float]] | None, target: float, scores: Scores) -> float | None:
+    """The first step of a learning curve at which the metric reaches `target`; None if it never does."""
+    for point in curve or []:
+        if scores.reaches(point["value"], target):
+            return point["step"]
+    return None
+
+
+def iteration_reduction(
+    summary: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    curves: dict[str, list[dict[str, float]] | None],
+    scores: Scores,
+    axis_names: list[str],
+    fraction: float = TARGET_FRACTION,
+) -> dict[int, dict[str, Any]]:
+    """{index in `summary`: target, steps_to_target (mean over the seeds that reached it), seeds_reached and
+    iteration_reduction (text, against scratch at the same size and axes)}.
+
+    The target is set on validation means (the curves are validation scores), per size and axes.
+    """
+    column = f"{scores.column('eval')}_mean"
+    best: dict[tuple, float] = {}
+    for entry in summary:
+        key = (entry["train_size"], _group(entry, axis_names))
+        value = entry.get(column)
+        if value is not None and (key not in best or scores.reaches(value, best[key])):
+            best[key] = value
+    figures: dict[int, dict[str, Any]] = {}
+    for index, entry in enumerate(summary):
+        key = (entry["train_size"], _group(entry, axis_names))
+        if key not in best:
+            continue
+        target = scores.target(best[key], fraction)
+        members = [row for row in rows if _same_cell(row, entry, axis_names)]
+        steps = [steps_to_reach(curves.get(row["cell"]), target, scores) for row in members]
+        reached = [step for step in steps if step is not None]
+        figures[index] = {
+            "target": target,
+            "steps_to_target": statistics.mean(reached) if reached else None,
+            "seeds_reached": f"{len(reached)}/{len(members)}",
+        }
+    for index, entry in enumerate(summary):
+        if index not in figures or entry["strategy"] == BASELINE:
+            continue
+        baseline = next(
+            (
+                figures.get(other_index)
+                for other_index, other in enumerate(summary)
+                if other["strategy"] == BASELINE
+                and other["train_size"] == entry["train_size"]
+                and _group(other, axis_names) == _group(entry, axis_names)
+            ),
+            None,
+        )
+        figures[index]["iteration_reduction"] = _reduction_text(figures[index], baseline)
+    return figures
+
+
+def _same_cell(row: dict[str, Any], entry: dict[str, Any], axis_names: list[str]) -> bool:
+    return all(row.get(name) == entry.get(name) for name in ("strategy", "train_size", *axis_names))
+
+
+def _reduction_text(own: dict[str, Any], baseline: dict[str, Any] | None) -> str | None:
+    if baseline is None:
+        return None
+    if baseline["steps_to_target"] is None:
+        return "scratch never reached it"
+    if own["steps_to_target"] is None:
+        return "never reached it"
+    return f"{1 - own['steps_to_target'] / baseline['steps_to_target']:.0%}"
+
+
+def recommendations(summary: list[dict[str, Any]], scores: Scores, axis_names: list[str]) -> list[str]:
+    """One line per size (and axes): the best strategy by mean, and whether its lead exceeds the seed spread."""
+    column = scores.column()
+    by_size: dict[tuple, list[dict[str, Any]]] = {}
+    for entry in summary:
+        if entry.get(f"{column}_mean") is not None:
+            by_size.setdefault((entry["train_size"], _group(entry, axis_names)), []).append(entry)
+    lines = []
+    for (size, _), entries in by_size.items():
+        ranked = sorted(entries, key=lambda entry: entry[f"{column}_mean"], reverse=scores.greater_is_better)
+        where = ", ".join(f"{name}={ranked[0].get(name)}" for name in axis_names)
+        head = f"{size} training rows{f' ({where})' if where else ''}: {ranked[0]['strategy']}"
+        head += f" ({_figure(ranked[0], column)})"
+        if len(ranked) == 1:
+            lines.append(f"{head}, the only strategy.")
+            continue
+        lead = abs(ranked[0][f"{column}_mean"] - ranked[1][f"{column}_mean"])
+        spreads = [entry.get(f"{column}_std") for entry in ranked[:2]]
+        runner = f"{ranked[1]['strategy']} ({_figure(ranked[1], column)})"
+        if any(spread is None for spread in spreads):
+            lines.append(f"{head} leads {runner} by {lead:.4f}; one seed, so no spread to weigh it against.")
+            continue
+        spread = max(spreads)
+        verdict = "more than" if lead > spread else "within"
+        tail = "" if lead > spread else ": no clear winner"
+        lines.append(f"{head} leads {runner} by {lead:.4f}, {verdict} the seed spread ({spread:.4f}){tail}.")
+    return lines
+
+
+def _figure(entry: dict[str, Any], column: str) -> str:
+    std = entry.get(f"{column}_std")
+    mean = entry[f"{column}_mean"]
+    return f"{mean:.4f} +- {std:.4f}" if std is not None else f"{mean:.4f}"
