@@ -13,6 +13,7 @@ import difflib
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,8 @@ StrategyName = Literal["full", "freeze", "lora", "hybrid", "scratch"]
 PoolingName = Literal["auto", "pooler", "cls", "mean", "max"]
 HeadInitName = Literal["auto", "random", "probe"]
 TrainSampleName = Literal["random", "stratified"]
+EVAL_FILE_NAME = re.compile(r"[A-Za-z0-9_]+")
+RESERVED_SPLIT_NAMES = ("train", "validation", "test", "eval")
 BALANCED = "balanced"
 
 # The options of StrategyArguments each strategy reads. An option of another strategy, given a value other
@@ -128,6 +131,16 @@ class DataArguments:
     test_file: str | None = field(
         default=None, metadata={"help": "Local test file; its metrics go to metrics.json under 'test'."}
     )
+    eval_file: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "More labelled files to score the final model on, each as NAME=FILE (or FILE, named by its "
+            "stem); repeat the flag for several, e.g. --eval-file amazon=amazon.csv --eval-file imdb=imdb.csv "
+            "to see how a model trained on one domain does on others. Each gets its metrics in metrics.json "
+            "under eval_files.NAME.",
+            "action": "extend",
+        },
+    )
     text_column: str | None = field(
         default=None,
         metadata={
@@ -219,12 +232,32 @@ class DataArguments:
             raise UserInputError(
                 f"--validation-fraction must be between 0 and 1 (exclusive), not {self.validation_fraction}."
             )
+        self.eval_files()
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserInputError(f"{option_flag(name)} must be a positive number, not {value}.")
         if self.max_length is not None and self.max_length <= 0:
             raise UserInputError(f"--max-length must be a positive number of tokens, not {self.max_length}.")
+
+    def eval_files(self) -> dict[str, str]:
+        """--eval-file as {name: path}; a name is letters, digits and '_', unique, and not a split of the run."""
+        files: dict[str, str] = {}
+        for item in self.eval_file or []:
+            name, separator, path = item.partition("=")
+            if not separator:
+                name, path = Path(item).stem, item
+            if not path:
+                raise UserInputError(f"--eval-file {item!r} names no file: write NAME=FILE, e.g. imdb=imdb.csv.")
+            if not EVAL_FILE_NAME.fullmatch(name) or name in RESERVED_SPLIT_NAMES:
+                raise UserInputError(
+                    f"--eval-file name {name!r} is not usable: use letters, digits and '_' (not "
+                    f"{', '.join(RESERVED_SPLIT_NAMES)}), as in --eval-file imdb=imdb.csv."
+                )
+            if name in files:
+                raise UserInputError(f"--eval-file names {name!r} twice; give each file its own NAME=FILE.")
+            files[name] = path
+        return files
 
 
 @dataclass

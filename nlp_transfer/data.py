@@ -26,6 +26,8 @@ from nlp_transfer.tasks import MULTI_LABEL, PROBLEM_TYPES, REGRESSION, SINGLE_LA
 
 logger = logging.getLogger(__name__)
 
+EVAL_FILE_PREFIX = "eval_"
+
 DEFAULT_LABEL_SEPARATOR = ";"
 ROW_COLUMN = "__row__"
 """1-based data-row number in the source file (header not counted), kept for error messages."""
@@ -110,7 +112,7 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
         draw = _stratified_subset if stratified else _subset
         splits["train"] = draw(splits["train"], args.max_train_samples, seed)
     if args.max_eval_samples is not None:
-        for name in ("validation", "test"):
+        for name in ("validation", "test", *map(eval_file_split, args.eval_files())):
             if name in splits:
                 splits[name] = _subset(splits[name], args.max_eval_samples, seed)
 
@@ -228,9 +230,15 @@ def _read_text_file(
 
 
 def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
+    splits, sources = _read_hub_dataset(args) if args.dataset_name else _read_local_files(args)
+    for name, path in args.eval_files().items():
+        splits[eval_file_split(name)] = _read_file(path, f"--eval-file {name}")
+        sources[eval_file_split(name)] = str(path)
+    return splits, sources
+
+
+def _read_local_files(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-    if args.dataset_name:
-        return _read_hub_dataset(args)
     if not any(files.values()):
         logger.info("No data given: using the bundled demo data (customer-support messages, 3 classes).")
         files = {**demo_data_files(), "test": None}
@@ -240,6 +248,11 @@ def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str
             splits[name] = _read_file(path, name)
             sources[name] = str(path)
     return splits, sources
+
+
+def eval_file_split(name: str) -> str:
+    """The split that holds --eval-file NAME=FILE (prefixed, so that no name clashes with the run's splits)."""
+    return f"{EVAL_FILE_PREFIX}{name}"
 
 
 def _read_file(path_str: str, role: str) -> Dataset:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nlp_transfer.data import LabelSchema, read_labelled
+from nlp_transfer.data import EVAL_FILE_PREFIX, LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.metrics import (
     EvaluationReport,
@@ -57,11 +57,8 @@ def evaluate_splits(
     The training Trainer gathers the predictions (across processes too, with the run's loss weights in its
     loss); the suite then scores the gathered logits with the thresholds, which are returned, not stored.
     """
-    outputs = {
-        key: trainer.predict(encoded[split], metric_key_prefix=key)
-        for key, split in RECORD_SPLITS.items()
-        if split in encoded
-    }
+    keys = {**{key: split for key, split in RECORD_SPLITS.items() if split in encoded}, **extra_splits(encoded)}
+    outputs = {key: trainer.predict(encoded[split], metric_key_prefix=key) for key, split in keys.items()}
     final = FinalEvaluation()
     if tune:
         final.thresholds = _tune_on_validation(suite, primary, outputs["eval"])
@@ -75,6 +72,11 @@ def evaluate_splits(
         final.reports[key] = report
         final.records[key] = {**report.to_dict(), **trainer_figures}
     return final
+
+
+def extra_splits(encoded: Any) -> dict[str, str]:
+    """{key: split} of the --eval-file splits (key = split = eval_NAME), in the order they were given."""
+    return {split: split for split in encoded if split.startswith(EVAL_FILE_PREFIX)}
 
 
 def _tune_on_validation(suite: MetricSuite, primary: PrimaryMetric, validation: Any) -> dict[str, Any]:

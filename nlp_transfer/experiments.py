@@ -46,6 +46,7 @@ GRID_KEYS = ("strategies", "train_sizes", "seeds", "output_dir", "split_seed", "
 ALL_ROWS = "all"
 DEFAULT_SPLIT_SEED = 42
 RUNS_FILE = "runs.jsonl"
+SPLIT_TITLES = {"eval": "validation", "test": "test"}
 CELL_OPTIONS = ("strategy", "max_train_samples", "train_sample", "split_seed", "seed", "output_dir")
 """Options each cell sets itself; a grid file that names them outside its axes is refused."""
 RUN_COLUMNS = (
@@ -308,9 +309,19 @@ def cell_row(cell: GridCell, record: RunRecord, wall_s: float | None = None) -> 
         train_samples_per_second=record.train_samples_per_second,
         wall_s=round(wall_s, 3) if wall_s is not None else None,
     )
-    for key in ("eval", "test"):
+    keys = [key for key in ("eval", "test", *(record.eval_files or {})) if record.split(key)]
+    row["splits"] = ";".join(keys)
+    for key in keys:
         row.update({f"{key}_{name}": value for name, value in record.results(key).items()})
     return row
+
+
+def split_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The evaluated splits of the rows ('eval', 'test', then --eval-file names), in order of appearance."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [key for key in (row.get("splits") or "eval").split(";") if key and key not in keys]
+    return keys
 
 
 def _finished_rows(folder: Path) -> list[dict[str, Any]]:
@@ -405,7 +416,7 @@ def write_report(
             writer.writeheader()
             writer.writerows({name: _csv_value(entry.get(name)) for name in columns} for entry in table)
     paths["summary.json"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    markdown = summary_markdown(summary, axis_names, scores)
+    markdown = summary_markdown(summary, axis_names, scores, split_keys(rows))
     if lines:
         markdown += "\n\nRecommendation per size:\n\n" + "\n".join(f"- {line}" for line in lines)
     paths["summary.md"].write_text(markdown + "\n", encoding="utf-8")
@@ -465,15 +476,21 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def summary_markdown(summary: list[dict[str, Any]], axis_names: list[str], scores: Scores | None = None) -> str:
-    """The aggregated table for people: coordinates, primary metric (validation, and test when there is one)
-    as mean +- std, the derived figures, trainable parameters, optimizer steps, train time and the seed count."""
+def summary_markdown(
+    summary: list[dict[str, Any]],
+    axis_names: list[str],
+    scores: Scores | None = None,
+    splits: list[str] | None = None,
+) -> str:
+    """The aggregated table for people: coordinates, primary metric on each evaluated split (validation, test,
+    --eval-file names) as mean +- std, the derived figures, trainable parameters, optimizer steps, train time
+    and the seed count."""
     if not summary:
         return "No finished runs yet."
     headers = ["strategy", "train size", *axis_names]
     primary = scores.metric if scores else summary[0].get("primary_metric") or "loss"
-    splits = [key for key in ("eval", "test") if any(f"{key}_{primary}_mean" in entry for entry in summary)]
-    headers += [f"{'validation' if key == 'eval' else 'test'} {primary}" for key in splits]
+    splits = [key for key in splits or ["eval", "test"] if any(f"{key}_{primary}_mean" in entry for entry in summary)]
+    headers += [f"{SPLIT_TITLES.get(key, key)} {primary}" for key in splits]
     derived = any(entry.get("data_reduction") or entry.get("iteration_reduction") for entry in summary)
     if derived:
         headers += ["data reduction", "steps to target", "iteration reduction"]

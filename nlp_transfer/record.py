@@ -23,7 +23,15 @@ from nlp_transfer.outputs import METRICS_FILE, write_json
 RECORD_SPLITS = {"eval": "validation", "test": "test"}
 # metrics.json has these keys only when they apply: a test split was given; the task has classes.
 # Absent from metrics.json when None, as in the versions written before they existed.
-ABSENT_WHEN_NONE = ("test", "train_label_counts", "pooling", "recipe", "optimizer_steps", "learning_curve")
+ABSENT_WHEN_NONE = (
+    "test",
+    "eval_files",
+    "train_label_counts",
+    "pooling",
+    "recipe",
+    "optimizer_steps",
+    "learning_curve",
+)
 # Trainer's own figures of an evaluation, kept in a split's dict beside the metric suite's values.
 TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 # Figures in a split's dict that describe the evaluation run, not the model's quality.
@@ -106,6 +114,8 @@ class RunRecord:
     decision_thresholds: dict[str, Any] | None = None
     test: dict[str, Any] | None = None
     """The test split, like `eval`, when one was given."""
+    eval_files: dict[str, dict[str, Any]] | None = None
+    """Each --eval-file NAME=FILE, like `eval`, by NAME."""
     max_length: int | None = None
     adapter: bool = False
     pooling: dict[str, Any] | None = None
@@ -120,13 +130,17 @@ class RunRecord:
     # ------------------------------------------------------------------ reading
 
     def split(self, key: str) -> dict[str, Any]:
-        """The evaluation dict of a split key ('eval' or 'test'); empty when the split was not evaluated."""
-        return (self.eval if key == "eval" else self.test if key == "test" else None) or {}
+        """The evaluation dict of a split key ('eval', 'test' or an --eval-file NAME); empty when not evaluated."""
+        if key in RECORD_SPLITS:
+            return (self.eval if key == "eval" else self.test) or {}
+        return (self.eval_files or {}).get(key) or {}
 
     @property
     def evaluated_splits(self) -> dict[str, dict[str, Any]]:
-        """{'validation': ..., 'test': ...} for the splits that were evaluated, validation first."""
-        return {name: self.split(key) for key, name in RECORD_SPLITS.items() if self.split(key)}
+        """{'validation': ..., 'test': ..., NAME: ...} for the splits that were evaluated, validation first, then
+        test, then the --eval-file splits by name."""
+        splits = {name: self.split(key) for key, name in RECORD_SPLITS.items() if self.split(key)}
+        return {**splits, **(self.eval_files or {})}
 
     def primary_value(self, key: str = "eval") -> float | None:
         """The primary metric's value on a split; None when it is missing or undefined there."""

@@ -28,9 +28,9 @@ from nlp_transfer.callbacks import GradualUnfreezeCallback
 from nlp_transfer.checkpoints import Checkpoint, load_config, load_tokenizer, resolve_checkpoint
 from nlp_transfer.class_weights import LossWeights, label_counts, resolve_loss_weights
 from nlp_transfer.config import EvaluationArguments, RunConfig, TransferTrainingArguments
-from nlp_transfer.data import LabelSchema, PreparedData, load_data, resolve_max_length, tokenize
+from nlp_transfer.data import EVAL_FILE_PREFIX, LabelSchema, PreparedData, load_data, resolve_max_length, tokenize
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.evaluation import FinalEvaluation, evaluate_splits, write_plots
+from nlp_transfer.evaluation import FinalEvaluation, evaluate_splits, extra_splits, write_plots
 from nlp_transfer.head_init import HeadInit, initialise_head, resolve_head_init
 from nlp_transfer.heads import PoolingChoice, classification_config, resolve_pooling
 from nlp_transfer.hub import write_model_card
@@ -405,6 +405,10 @@ def build_record(
         greater_is_better=run_data.primary.greater_is_better,
         eval=final.records.get("eval", {}),
         test=final.records.get("test"),
+        eval_files={
+            split.removeprefix(EVAL_FILE_PREFIX): final.records[split] for split in extra_splits(run_data.encoded)
+        }
+        or None,
         precision=precision(args),
         effective_batch_size=effective_batch_size(args),
         trainable_parameters=trainable,
