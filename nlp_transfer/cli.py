@@ -307,11 +307,48 @@ def _compare(argv: list[str]) -> int:
     return 0
 
 
+ADAPT_EPILOG = """\
+Example: continue pretraining the bundled MiniLM on unlabelled clinical notes, then fine-tune the result:
+
+  nlp-transfer adapt --text-file notes.txt --output-dir runs/minilm-clinical --num-train-epochs 3
+  nlp-transfer train --model runs/minilm-clinical --train-file labelled.csv --output-dir runs/clinical
+
+Every TrainingArguments option works (--learning-rate, --per-device-train-batch-size, --seed, ...).
+The folder holds the adapted model with its masked-LM head, the tokenizer, and adapt.json with the held-out
+masked-LM loss and perplexity before and after.
+"""
+
+
+def _adapt(argv: list[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from nlp_transfer.adapt import ADAPT_DEFAULTS, AdaptArguments, adapt, summary
+    from nlp_transfer.config import TransferTrainingArguments
+
+    parser = HfArgumentParser(
+        (AdaptArguments, TransferTrainingArguments),
+        prog="nlp-transfer adapt",
+        usage="nlp-transfer adapt --text-file FILE --output-dir DIR [--model M] [options]",
+        description="Continue masked-language-model pretraining of a checkpoint on unlabelled text of your "
+        "domain (domain-/task-adaptive pretraining, Gururangan et al. 2020) before fine-tuning on few labels.",
+        epilog=ADAPT_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    parser.set_defaults(**ADAPT_DEFAULTS)
+    try:
+        adapt_args, training = parser.parse_args_into_dataclasses(argv)
+    except ValueError as error:
+        raise UserInputError(f"Invalid adapt options: {error}") from None
+    print(summary(adapt(adapt_args, training)))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "train": (_train, "fine-tune a checkpoint on labelled texts (default: bundled MiniLM on demo data)"),
     "evaluate": (_evaluate, "score a trained folder on a labelled file: metric table, JSON, bootstrap intervals"),
     "predict": (_predict, "predict labels and scores for texts with a trained folder"),
     "push": (_push, "upload a trained folder to the Hugging Face Hub (model, card, metrics; no checkpoints)"),
+    "adapt": (_adapt, "continue masked-LM pretraining on unlabelled domain text (a checkpoint for train --model)"),
     "compare": (_compare, "train a grid of strategies x training-set sizes x seeds and tabulate mean +- std"),
 }
 

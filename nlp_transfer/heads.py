@@ -25,6 +25,7 @@ import inspect
 import json
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -49,6 +50,7 @@ MODERNBERT_POOLINGS: tuple[str, ...] = ("cls", "mean")
 """What ModernBERT's own head does itself (`classifier_pooling`)."""
 
 ST_MODULES_FILE = "modules.json"
+ST_CONFIG_FILES = ("sentence_bert_config.json", "config_sentence_transformers.json")
 ST_POOLING_TYPE = "sentence_transformers.models.Pooling"
 ST_NORMALIZE_TYPE = "sentence_transformers.models.Normalize"
 LOGIT_SCALE = 20.0
@@ -146,6 +148,25 @@ def sentence_transformers_pooling(checkpoint: Checkpoint) -> tuple[str, str, boo
                 normalize,
             )
     return None
+
+
+def copy_sentence_transformers_files(checkpoint: Checkpoint, target: Path) -> list[str]:
+    """Write a sentence-transformers checkpoint's module files (modules.json, each module's config.json, the
+    sentence-bert config) into `target`, so that a checkpoint derived from it (`adapt`) is read the same way
+    by `--pooling auto`; the files written, none for any other checkpoint."""
+    modules = _checkpoint_json(checkpoint, ST_MODULES_FILE)
+    if not isinstance(modules, list):
+        return []
+    names = [ST_MODULES_FILE, *ST_CONFIG_FILES]
+    names += [f"{m['path']}/config.json" for m in modules if isinstance(m, dict) and m.get("path")]
+    written = []
+    for name in names:
+        content = _checkpoint_json(checkpoint, name)
+        if content is not None:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            (target / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+            written.append(name)
+    return written
 
 
 def _checkpoint_json(checkpoint: Checkpoint, filename: str) -> Any:

@@ -35,10 +35,10 @@ NOT_PUBLISHED = ("training_args.bin",)
 CHECKPOINT_PREFIX = "checkpoint-"
 
 
-def check_output_dir(output_dir: str | None, overwrite: bool) -> Path:
+def check_output_dir(output_dir: str | None, overwrite: bool, holds: str = "the trained classifier") -> Path:
     """The target folder, refused when missing from the options or non-empty without --overwrite-output-dir."""
     if not output_dir:
-        raise UserInputError("--output-dir is required: the folder the trained classifier is written to.")
+        raise UserInputError(f"--output-dir is required: the folder {holds} is written to.")
     path = Path(output_dir).expanduser()
     if path.exists() and not path.is_dir():
         raise UserInputError(f"--output-dir {path} exists and is a file. Give a folder path.")

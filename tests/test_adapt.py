@@ -1,0 +1,96 @@
+"""`adapt`: masked-LM pretraining on unlabelled domain text lowers held-out loss; train takes the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from nlp_transfer.cli import main
+from nlp_transfer.record import RunRecord
+
+CLINICAL = [
+    "patient presents with acute chest pain radiating to the left arm",
+    "ecg shows st elevation in leads two three and avf",
+    "troponin elevated, started on aspirin and heparin",
+    "history of hypertension and type two diabetes mellitus",
+    "patient denies shortness of breath or palpitations",
+    "blood pressure one forty over ninety, heart rate eighty eight",
+    "discharged on beta blocker statin and aspirin",
+    "follow up with cardiology in two weeks",
+]
+
+
+def _text_file(tmp_path: Path, copies: int = 6) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("\n".join(CLINICAL * copies) + "\n\n", encoding="utf-8")
+    return path
+
+
+def _adapt_argv(model: Path | str, text_file: Path, output: Path, *extra: str) -> list[str]:
+    argv = ["adapt", "--model", str(model), "--text-file", str(text_file), "--output-dir", str(output)]
+    return [*argv, "--disable-tqdm", "true", *extra]
+
+
+def test_adapt_lowers_held_out_masked_lm_loss_and_train_takes_the_result(
+    tmp_path: Path,
+    tiny_checkpoint: Path,
+    sentiment_files: dict[str, Path],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    output = tmp_path / "adapted"
+    argv = _adapt_argv(tiny_checkpoint, _text_file(tmp_path), output, "--learning-rate", "3e-3")
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer"):
+        assert main([*argv, "--num-train-epochs", "10", "--per-device-train-batch-size", "8"]) == 0
+    assert "has no masked-LM head" in caplog.text and "tied to the input embeddings" in caplog.text
+    record = json.loads((output / "adapt.json").read_text())
+    before, after = record["held_out_before"], record["held_out_after"]
+    assert after["loss"] < before["loss"] - 1.0, (before, after)
+    assert record["texts"] == {"train": 43, "held_out": 5}  # 48 lines, 10% held out; blank lines skipped
+    assert record["new_masked_lm_head"] is True
+    assert "Held-out masked-LM loss" in capsys.readouterr().out
+    assert (output / "model.safetensors").is_file() and not list(output.glob("checkpoint-*"))
+
+    run = tmp_path / "classifier"
+    train = ["train", "--model", str(output), "--train-file", str(sentiment_files["train"])]
+    train += ["--validation-file", str(sentiment_files["validation"]), "--output-dir", str(run)]
+    assert main([*train, "--num-train-epochs", "1", "--disable-tqdm", "true"]) == 0
+    assert RunRecord.load(run).trainable_parameters > 0
+
+
+def test_adapting_a_sentence_transformers_checkpoint_keeps_its_pooling_files(tmp_path: Path) -> None:
+    from nlp_transfer.checkpoints import bundled_model_path
+
+    output = tmp_path / "minilm-clinical"
+    argv = _adapt_argv("minilm", _text_file(tmp_path, copies=1), output, "--max-steps", "1")
+    assert main(argv) == 0
+    source = json.loads((bundled_model_path() / "modules.json").read_text())
+    assert json.loads((output / "modules.json").read_text()) == source
+    assert (output / "1_Pooling" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--held-out-fraction", "1.5"], "--held-out-fraction must be between 0 and 1"),
+        (["--mlm-probability", "0"], "--mlm-probability must be between 0 and 1"),
+    ],
+)
+def test_bad_adapt_options_are_refused(
+    tmp_path: Path, tiny_checkpoint: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    assert main([*_adapt_argv(tiny_checkpoint, _text_file(tmp_path), tmp_path / "out"), *extra]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_text_file_with_one_text_is_refused(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    one = tmp_path / "one.txt"
+    one.write_text("only one line\n\n")
+    assert main(_adapt_argv(tiny_checkpoint, one, tmp_path / "out")) == 2
+    assert "has 1 non-empty texts; adapting needs at least 2" in " ".join(capsys.readouterr().err.split())
