@@ -285,12 +285,31 @@ def _compare(argv: list[str]) -> int:
     parser.add_argument("--config", required=True, help="Grid file (YAML or JSON), as in the example below.")
     parser.add_argument("--output-dir", help="The grid's folder (overrides output_dir in the file).")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar over the cells.")
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: cells one after another in this process. ray: each cell a Ray task, several at a time "
+        "(pip install 'nlp-transfer[ray]'); on a multi-node cluster the grid's folder must be shared storage.",
+    )
+    parser.add_argument(
+        "--ray-address", help="Join this Ray cluster (e.g. auto, or ray://host:10001); without it a local one starts."
+    )
+    parser.add_argument(
+        "--cpus-per-cell", type=float, default=1, help="CPUs Ray reserves for each cell (a GPU too when there is one)."
+    )
     args = parser.parse_args(argv)
     from nlp_transfer.experiments import load_grid, run_grid
 
     grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
-    print(f"Grid: {len(grid.cells)} runs into {grid.folder}", file=sys.stderr)
-    outcome = run_grid(grid, progress=not args.no_progress)
+    print(f"Grid: {len(grid.cells)} runs into {grid.folder} ({args.backend} backend)", file=sys.stderr)
+    outcome = run_grid(
+        grid,
+        progress=not args.no_progress,
+        backend=args.backend,
+        ray_address=args.ray_address,
+        cpus_per_cell=args.cpus_per_cell,
+    )
     print((grid.folder / "summary.md").read_text(encoding="utf-8"))
     print(
         f"Trained {len(outcome.trained)} cells, {len(outcome.skipped)} finished before; tables in {grid.folder}",

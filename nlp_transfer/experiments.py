@@ -26,7 +26,7 @@ import re
 import shutil
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ ALL_ROWS = "all"
 DEFAULT_SPLIT_SEED = 42
 RUNS_FILE = "runs.jsonl"
 SPLIT_TITLES = {"eval": "validation", "test": "test"}
+BACKENDS = ("local", "ray")
 CELL_OPTIONS = ("strategy", "max_train_samples", "train_sample", "split_seed", "seed", "output_dir")
 """Options each cell sets itself; a grid file that names them outside its axes is refused."""
 RUN_COLUMNS = (
@@ -235,13 +236,21 @@ def run_grid(
     grid: Grid,
     train: Callable[[RunConfig], Any] = fine_tune,
     progress: bool = True,
+    backend: str = "local",
+    ray_address: str | None = None,
+    cpus_per_cell: float = 1,
 ) -> GridOutcome:
     """Train every cell without a row in runs.jsonl, appending each one's row as it finishes; then write tables.
 
-    A failed cell is logged, recorded with its error and left for the next run; the grid goes on.
+    backend "local" trains the cells one after another in this process; "ray" runs them as Ray tasks (joining
+    the cluster at `ray_address`, else starting a local one), as many at a time as the cluster has room for.
+    Either way this process alone writes runs.jsonl. A failed cell is logged, recorded with its error and left
+    for the next run; the grid goes on.
     """
     from tqdm.auto import tqdm
 
+    if backend not in BACKENDS:
+        raise UserInputError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
     grid.folder.mkdir(parents=True, exist_ok=True)
     rows = _finished_rows(grid.folder)
     done = {row["cell"] for row in rows}
@@ -249,17 +258,19 @@ def run_grid(
     skipped = [cell.key for cell in grid.cells if cell.key in done]
     if skipped:
         logger.info("%d of %d cells finished in an earlier run; %d to train.", len(skipped), len(grid.cells), len(todo))
+    results = (
+        _run_on_ray(grid, todo, train, ray_address, cpus_per_cell)
+        if backend == "ray" and todo
+        else _run_here(grid, todo, train)
+    )
     trained, failed = [], {}
     bar = tqdm(total=len(grid.cells), initial=len(skipped), desc="grid cells", unit="cell", disable=not progress)
-    for cell in todo:
+    for cell, row, error in results:
         bar.set_postfix_str(cell.key)
-        try:
-            row = _run_cell(grid, cell, train)
-        except Exception as error:  # noqa: BLE001 - one failed cell must not end the grid
-            message = f"{type(error).__name__}: {error}"
-            logger.error("Cell %s failed: %s", cell.key, message)
-            failed[cell.key] = message
-            _append(grid.folder / "failed.jsonl", {"cell": cell.key, **cell.coordinates(), "error": message})
+        if row is None:
+            logger.error("Cell %s failed: %s", cell.key, error)
+            failed[cell.key] = error or "unknown error"
+            _append(grid.folder / "failed.jsonl", {"cell": cell.key, **cell.coordinates(), "error": error})
         else:
             _append(grid.folder / RUNS_FILE, row)
             rows.append(row)
@@ -270,6 +281,53 @@ def run_grid(
     rows = [row for row in rows if row["cell"] in keys]
     write_report(grid.folder, rows, grid.axis_names, learning_curves(grid.folder, rows))
     return GridOutcome(rows, trained, failed, skipped)
+
+
+CellResult = tuple[GridCell, "dict[str, Any] | None", "str | None"]
+
+
+def _run_here(grid: Grid, cells: list[GridCell], train: Callable[[RunConfig], Any]) -> Iterator[CellResult]:
+    for cell in cells:
+        try:
+            yield cell, _run_cell(grid, cell, train), None
+        except Exception as error:  # noqa: BLE001 - one failed cell must not end the grid
+            yield cell, None, f"{type(error).__name__}: {error}"
+
+
+def _run_on_ray(
+    grid: Grid, cells: list[GridCell], train: Callable[[RunConfig], Any], address: str | None, cpus: float
+) -> Iterator[CellResult]:
+    """Each cell a Ray task (its folder written by the worker: on a multi-node cluster the grid's folder must be
+    on storage every node sees); results come back as tasks finish."""
+    try:
+        import ray
+    except ImportError:
+        raise UserInputError(
+            "--backend ray needs Ray: pip install 'nlp-transfer[ray]' (or pip install ray), or use the default "
+            "local backend."
+        ) from None
+    import torch
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    gpus = 1 if torch.cuda.is_available() else 0
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_run_cell)
+    pending = {task.remote(grid, cell, train): cell for cell in cells}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(ready[0])
+            try:
+                yield cell, ray.get(ready[0]), None
+            except ray.exceptions.RayError as error:
+                cause = getattr(error, "cause", None) or error
+                yield cell, None, f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1]}"
+    finally:
+        for reference in pending:
+            ray.cancel(reference)
+        if started_here:
+            ray.shutdown()
 
 
 def learning_curves(folder: Path, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, float]] | None]:

@@ -264,3 +264,27 @@ def test_compare_trains_a_tiny_grid_through_the_cli(
     probe, full = records["probe_n8_s0"], records["full_n8_s0"]
     assert probe.trainable_parameters < full.trainable_parameters
     assert probe.num_examples["validation"] == full.num_examples["validation"] == 8
+
+
+def test_the_ray_backend_gives_the_local_table(
+    tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path]
+) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'nlp-transfer[ray]'); local backend only")
+    spec = {
+        "model": str(tiny_checkpoint),
+        "train_file": str(sentiment_files["train"]),
+        "validation_file": str(sentiment_files["validation"]),
+        "train_sizes": [8],
+        "seeds": [0, 1],
+        **FAST,
+    }
+    local = run_grid(expand_grid({**spec, "output_dir": str(tmp_path / "local")}), progress=False)
+    remote = run_grid(expand_grid({**spec, "output_dir": str(tmp_path / "ray")}), progress=False, backend="ray")
+    assert remote.failed == {} and sorted(remote.trained) == sorted(local.trained) == ["full_n8_s0", "full_n8_s1"]
+    by_cell = {row["cell"]: row for row in remote.rows}
+    for row in local.rows:
+        other = by_cell[row["cell"]]
+        for column in ("eval_accuracy", "optimizer_steps", "trainable_parameters", "train_rows"):
+            assert other[column] == row[column], column
+    tables = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("local", "ray")]
+    assert [entry["eval_accuracy_mean"] for entry in tables[0]] == [entry["eval_accuracy_mean"] for entry in tables[1]]
