@@ -95,7 +95,7 @@ class AdaptResult:
 
 
 def read_domain_texts(path_str: str, column: str | None) -> list[str]:
-    """Non-empty texts of a .txt file (one per line) or of a table file's column."""
+    """The distinct non-empty texts of a .txt file (one per line) or of a table file's column."""
     path = Path(path_str).expanduser()
     if not path.is_file():
         raise UserInputError(f"Text file {path} does not exist. Check the path (relative to {Path.cwd()}).")
@@ -103,9 +103,9 @@ def read_domain_texts(path_str: str, column: str | None) -> list[str]:
         texts = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
     else:
         texts = [text.strip() for text in read_table_texts(str(path), column, None)[0]]
-    texts = [text for text in texts if text]
+    texts = list(dict.fromkeys(text for text in texts if text))  # a repeated text held out is no test
     if len(texts) < 2:
-        raise UserInputError(f"Text file {path} has {len(texts)} non-empty texts; adapting needs at least 2.")
+        raise UserInputError(f"Text file {path} has {len(texts)} distinct non-empty texts; adapting needs at least 2.")
     return texts
 
 
@@ -164,7 +164,7 @@ def adapt(args: AdaptArguments, training: TransferTrainingArguments) -> AdaptRes
 
 def _hold_out(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
     order = np.random.default_rng(seed).permutation(len(texts))
-    held = max(MIN_HELD_OUT, round(len(texts) * fraction))
+    held = min(max(MIN_HELD_OUT, round(len(texts) * fraction)), len(texts) - 1)
     chosen = set(order[:held].tolist())
     return [t for i, t in enumerate(texts) if i not in chosen], [t for i, t in enumerate(texts) if i in chosen]
 

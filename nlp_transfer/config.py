@@ -202,8 +202,9 @@ class DataArguments:
     split_seed: int | None = field(
         default=None,
         metadata={
-            "help": "Seed of the validation split carved from train (default: --seed). Fix it to score runs "
-            "of different seeds on one validation set; `nlp-transfer compare` does."
+            "help": "Seed of the validation split carved from train and of the --max-eval-samples subsets "
+            "(default: --seed). Fix it to score runs of different seeds on one validation set; `nlp-transfer "
+            "compare` does."
         },
     )
     max_eval_samples: int | None = field(

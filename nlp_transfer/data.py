@@ -101,8 +101,8 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
     task = _infer_task(raw["train"], label_column, args)
     schema, splits = _encode_labels(raw, sources, label_column, task, args)
 
+    split_seed = seed if args.split_seed is None else args.split_seed
     if "validation" not in splits:
-        split_seed = seed if args.split_seed is None else args.split_seed
         splits["train"], splits["validation"] = _carve_validation(splits["train"], schema, args, split_seed)
         sources["validation"] = f"{args.validation_fraction:.0%} of train ({sources['train']}), seed {split_seed}"
     if args.max_train_samples is not None:
@@ -114,7 +114,7 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
     if args.max_eval_samples is not None:
         for name in ("validation", "test", *map(eval_file_split, args.eval_files())):
             if name in splits:
-                splits[name] = _subset(splits[name], args.max_eval_samples, seed)
+                splits[name] = _subset(splits[name], args.max_eval_samples, split_seed)
 
     keep = [c for c in (text_column, pair_column, "labels", ROW_COLUMN) if c]
     for name, split in splits.items():

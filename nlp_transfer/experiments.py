@@ -18,6 +18,7 @@ from the training data with `split_seed` (default 42), before any size is drawn.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,9 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nlp_transfer.config import RunConfig, build_parser, load_config_file
+from nlp_transfer.class_weights import label_counts
+from nlp_transfer.config import DataArguments, RunConfig, build_parser, load_config_file
+from nlp_transfer.data import load_data
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.grid_plots import plot_learning_curves, plot_metric_vs_parameters, plot_metric_vs_size
+from nlp_transfer.metrics import resolve_primary_metric
 from nlp_transfer.outputs import METRICS_FILE
 from nlp_transfer.record import RunRecord
 from nlp_transfer.savings import Scores, data_reduction, iteration_reduction, recommendations
@@ -46,10 +50,18 @@ GRID_KEYS = ("strategies", "train_sizes", "seeds", "output_dir", "split_seed", "
 ALL_ROWS = "all"
 DEFAULT_SPLIT_SEED = 42
 RUNS_FILE = "runs.jsonl"
+FAILED_FILE = "failed.jsonl"
 SPLIT_TITLES = {"eval": "validation", "test": "test"}
 BACKENDS = ("local", "ray")
 CELL_OPTIONS = ("strategy", "max_train_samples", "train_sample", "split_seed", "seed", "output_dir")
 """Options each cell sets itself; a grid file that names them outside its axes is refused."""
+NOT_IN_GRIDS = ("push_to_hub", "hub_model_id")
+"""Options that make no sense for many runs at once (every cell would push to one repository)."""
+AUTO_METRIC = "auto"
+# TrainingArguments options that take a list although argparse sees a str: a list is their value, not an axis.
+LIST_OPTIONS = ("report_to", "fsdp", "optim_target_modules")
+PATH_OPTIONS = ("train_file", "validation_file", "test_file", "model")
+DATA_OPTION_NAMES = {f.name for f in dataclasses.fields(DataArguments)}
 RUN_COLUMNS = (
     "train_rows",
     "trainable_parameters",
@@ -73,6 +85,8 @@ class GridCell:
     axes: tuple[tuple[str, Any], ...]
     """The values of the grid's other axes (options given as lists), in the file's order."""
     options: dict[str, Any] = field(compare=False, hash=False)
+    fingerprint: str = field(default="", compare=False)
+    """A hash of the options as the grid file gave them: a finished row whose options changed is not reused."""
 
     @property
     def key(self) -> str:
@@ -126,14 +140,9 @@ def expand_grid(spec: dict[str, Any], source: str = "the grid") -> Grid:
     sizes = _train_sizes(spec.get("train_sizes", [ALL_ROWS]), source)
     seeds = _seeds(spec.get("seeds", [0, 1, 2]), source)
     split_seed = spec.get("split_seed", DEFAULT_SPLIT_SEED)
-    base = {key: value for key, value in spec.items() if key not in GRID_KEYS}
-    misplaced = sorted(set(base) & set(CELL_OPTIONS))
-    if misplaced:
-        raise UserInputError(
-            f"{source} sets {', '.join(misplaced)}: each cell sets these itself; use 'strategies', "
-            "'train_sizes' and 'seeds' instead."
-        )
+    base = _absolute_paths({key: value for key, value in spec.items() if key not in GRID_KEYS})
     axes = _option_axes(base)
+    _check_options(base, strategies, axes, source)
     fixed = {key: value for key, value in base.items() if key not in axes}
     fixed.setdefault("disable_tqdm", True)  # the grid's own progress bar stands for the runs' bars
 
@@ -146,10 +155,64 @@ def expand_grid(spec: dict[str, Any], source: str = "the grid") -> Grid:
                     options.update(seed=seed, split_seed=split_seed, overwrite_output_dir=True)
                     if size is not None:
                         options.update(max_train_samples=size, train_sample="stratified")
-                    cells.append(GridCell(name, size, seed, tuple(axis_values), options))
+                    fingerprint = hashlib.sha1(json.dumps(options, sort_keys=True, default=str).encode())
+                    cells.append(GridCell(name, size, seed, tuple(axis_values), options, fingerprint.hexdigest()[:12]))
+    _check_cells(cells, source)
+    return Grid(
+        Path(spec["output_dir"]).expanduser().resolve(), cells, list(axes), bool(spec.get("keep_models", False))
+    )
+
+
+def _absolute_paths(options: dict[str, Any]) -> dict[str, Any]:
+    """Files and local model folders as absolute paths, so that a Ray worker started elsewhere finds them."""
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, list):
+            return [absolute(item) for item in value]
+        if isinstance(value, str):
+            name, separator, path = value.rpartition("=") if "=" in value else ("", "", value)
+            if Path(path).expanduser().exists():
+                return f"{name}{separator}{Path(path).expanduser().resolve()}"
+        return value
+
+    return {name: absolute(value) if name in (*PATH_OPTIONS, "eval_file") else value for name, value in options.items()}
+
+
+def _check_options(
+    base: dict[str, Any], strategies: list[tuple[str, dict[str, Any]]], axes: dict[str, list[Any]], source: str
+) -> None:
+    misplaced = sorted(set(base) & set(CELL_OPTIONS))
+    if misplaced:
+        raise UserInputError(
+            f"{source} sets {', '.join(misplaced)}: each cell sets these itself; use 'strategies', "
+            "'train_sizes' and 'seeds' instead."
+        )
+    refused = sorted(name for name in NOT_IN_GRIDS if base.get(name))
+    if refused:
+        raise UserInputError(
+            f"{source} sets {', '.join(refused)}: a grid trains many models; push the one you choose with "
+            "'nlp-transfer push' (keep_models: true keeps them)."
+        )
+    overlap = sorted({name for _, options in strategies for name in options if name != "strategy"} & set(axes))
+    if overlap:
+        raise UserInputError(
+            f"{source} gives {', '.join(overlap)} both as an axis and inside a strategy entry; the axis would "
+            "override the entry. Keep one of them."
+        )
+
+
+def _check_cells(cells: list[GridCell], source: str) -> None:
+    if not cells:
+        raise UserInputError(f"{source} has no cells: 'strategies', 'train_sizes' and 'seeds' need a value each.")
+    keys = [cell.key for cell in cells]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise UserInputError(
+            f"{source} makes the cell {repeated[0]} more than once (a repeated size or axis value, or strategy "
+            "names that differ only in punctuation); each cell must be distinct."
+        )
     for cell in cells:
         _check_cell(cell, source)
-    return Grid(Path(spec["output_dir"]), cells, list(axes), bool(spec.get("keep_models", False)))
 
 
 def _strategy_entries(value: Any, source: str) -> list[tuple[str, dict[str, Any]]]:
@@ -165,6 +228,12 @@ def _strategy_entries(value: Any, source: str) -> list[tuple[str, dict[str, Any]
             raise UserInputError(
                 f"'strategies' in {source} lists strategy names or mappings such as "
                 f"{{strategy: lora, lora_r: 16, name: lora-r16}}, not {item!r}."
+            )
+    for name, options in entries:
+        if name == "scratch" and options["strategy"] != "scratch":
+            raise UserInputError(
+                f"'strategies' in {source} names a {options['strategy']} entry 'scratch': that name marks the "
+                "baseline that transfer is measured against; choose another."
             )
     names = [name for name, _ in entries]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -201,7 +270,7 @@ def _option_axes(options: dict[str, Any]) -> dict[str, list[Any]]:
     for name, value in options.items():
         if not isinstance(value, list):
             continue
-        takes_list = name in actions and actions[name].nargs in ("+", "*")
+        takes_list = name in LIST_OPTIONS or (name in actions and actions[name].nargs in ("+", "*"))
         if takes_list and not all(isinstance(item, list) for item in value):
             continue
         if not value:
@@ -252,12 +321,23 @@ def run_grid(
     if backend not in BACKENDS:
         raise UserInputError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
     grid.folder.mkdir(parents=True, exist_ok=True)
+    (grid.folder / FAILED_FILE).unlink(missing_ok=True)  # lists this run's failures only
     rows = _finished_rows(grid.folder)
+    fingerprints = {cell.key: cell.fingerprint for cell in grid.cells}
+    stale = sorted({row["cell"] for row in rows if row.get("options") not in (None, fingerprints.get(row["cell"]))})
+    if stale:
+        raise UserInputError(
+            f"{grid.folder / RUNS_FILE} holds results of cells whose options have changed since ({stale[0]}"
+            f"{f' and {len(stale) - 1} more' if len(stale) > 1 else ''}): give the grid a new output_dir, or "
+            "delete those rows to re-run them."
+        )
     done = {row["cell"] for row in rows}
     todo = [cell for cell in grid.cells if cell.key not in done]
     skipped = [cell.key for cell in grid.cells if cell.key in done]
     if skipped:
         logger.info("%d of %d cells finished in an earlier run; %d to train.", len(skipped), len(grid.cells), len(todo))
+    if todo:
+        fix_primary_metric(todo)
     results = (
         _run_on_ray(grid, todo, train, ray_address, cpus_per_cell)
         if backend == "ray" and todo
@@ -270,7 +350,7 @@ def run_grid(
         if row is None:
             logger.error("Cell %s failed: %s", cell.key, error)
             failed[cell.key] = error or "unknown error"
-            _append(grid.folder / "failed.jsonl", {"cell": cell.key, **cell.coordinates(), "error": error})
+            _append(grid.folder / FAILED_FILE, {"cell": cell.key, **cell.coordinates(), "error": error})
         else:
             _append(grid.folder / RUNS_FILE, row)
             rows.append(row)
@@ -306,12 +386,10 @@ def _run_on_ray(
             "--backend ray needs Ray: pip install 'nlp-transfer[ray]' (or pip install ray), or use the default "
             "local backend."
         ) from None
-    import torch
-
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
-    gpus = 1 if torch.cuda.is_available() else 0
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(_run_cell)
     pending = {task.remote(grid, cell, train): cell for cell in cells}
     try:
@@ -322,12 +400,40 @@ def _run_on_ray(
                 yield cell, ray.get(ready[0]), None
             except ray.exceptions.RayError as error:
                 cause = getattr(error, "cause", None) or error
-                yield cell, None, f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1]}"
+                lines = str(cause).strip().splitlines() or [""]
+                yield cell, None, f"{type(cause).__name__}: {lines[-1]}"
     finally:
         for reference in pending:
             ray.cancel(reference)
         if started_here:
             ray.shutdown()
+
+
+def fix_primary_metric(cells: list[GridCell]) -> None:
+    """One primary metric for every cell that leaves it to the package (metric_for_best_model auto), chosen
+    once from the whole training set: chosen per cell, a 16-row draw could get accuracy where the full set
+    gets MCC, and the grid's figures would mix the two."""
+    chosen: dict[str, str] = {}
+    for cell in cells:
+        if cell.options.get("metric_for_best_model", AUTO_METRIC) != AUTO_METRIC:
+            continue
+        data_options = {
+            name: value
+            for name, value in cell.options.items()
+            if name in DATA_OPTION_NAMES and name not in ("max_train_samples", "train_sample")
+        }
+        key = json.dumps(data_options, sort_keys=True, default=str)
+        if key not in chosen:
+            config = RunConfig.from_dict({**data_options, "output_dir": None})
+            data = load_data(config.data, seed=int(cell.options.get("split_seed", DEFAULT_SPLIT_SEED)))
+            schema = data.schema
+            counts = label_counts(schema.task, data.splits["train"]["labels"], schema.num_labels)
+            primary = resolve_primary_metric(schema.task, counts, AUTO_METRIC)
+            logger.info(
+                "Primary metric for every cell: %s (%s, on the whole training set)", primary.name, primary.reason
+            )
+            chosen[key] = primary.name
+        cell.options["metric_for_best_model"] = chosen[key]
 
 
 def learning_curves(folder: Path, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, float]] | None]:
@@ -356,6 +462,7 @@ def _run_cell(grid: Grid, cell: GridCell, train: Callable[[RunConfig], Any]) -> 
 def cell_row(cell: GridCell, record: RunRecord, wall_s: float | None = None) -> dict[str, Any]:
     """One row of runs.csv: the cell's coordinates, run figures and every metric of each evaluated split."""
     row: dict[str, Any] = {"cell": cell.key, **cell.coordinates(), "primary_metric": record.primary_metric}
+    row["options"] = cell.fingerprint
     row["greater_is_better"] = record.greater_is_better
     row.update(
         train_rows=record.num_examples.get("train"),
@@ -398,8 +505,10 @@ def _finished_rows(folder: Path) -> list[dict[str, Any]]:
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
+    """One JSON line; after a line cut by a kill, a newline first, so that the new row stands on its own."""
+    torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+        handle.write(("\n" if torn else "") + json.dumps(row) + "\n")
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -444,7 +553,11 @@ def scores_of(rows: list[dict[str, Any]]) -> Scores | None:
     """The primary metric and the split the report reads: test when every run has it, else validation."""
     if not rows:
         return None
-    metric = rows[0]["primary_metric"]
+    metrics = sorted({row["primary_metric"] for row in rows})
+    if len(metrics) > 1:
+        logger.warning("The cells have different primary metrics (%s): no derived figures or plots.", metrics)
+        return None
+    metric = metrics[0]
     split = "test" if all(_is_number(row.get(f"test_{metric}")) for row in rows) else "eval"
     return Scores(split, metric, bool(rows[0].get("greater_is_better", True)))
 

@@ -6,9 +6,9 @@ checked by hand. Definitions (also in README.md):
 - data-reduction factor of a strategy at size N: the smallest scratch size whose mean reaches the strategy's
   mean at N, divided by N; "more than X" (X = the largest scratch size / N) when no scratch size gets there.
 - steps to target: per run, the first optimizer step at which the validation primary metric reaches the target
-  (TARGET_FRACTION of the best final mean among the strategies at that size; for a lower-is-better metric the
-  best divided by it); the mean over the seeds that reached it. Iteration reduction = 1 - steps / scratch's
-  steps; "scratch never reached it" when so.
+  (the best final mean among the strategies at that size and axes, less (1 - TARGET_FRACTION) x its absolute
+  value; plus, for a lower-is-better metric); the mean over the seeds that reached it. Iteration reduction =
+  1 - steps / scratch's steps; "scratch never reached it" when so.
 - recommendation: the best strategy by mean, and whether its lead over the runner-up exceeds the seed spread
   (the larger of the two standard deviations).
 """
@@ -40,7 +40,9 @@ class Scores:
         return value >= target if self.greater_is_better else value <= target
 
     def target(self, best: float, fraction: float) -> float:
-        return best * fraction if self.greater_is_better else best / fraction
+        """`fraction` of the way to `best`, measured from 0 (so a metric at or below 0, like MCC, works too)."""
+        margin = (1 - fraction) * abs(best)
+        return best - margin if self.greater_is_better else best + margin
 
 
 def numeric_size(entry: dict[str, Any]) -> float | None:

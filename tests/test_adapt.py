@@ -24,8 +24,10 @@ CLINICAL = [
 
 
 def _text_file(tmp_path: Path, copies: int = 6) -> Path:
+    """Distinct notes (pairs of the sentences above), repeated `copies` times: adapt keeps each text once."""
+    notes = [f"{first}; {second}" for first in CLINICAL for second in CLINICAL if first != second]
     path = tmp_path / "notes.txt"
-    path.write_text("\n".join(CLINICAL * copies) + "\n\n", encoding="utf-8")
+    path.write_text("\n".join(notes * copies) + "\n\n", encoding="utf-8")
     return path
 
 
@@ -49,7 +51,7 @@ def test_adapt_lowers_held_out_masked_lm_loss_and_train_takes_the_result(
     record = json.loads((output / "adapt.json").read_text())
     before, after = record["held_out_before"], record["held_out_after"]
     assert after["loss"] < before["loss"] - 1.0, (before, after)
-    assert record["texts"] == {"train": 43, "held_out": 5}  # 48 lines, 10% held out; blank lines skipped
+    assert record["texts"] == {"train": 50, "held_out": 6}  # 56 distinct notes, 10% held out; repeats dropped
     assert record["new_masked_lm_head"] is True
     assert "Held-out masked-LM loss" in capsys.readouterr().out
     assert (output / "model.safetensors").is_file() and not list(output.glob("checkpoint-*"))
@@ -91,6 +93,6 @@ def test_a_text_file_with_one_text_is_refused(
     tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture
 ) -> None:
     one = tmp_path / "one.txt"
-    one.write_text("only one line\n\n")
+    one.write_text("only one line\n\nonly one line\n")
     assert main(_adapt_argv(tiny_checkpoint, one, tmp_path / "out")) == 2
-    assert "has 1 non-empty texts; adapting needs at least 2" in " ".join(capsys.readouterr().err.split())
+    assert "has 1 distinct non-empty texts; adapting needs at least 2" in " ".join(capsys.readouterr().err.split())

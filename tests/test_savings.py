@@ -86,6 +86,12 @@ def test_iteration_reduction_against_scratch_with_never_reached_cases() -> None:
     )
 
 
+def test_the_target_of_a_metric_near_zero_stays_below_the_best() -> None:
+    assert Scores("eval", "mcc").target(-0.2, 0.95) == pytest.approx(-0.21)
+    assert Scores("eval", "mcc").target(0.6, 0.95) == pytest.approx(0.57)
+    assert MSE.target(1.0, 0.95) == pytest.approx(1.05)
+
+
 def test_recommendation_weighs_the_lead_against_the_seed_spread() -> None:
     clear = [_entry("full", 64, 0.80, 0.01), _entry("lora", 64, 0.75, 0.02)]
     close = [_entry("full", 16, 0.70, 0.05), _entry("lora", 16, 0.68, 0.03)]
