@@ -3,6 +3,7 @@ metric vs trainable parameters, and validation learning curves (metric vs optimi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,8 @@ def _split_title(scores: Scores, split: str | None = None) -> str:
 def plot_metric_vs_size(summary: list[dict[str, Any]], scores: Scores, axis_names: list[str], path: Path) -> Path:
     """Mean primary metric vs training rows (log x) per strategy, +- one standard deviation over seeds as a band."""
     plt = pyplot()
-    column = scores.column()
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    series: dict[str, list[tuple[float, float, float]]] = {}
-    for entry in summary:
-        size, mean = numeric_size(entry), entry.get(f"{column}_mean")
-        if size and mean is not None:
-            spread = entry.get(f"{column}_std") or 0.0
-            series.setdefault(_series_name(entry, axis_names), []).append((size, mean, spread))
+    series = _series(summary, scores, axis_names, numeric_size)
     for name, points in series.items():
         points.sort()
         sizes, means, spreads = zip(*points, strict=True)
@@ -37,38 +32,46 @@ def plot_metric_vs_size(summary: list[dict[str, Any]], scores: Scores, axis_name
         low = [mean - spread for mean, spread in zip(means, spreads, strict=True)]
         high = [mean + spread for mean, spread in zip(means, spreads, strict=True)]
         axes.fill_between(sizes, low, high, color=line.get_color(), alpha=0.2)
-    axes.set_xscale("log")
-    axes.set_xlabel("training rows (log scale)")
-    axes.set_ylabel(_split_title(scores))
-    axes.set_title("Primary metric vs training-set size (band: +- 1 std over seeds)")
-    axes.grid(alpha=0.3)
-    if series:
-        axes.legend(fontsize="small")
+    title = "Primary metric vs training-set size (band: +- 1 std over seeds)"
+    _finish(axes, "training rows (log scale)", _split_title(scores), title, bool(series))
     return _save(figure, path, plt)
 
 
 def plot_metric_vs_parameters(summary: list[dict[str, Any]], scores: Scores, axis_names: list[str], path: Path) -> Path:
     """Mean primary metric vs trainable parameters (log x), one marker series per strategy, error bars = std."""
     plt = pyplot()
-    column = scores.column()
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    series: dict[str, list[tuple[float, float, float]]] = {}
-    for entry in summary:
-        parameters, mean = entry.get("trainable_parameters_mean"), entry.get(f"{column}_mean")
-        if parameters and mean is not None:
-            spread = entry.get(f"{column}_std") or 0.0
-            series.setdefault(_series_name(entry, axis_names), []).append((parameters, mean, spread))
+    series = _series(summary, scores, axis_names, lambda entry: entry.get("trainable_parameters_mean"))
     for name, points in series.items():
         parameters, means, spreads = zip(*points, strict=True)
         axes.errorbar(parameters, means, yerr=spreads, fmt="o", capsize=3, label=name)
-    axes.set_xscale("log")
-    axes.set_xlabel("trainable parameters (log scale)")
-    axes.set_ylabel(_split_title(scores))
-    axes.set_title("Primary metric vs trainable parameters (one point per training-set size)")
-    axes.grid(alpha=0.3)
-    if series:
-        axes.legend(fontsize="small")
+    title = "Primary metric vs trainable parameters (one point per training-set size)"
+    _finish(axes, "trainable parameters (log scale)", _split_title(scores), title, bool(series))
     return _save(figure, path, plt)
+
+
+def _series(
+    summary: list[dict[str, Any]], scores: Scores, axis_names: list[str], x_of: Callable[[dict[str, Any]], Any]
+) -> dict[str, list[tuple[float, float, float]]]:
+    """{strategy (and axes): [(x, mean, std)]} of the entries with an x and a mean of the primary metric."""
+    column = scores.column()
+    series: dict[str, list[tuple[float, float, float]]] = {}
+    for entry in summary:
+        x, mean = x_of(entry), entry.get(f"{column}_mean")
+        if x and mean is not None:
+            spread = entry.get(f"{column}_std") or 0.0
+            series.setdefault(_series_name(entry, axis_names), []).append((x, mean, spread))
+    return series
+
+
+def _finish(axes: Any, x_label: str, y_label: str, title: str, legend: bool) -> None:
+    axes.set_xscale("log")
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    if legend:
+        axes.legend(fontsize="small")
 
 
 def plot_learning_curves(
