@@ -286,6 +286,9 @@ def _compare(argv: list[str]) -> int:
     parser.add_argument("--output-dir", help="The grid's folder (overrides output_dir in the file).")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar over the cells.")
     parser.add_argument(
+        "--dry-run", action="store_true", help="List the cells (and which are finished) and train nothing."
+    )
+    parser.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
@@ -299,9 +302,15 @@ def _compare(argv: list[str]) -> int:
         "--cpus-per-cell", type=float, default=1, help="CPUs Ray reserves for each cell (a GPU too when there is one)."
     )
     args = parser.parse_args(argv)
-    from nlp_transfer.experiments import load_grid, run_grid
+    from nlp_transfer.experiments import finished_cells, load_grid, run_grid
 
     grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
+    if args.dry_run:
+        finished = finished_cells(grid)
+        for cell in grid.cells:
+            print(f"{'finished' if cell.key in finished else 'to train':<9} {cell.key}")
+        print(f"{len(grid.cells)} cells, {len(finished)} finished, into {grid.folder}")
+        return 0
     print(f"Grid: {len(grid.cells)} runs into {grid.folder} ({args.backend} backend)", file=sys.stderr)
     outcome = run_grid(
         grid,

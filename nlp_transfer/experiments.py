@@ -489,6 +489,12 @@ def split_keys(rows: list[dict[str, Any]]) -> list[str]:
     return keys
 
 
+def finished_cells(grid: Grid) -> set[str]:
+    """The keys of the grid's cells that already have a row in runs.jsonl."""
+    keys = {cell.key for cell in grid.cells}
+    return {row["cell"] for row in _finished_rows(grid.folder)} & keys
+
+
 def _finished_rows(folder: Path) -> list[dict[str, Any]]:
     path = folder / RUNS_FILE
     if not path.exists():

@@ -187,6 +187,20 @@ def test_a_killed_grid_resumes_without_retraining_finished_cells(tmp_path: Path)
     assert run_grid(grid, train=third, progress=False).trained == [] and third.calls == []
 
 
+def test_dry_run_lists_the_cells_and_trains_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    grid = _grid(tmp_path, train_sizes=[8], seeds=[0, 1])
+    run_grid(_grid(tmp_path, train_sizes=[8], seeds=[0]), train=FakeTraining(), progress=False)
+    config = tmp_path / "grid.json"
+    config.write_text(json.dumps({"output_dir": str(grid.folder), "train_sizes": [8], "seeds": [0, 1]}))
+    assert main(["compare", "--config", str(config), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "finished  full_n8_s0",
+        "to train  full_n8_s1",
+        f"2 cells, 1 finished, into {grid.folder}",
+    ]
+    assert len((grid.folder / "runs.jsonl").read_text().splitlines()) == 1
+
+
 def test_a_grid_whose_options_changed_refuses_its_old_rows(tmp_path: Path) -> None:
     run_grid(_grid(tmp_path, seeds=[0], num_train_epochs=2), train=FakeTraining(), progress=False)
     changed = _grid(tmp_path, seeds=[0], num_train_epochs=3)
