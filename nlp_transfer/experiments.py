@@ -294,6 +294,7 @@ def _check_cell(cell: GridCell, source: str) -> None:
 
 
 def _short(value: Any) -> str:
+    """An axis value as a reader wants it in a name or a table: a path by its last part."""
     text = str(value)
     return Path(text).name if "/" in text else text
 
@@ -674,7 +675,7 @@ def summary_markdown(
     headers += ["trainable parameters", "optimizer steps", "train time (s)", "seeds"]
     lines = []
     for entry in summary:
-        cells = [str(entry["strategy"]), str(entry["train_size"]), *(str(entry.get(name)) for name in axis_names)]
+        cells = [str(entry["strategy"]), str(entry["train_size"]), *(_short(entry.get(name)) for name in axis_names)]
         cells += [_mean_std(entry, f"{key}_{primary}") for key in splits]
         if derived:
             steps = entry.get("steps_to_target")
