@@ -18,11 +18,11 @@ from the training data with `split_seed` (default 42), before any size is drawn.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
 import logging
-import math
 import re
 import shutil
 import statistics
@@ -39,7 +39,7 @@ from nlp_transfer.errors import UserInputError
 from nlp_transfer.grid_plots import plot_learning_curves, plot_metric_vs_parameters, plot_metric_vs_size
 from nlp_transfer.metrics import resolve_primary_metric
 from nlp_transfer.outputs import METRICS_FILE
-from nlp_transfer.record import RunRecord
+from nlp_transfer.record import RECORD_SPLITS, RunRecord, is_finite_number
 from nlp_transfer.savings import Scores, data_reduction, iteration_reduction, recommendations
 from nlp_transfer.tables import markdown_table
 from nlp_transfer.training import fine_tune
@@ -51,7 +51,6 @@ ALL_ROWS = "all"
 DEFAULT_SPLIT_SEED = 42
 RUNS_FILE = "runs.jsonl"
 FAILED_FILE = "failed.jsonl"
-SPLIT_TITLES = {"eval": "validation", "test": "test"}
 BACKENDS = ("local", "ray")
 CELL_OPTIONS = ("strategy", "max_train_samples", "train_sample", "split_seed", "seed", "output_dir")
 """Options each cell sets itself; a grid file that names them outside its axes is refused."""
@@ -535,7 +534,7 @@ def aggregate(rows: list[dict[str, Any]], axis_names: list[str]) -> list[dict[st
         entry["seeds"] = len(members)
         entry["primary_metric"] = first.get("primary_metric")
         for column in _numeric_columns(members):
-            values = [float(row[column]) for row in members if _is_number(row.get(column))]
+            values = [float(row[column]) for row in members if is_finite_number(row.get(column))]
             entry[f"{column}_mean"] = statistics.mean(values)
             entry[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else None
         summary.append(entry)
@@ -547,13 +546,9 @@ def _numeric_columns(rows: list[dict[str, Any]]) -> list[str]:
     columns: list[str] = []
     for row in rows:
         for name, value in row.items():
-            if name not in skip and name not in columns and _is_number(value):
+            if name not in skip and name not in columns and is_finite_number(value):
                 columns.append(name)
     return columns
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def scores_of(rows: list[dict[str, Any]]) -> Scores | None:
@@ -565,7 +560,7 @@ def scores_of(rows: list[dict[str, Any]]) -> Scores | None:
         logger.warning("The cells have different primary metrics (%s): no derived figures or plots.", metrics)
         return None
     metric = metrics[0]
-    split = "test" if all(_is_number(row.get(f"test_{metric}")) for row in rows) else "eval"
+    split = "test" if all(is_finite_number(row.get(f"test_{metric}")) for row in rows) else "eval"
     return Scores(split, metric, bool(rows[0].get("greater_is_better", True)))
 
 
@@ -577,8 +572,6 @@ def write_report(
 ) -> dict[str, Path]:
     """runs.csv (one row per run); summary.csv / .json / .md (mean +- std over seeds, with the derived figures
     of `savings`); recommendations.json; and the three plots."""
-    import csv
-
     curves = curves or {}
     summary = aggregate(rows, axis_names)
     scores = scores_of(rows)
@@ -668,7 +661,7 @@ def summary_markdown(
     headers = ["strategy", "train size", *axis_names]
     primary = scores.metric if scores else summary[0].get("primary_metric") or "loss"
     splits = [key for key in splits or ["eval", "test"] if any(f"{key}_{primary}_mean" in entry for entry in summary)]
-    headers += [f"{SPLIT_TITLES.get(key, key)} {primary}" for key in splits]
+    headers += [f"{RECORD_SPLITS.get(key, key)} {primary}" for key in splits]
     derived = any(entry.get("data_reduction") or entry.get("iteration_reduction") for entry in summary)
     if derived:
         headers += ["data reduction", "steps to target", "iteration reduction"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.metrics.plots import pyplot
+from nlp_transfer.record import RECORD_SPLITS
 from nlp_transfer.savings import Scores, numeric_size
 
 
@@ -17,7 +18,7 @@ def _series_name(entry: dict[str, Any], axis_names: list[str]) -> str:
 
 
 def _split_title(scores: Scores, split: str | None = None) -> str:
-    return f"{'validation' if (split or scores.split) == 'eval' else 'test'} {scores.metric}"
+    return f"{RECORD_SPLITS[split or scores.split]} {scores.metric}"
 
 
 def plot_metric_vs_size(summary: list[dict[str, Any]], scores: Scores, axis_names: list[str], path: Path) -> Path:

@@ -145,7 +145,7 @@ class RunRecord:
     def primary_value(self, key: str = "eval") -> float | None:
         """The primary metric's value on a split; None when it is missing or undefined there."""
         value = self.split(key).get(self.primary_metric)
-        return float(value) if _is_number(value) and math.isfinite(value) else None
+        return float(value) if is_finite_number(value) else None
 
     def results(self, key: str) -> dict[str, float]:
         """The metric values of a split: finite numbers, no timings; the loss only when it is the primary metric."""
@@ -153,7 +153,7 @@ class RunRecord:
         return {
             name: float(value)
             for name, value in self.split(key).items()
-            if _is_number(value) and name not in excluded and math.isfinite(value)
+            if is_finite_number(value) and name not in excluded
         }
 
     @property
@@ -202,6 +202,11 @@ class RunRecord:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A metric value worth reporting: a real number (not a bool), neither NaN nor infinite."""
+    return _is_number(value) and math.isfinite(value)
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:
