@@ -6,6 +6,7 @@ mean +- std over seeds. A grid file is a training config (any option of `nlp-tra
 
     strategies: [full, freeze, {strategy: lora, lora_r: 16, name: lora-r16}]
     train_sizes: [16, 64, 256, all]     # drawn stratified by label from the training set
+    # an entry may have sizes of its own: {strategy: scratch, train_sizes: [16, 256, 8000, all]}
     seeds: [0, 1, 2]
     output_dir: runs/grid               # the grid's folder (runs.jsonl, runs.csv, summary.*, cells/)
     learning_rate: [2e-5, 1e-4]         # any option given a list is one more axis
@@ -147,8 +148,12 @@ def expand_grid(spec: dict[str, Any], source: str = "the grid") -> Grid:
 
     cells = []
     for name, strategy_options in strategies:
+        entry_sizes = sizes
+        if "train_sizes" in strategy_options:
+            strategy_options = dict(strategy_options)
+            entry_sizes = _train_sizes(strategy_options.pop("train_sizes"), f"the {name!r} entry of {source}")
         for axis_values in _product(list(axes.items())):
-            for size in sizes:
+            for size in entry_sizes:
                 for seed in seeds:
                     options = {**fixed, **strategy_options, **dict(axis_values)}
                     options.update(seed=seed, split_seed=split_seed, overwrite_output_dir=True)

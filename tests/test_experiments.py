@@ -58,6 +58,20 @@ def test_grid_has_one_cell_per_strategy_size_seed_and_axis_value(tmp_path: Path)
     assert {cell.options["num_train_epochs"] for cell in grid.cells} == {2}
 
 
+def test_a_strategy_entry_may_have_sizes_of_its_own(tmp_path: Path) -> None:
+    grid = _grid(
+        tmp_path,
+        strategies=["full", {"strategy": "scratch", "train_sizes": [16, 5000, "all"]}],
+        train_sizes=[16, 64],
+        seeds=[0],
+    )
+    sizes = {name: [cell.size for cell in grid.cells if cell.strategy == name] for name in ("full", "scratch")}
+    assert sizes == {"full": [16, 64], "scratch": [16, 5000, None]}
+    assert all("train_sizes" not in cell.options for cell in grid.cells)
+    with pytest.raises(UserInputError, match="'train_sizes' in the 'scratch' entry of the grid holds positive"):
+        _grid(tmp_path, strategies=[{"strategy": "scratch", "train_sizes": [-1]}])
+
+
 def test_a_list_option_is_an_axis_only_as_a_list_of_lists(tmp_path: Path) -> None:
     one_list = _grid(tmp_path, label_names=["labels"], seeds=[0])
     assert one_list.axis_names == [] and one_list.cells[0].options["label_names"] == ["labels"]
