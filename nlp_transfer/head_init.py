@@ -111,7 +111,7 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, task: str, num_labels: i
 def initialise_head(model: Any, dataset: Any, tokenizer: Any, task: str, reason: str) -> HeadInit:
     """Fit the pooled head's linear layer as a probe on the frozen encoder; returns how well it fits train."""
     features = pooled_features(model, dataset, tokenizer)
-    labels = np.asarray(dataset["labels"])
+    labels = np.asarray(dataset["labels"][:])  # [:] reads the column at once (see data.column_values)
     weight, bias = fit_probe(features, labels, task, model.config.num_labels)
     scale = getattr(model.config, "logit_scale", 1.0)
     with torch.no_grad():

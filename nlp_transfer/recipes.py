@@ -109,6 +109,9 @@ def apply_recipe(
         recipe.decisions["learning_rate"] = decision
     if args.num_train_epochs is None and args.max_steps <= 0:
         _choose_epochs(args, train_rows, recipe)
+    elif args.num_train_epochs is None:
+        # Trainer ignores the epochs under max_steps but still compares them with 0 (a None fails there).
+        args.num_train_epochs = float(DEFAULT_EPOCHS)
     return recipe
 
 

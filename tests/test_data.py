@@ -12,8 +12,9 @@ from conftest import sentiment_rows, write_csv
 from transformers import AutoTokenizer
 
 from nlp_transfer.config import DataArguments
-from nlp_transfer.data import ROW_COLUMN, PreparedData, load_data, resolve_max_length, tokenize
+from nlp_transfer.data import ROW_COLUMN, PreparedData, column_values, load_data, resolve_max_length, tokenize
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.verification import RELOAD_CHECK_ROWS, _validation_inputs
 
 
 def _load(seed: int = 42, **options) -> PreparedData:
@@ -602,3 +603,19 @@ def test_resolve_max_length_caps_a_huge_tokenizer_limit_at_512(bundled_tokenizer
     assert resolve_max_length(small, None) == 128
     with pytest.raises(UserInputError, match="limit of 128 tokens"):
         resolve_max_length(small, 256)
+
+
+def test_column_values_reads_a_whole_column_in_row_order(tmp_path: Path) -> None:
+    rows = [{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(300)]
+    data = _load(train_file=str(write_csv(tmp_path / "train.csv", rows)))
+    train = data.splits["train"]
+    assert column_values(train, ROW_COLUMN) == [train[i][ROW_COLUMN] for i in range(len(train))]
+    assert column_values(train, "labels") == [train[i]["labels"] for i in range(len(train))]
+
+
+def test_the_reload_check_reads_the_first_rows_of_validation(tmp_path: Path) -> None:
+    rows = [{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(RELOAD_CHECK_ROWS + 44)]
+    path = str(write_csv(tmp_path / "data.csv", rows))
+    texts, pairs, labels = _validation_inputs(_load(train_file=path, validation_file=path))
+    assert texts == [f"text {i}" for i in range(RELOAD_CHECK_ROWS)] and pairs is None
+    assert labels.tolist() == [i % 2 for i in range(RELOAD_CHECK_ROWS)]

@@ -114,7 +114,22 @@ def test_given_epochs_leave_the_learning_rate_to_the_recipe() -> None:
 def test_max_steps_is_a_given_length() -> None:
     args = training_args(max_steps=7)
     recipe = apply_recipe(args, "full", 2e-5, 384, StrategyArguments(), train_rows=16)
-    assert args.num_train_epochs is None and "num_train_epochs" not in recipe.decisions
+    assert "num_train_epochs" not in recipe.decisions
+    assert args.num_train_epochs == DEFAULT_EPOCHS, "Trainer compares the epochs with 0 even under max_steps"
+
+
+def test_a_run_with_max_steps_and_no_epochs_trains_that_many_steps(
+    tiny_checkpoint: Path, sentiment_files: dict[str, Path], tmp_path: Path
+) -> None:
+    options = {
+        "model": str(tiny_checkpoint),
+        "train_file": str(sentiment_files["train"]),
+        "validation_file": str(sentiment_files["validation"]),
+        "output_dir": str(tmp_path / "out"),
+        "disable_tqdm": True,
+        "max_steps": 3,
+    }
+    assert fine_tune(RunConfig.from_dict(options)).record.optimizer_steps == 3
 
 
 def test_given_early_stopping_and_cadence_are_kept() -> None:
