@@ -89,6 +89,16 @@ def column_values(dataset: Dataset, name: str) -> list[Any]:
     return list(dataset[name][:])
 
 
+def longest_first(lengths: Sequence[int]) -> np.ndarray:
+    """Row indices from the longest row to the shortest (stable): batches of rows of similar length pad little.
+
+    For evaluation and prediction, where the order changes no result: SST-2's validation sentences run from 2 to
+    55 tokens, and a batch padded to its longest row spent most of its compute on padding. Put results back
+    in input order with `np.argsort(order)`.
+    """
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
 def demo_data_files() -> dict[str, str]:
     """The bundled demo data: customer-support messages in three classes, written for this package."""
     folder = resources.files("nlp_transfer") / "demo_data"

@@ -18,7 +18,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
-from nlp_transfer.data import resolve_max_length
+from nlp_transfer.data import longest_first, resolve_max_length
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.heads import register_heads
 from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
@@ -69,17 +69,23 @@ class Classifier:
         if text_pairs is not None and len(text_pairs) != len(texts):
             raise UserInputError(f"Got {len(texts)} texts but {len(text_pairs)} text pairs; give one pair per text.")
         device = next(self.model.parameters()).device
-        outputs = []
+        texts = [str(t) for t in texts]
+        pairs = [str(t) for t in text_pairs] if text_pairs is not None else None
+        # Batches of texts of similar length (characters stand in for tokens) pad little; rows return in order.
+        order = longest_first([len(t) + (len(pairs[i]) if pairs else 0) for i, t in enumerate(texts)])
+        logits = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
-            first = [str(t) for t in texts[start : start + batch_size]]
-            second = [str(t) for t in text_pairs[start : start + batch_size]] if text_pairs is not None else None
+            rows = order[start : start + batch_size]
             encoded = self.tokenizer(
-                first, second, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+                [texts[i] for i in rows],
+                [pairs[i] for i in rows] if pairs else None,
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
             ).to(device)
-            outputs.append(self.model(**encoded).logits.float().cpu().numpy())
-        if not outputs:
-            return np.zeros((0, self.model.config.num_labels), dtype=np.float32)
-        return np.concatenate(outputs)
+            logits[rows] = self.model(**encoded).logits.float().cpu().numpy()
+        return logits
 
     def predict(
         self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32

@@ -11,10 +11,15 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from datasets import Dataset
+from torch.utils.data import Sampler
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback
+from transformers.trainer_utils import PredictionOutput
 
 from nlp_transfer.class_weights import LossWeights
 from nlp_transfer.config import TransferTrainingArguments
+from nlp_transfer.data import column_values, longest_first
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.metrics import MetricSuite, PrimaryMetric, TrainerMetrics
 from nlp_transfer.recipes import effective_batch_size
@@ -72,12 +77,56 @@ class TransferTrainer(Trainer):
         self.state.best_global_step = self.state.global_step
         return True
 
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        """Evaluation rows longest first, so batches pad little; `predict` puts its rows back in order."""
+        order = self._length_order(eval_dataset)
+        return super()._get_eval_sampler(eval_dataset) if order is None else InOrder(order)
+
+    def predict(self, test_dataset: Any, ignore_keys: Any = None, metric_key_prefix: str = "test") -> PredictionOutput:
+        output = super().predict(test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+        order = self._length_order(test_dataset)
+        if order is None:
+            return output
+        restore = np.argsort(order)
+        return PredictionOutput(
+            _reordered(output.predictions, restore), _reordered(output.label_ids, restore), output.metrics
+        )
+
+    def _length_order(self, dataset: Any) -> np.ndarray | None:
+        """Longest-first row order of a tokenized dataset; None where Trainer's own order must stay (several
+        processes shard the rows in order, and gather them back in that order)."""
+        if self.args.world_size > 1 or not isinstance(dataset, Dataset) or "input_ids" not in dataset.column_names:
+            return None
+        return longest_first([len(ids) for ids in column_values(dataset, "input_ids")])
+
     def create_optimizer(self, model=None):
         if self.param_groups is None or self.optimizer is not None:
             return super().create_optimizer(model) if model is not None else super().create_optimizer()
         optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
         self.optimizer = optimizer_cls(self.param_groups, **optimizer_kwargs)
         return self.optimizer
+
+
+class InOrder(Sampler[int]):
+    """The rows of a dataset in a given order (torch's SequentialSampler only goes 0..n-1)."""
+
+    def __init__(self, order: np.ndarray) -> None:
+        self.order = [int(i) for i in order]
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _reordered(values: Any, rows: np.ndarray) -> Any:
+    """Predictions or labels (an array, or a tuple of them) with their rows taken in the order `rows`."""
+    if values is None:
+        return None
+    if isinstance(values, (tuple, list)):
+        return type(values)(_reordered(value, rows) for value in values)
+    return values[rows]
 
 
 class PrimaryMetricCheck(TrainerCallback):
