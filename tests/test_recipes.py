@@ -21,6 +21,18 @@ from nlp_transfer.recipes import (
 )
 
 
+def _tiny_run(checkpoint: Path, files: dict[str, Path], tmp_path: Path, **given) -> dict:
+    """Options of a run of the tiny checkpoint on the tiny sentiment files, into tmp_path/out."""
+    return {
+        "model": str(checkpoint),
+        "train_file": str(files["train"]),
+        "validation_file": str(files["validation"]),
+        "output_dir": str(tmp_path / "out"),
+        "disable_tqdm": True,
+        **given,
+    }
+
+
 def training_args(**given) -> TransferTrainingArguments:
     return TransferTrainingArguments(output_dir="unused", disable_tqdm=True, **given)
 
@@ -121,14 +133,7 @@ def test_max_steps_is_a_given_length() -> None:
 def test_a_run_with_max_steps_and_no_epochs_trains_that_many_steps(
     tiny_checkpoint: Path, sentiment_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    options = {
-        "model": str(tiny_checkpoint),
-        "train_file": str(sentiment_files["train"]),
-        "validation_file": str(sentiment_files["validation"]),
-        "output_dir": str(tmp_path / "out"),
-        "disable_tqdm": True,
-        "max_steps": 3,
-    }
+    options = _tiny_run(tiny_checkpoint, sentiment_files, tmp_path, max_steps=3)
     assert fine_tune(RunConfig.from_dict(options)).record.optimizer_steps == 3
 
 
@@ -144,14 +149,7 @@ def test_the_run_records_and_applies_its_recipe(
 ) -> None:
     """24 training rows at batch 8 are 3 steps an epoch: at least 60 steps are 20 epochs; the rate for hidden 32."""
     monkeypatch.setattr(recipes, "MIN_OPTIMIZER_STEPS", 60)  # the default's 200 steps cost the suite a minute
-    options = {
-        "model": str(tiny_checkpoint),
-        "train_file": str(sentiment_files["train"]),
-        "validation_file": str(sentiment_files["validation"]),
-        "output_dir": str(tmp_path / "out"),
-        "disable_tqdm": True,
-        "early_stopping_patience": 1,
-    }
+    options = _tiny_run(tiny_checkpoint, sentiment_files, tmp_path, early_stopping_patience=1)
     result = fine_tune(RunConfig.from_dict(options))
     recipe = result.record.recipe
     assert recipe["learning_rate"]["value"] == pytest.approx(1e-4)  # 2e-5 x 5 (hidden 32: capped)
