@@ -67,6 +67,7 @@ RUN_COLUMNS = (
     "trainable_parameters",
     "total_parameters",
     "optimizer_steps",
+    "batch_size",
     "epochs",
     "train_runtime_s",
     "train_samples_per_second",
@@ -474,6 +475,7 @@ def cell_row(cell: GridCell, record: RunRecord, wall_s: float | None = None) -> 
         trainable_parameters=record.trainable_parameters,
         total_parameters=record.total_parameters,
         optimizer_steps=record.optimizer_steps,
+        batch_size=record.hyperparameters.effective_batch_size,
         epochs=record.epochs,
         train_runtime_s=record.train_runtime_s,
         train_samples_per_second=record.train_samples_per_second,
@@ -617,7 +619,7 @@ def add_derived_figures(
     for index, entry in enumerate(summary):
         entry["data_reduction"] = factors.get(index)
         figures = iterations.get(index, {})
-        for name in ("target", "steps_to_target", "seeds_reached", "iteration_reduction"):
+        for name in ("target", "steps_to_target", "examples_to_target", "seeds_reached", "iteration_reduction"):
             entry[name] = figures.get(name)
 
 

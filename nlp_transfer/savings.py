@@ -8,7 +8,9 @@ checked by hand. Definitions (also in README.md):
 - steps to target: per run, the first optimizer step at which the validation primary metric reaches the target
   (the best final mean among the strategies at that size and axes, less (1 - TARGET_FRACTION) x its absolute
   value; plus, for a lower-is-better metric); the mean over the seeds that reached it. Iteration reduction =
-  1 - steps / scratch's steps; "scratch never reached it" when so.
+  1 - steps / scratch's steps; "scratch never reached it" when so. Where the runs record their batch size the
+  ratio is of training examples (steps x batch size): the same as the step ratio at equal batch sizes, and still
+  fair when scratch runs at a larger batch than transfer (fewer, larger steps).
 - recommendation: the best strategy by mean, and whether its lead over the runner-up exceeds the seed spread
   (the larger of the two standard deviations).
 """
@@ -115,11 +117,13 @@ def iteration_reduction(
             continue
         target = scores.target(best[key], fraction)
         members = [row for row in rows if _same_cell(row, entry, axis_names)]
-        steps = [steps_to_reach(curves.get(row["cell"]), target, scores) for row in members]
-        reached = [step for step in steps if step is not None]
+        steps = [(steps_to_reach(curves.get(row["cell"]), target, scores), row.get("batch_size")) for row in members]
+        reached = [(step, batch) for step, batch in steps if step is not None]
+        examples = [step * batch for step, batch in reached if batch]
         figures[index] = {
             "target": target,
-            "steps_to_target": statistics.mean(reached) if reached else None,
+            "steps_to_target": statistics.mean(step for step, _ in reached) if reached else None,
+            "examples_to_target": statistics.mean(examples) if examples and len(examples) == len(reached) else None,
             "seeds_reached": f"{len(reached)}/{len(members)}",
         }
     for index, entry in enumerate(summary):
@@ -150,6 +154,8 @@ def _reduction_text(own: dict[str, Any], baseline: dict[str, Any] | None) -> str
         return "scratch never reached it"
     if own["steps_to_target"] is None:
         return "never reached it"
+    if own["examples_to_target"] is not None and baseline["examples_to_target"] is not None:
+        return f"{1 - own['examples_to_target'] / baseline['examples_to_target']:.0%}"
     return f"{1 - own['steps_to_target'] / baseline['steps_to_target']:.0%}"
 
 

@@ -80,6 +80,14 @@ def test_iteration_reduction_against_scratch_with_never_reached_cases() -> None:
     assert figures[1]["steps_to_target"] is None and figures[1]["iteration_reduction"] == "never reached it"
     assert figures[2]["steps_to_target"] == 80 and "iteration_reduction" not in figures[2]
 
+    # Runs that record their batch size compare training examples: scratch's 80 steps at batch 32 are 16x
+    # full's 20 steps at batch 8 in examples, not 4x.
+    for row in rows:
+        row["batch_size"] = 32 if row["strategy"] == "scratch" else 8
+    figures = iteration_reduction(summary, rows, curves, ACCURACY, [])
+    assert figures[0]["examples_to_target"] == 160 and figures[2]["examples_to_target"] == 2560
+    assert figures[0]["steps_to_target"] == 20 and figures[0]["iteration_reduction"] == "94%"  # 1 - 160 / 2560
+
     curves["s0"] = [{"step": 80, "value": 0.7}]
     assert iteration_reduction(summary, rows, curves, ACCURACY, [])[0]["iteration_reduction"] == (
         "scratch never reached it"
