@@ -45,6 +45,7 @@ LAYERS: list[set[str]] = [
         "tables",
         "savings",
         "grid_plots",
+        "flops",
         "tasks",
         "errors",
         "version",
