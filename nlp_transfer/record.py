@@ -31,6 +31,7 @@ ABSENT_WHEN_NONE = (
     "recipe",
     "optimizer_steps",
     "learning_curve",
+    "training_cost",
 )
 # Trainer's own figures of an evaluation, kept in a split's dict beside the metric suite's values.
 TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
@@ -54,6 +55,31 @@ class EffectiveBatchSize:
     processes: int = 1
     gradient_accumulation_steps: int = 1
     total: int = 0
+
+
+@dataclass
+class TrainingCost:
+    """What the training loop computed and where its time went: the steps apart from evaluation and checkpoints.
+
+    Trainer's train_runtime_s (and samples per second) counts the evaluations and checkpoint saves inside the
+    loop; `steps_s` is what is left for the training steps. FLOPs are nlp_transfer.flops' count on real tokens,
+    with the layers that trained at each step (gradual unfreezing included).
+    """
+
+    sequences: int = 0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    """Tokens the training batches carried, padding included."""
+    flops: float = 0.0
+    steps_s: float | None = None
+    evaluation_s: float = 0.0
+    evaluations: int = 0
+    checkpoint_s: float = 0.0
+    checkpoints: int = 0
+
+    @property
+    def padding_share(self) -> float | None:
+        return 1 - self.real_tokens / self.padded_tokens if self.padded_tokens else None
 
 
 @dataclass
@@ -124,6 +150,7 @@ class RunRecord:
     """What the package chose for the options left unset (learning rate, epochs, ...), each with its reason."""
     learning_curve: list[dict[str, float]] | None = None
     """The primary metric at each evaluation during training: [{"step", "epoch", "value"}], on validation."""
+    training_cost: TrainingCost | None = None
     reload_check: dict[str, Any] | None = None
     plots: dict[str, str] | None = None
 

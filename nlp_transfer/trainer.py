@@ -8,6 +8,7 @@ Trainer; `effective_batch_size`, `precision` and `hyperparameters` are what the 
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ from nlp_transfer.class_weights import LossWeights
 from nlp_transfer.config import TransferTrainingArguments
 from nlp_transfer.data import column_values, longest_first
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.flops import TokenCounts, training_flops
 from nlp_transfer.metrics import MetricSuite, PrimaryMetric, TrainerMetrics
 from nlp_transfer.recipes import effective_batch_size
-from nlp_transfer.record import Hyperparameters, Precision
+from nlp_transfer.record import Hyperparameters, Precision, TrainingCost
 
 
 class TransferTrainer(Trainer):
@@ -44,6 +46,8 @@ class TransferTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.param_groups = param_groups
         self.loss_weights = loss_weights
+        self.cost = TrainingCost()
+        """This process's training batches, and the loop's time in evaluations and checkpoint saves."""
         # Sequence-classification heads compute a per-batch mean loss and never use num_items_in_batch, yet
         # their forward takes **kwargs, so Trainer believes they normalise over the accumulated batch and
         # skips dividing by the accumulation steps: with accumulation N the update would be N times too large.
@@ -76,6 +80,30 @@ class TransferTrainer(Trainer):
             return False
         self.state.best_global_step = self.state.global_step
         return True
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        mask = inputs.get("attention_mask")
+        if mask is not None:
+            lengths = mask.sum(dim=1).tolist()
+            self.cost.sequences += len(lengths)
+            self.cost.real_tokens += int(sum(lengths))
+            self.cost.padded_tokens += int(mask.numel())
+            self.cost.flops += training_flops(self.model, TokenCounts.of(lengths)).total
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        started = time.perf_counter()
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:  # only the loop evaluates: the final scores come from predict()
+            self.cost.evaluation_s += time.perf_counter() - started
+            self.cost.evaluations += 1
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        started = time.perf_counter()
+        super()._save_checkpoint(model, trial)
+        self.cost.checkpoint_s += time.perf_counter() - started
+        self.cost.checkpoints += 1
 
     def _get_eval_sampler(self, eval_dataset: Any) -> Any:
         """Evaluation rows longest first, so batches pad little; `predict` puts its rows back in order."""

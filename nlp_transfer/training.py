@@ -15,6 +15,7 @@ hands a small dataclass to the next:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +56,7 @@ from nlp_transfer.outputs import (
 )
 from nlp_transfer.push import push_folder, resolve_token
 from nlp_transfer.recipes import Recipe, apply_recipe, effective_batch_size
-from nlp_transfer.record import HubDataset, RunRecord
+from nlp_transfer.record import HubDataset, RunRecord, TrainingCost
 from nlp_transfer.saving import save_model
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.strategies import PreparedModel, StrategyContext, TransferStrategy, count_parameters, get_strategy
@@ -304,6 +305,16 @@ def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel
     return TrainedModel(trainer, output.metrics)
 
 
+def _training_cost(trained: TrainedModel) -> TrainingCost:
+    """The trainer's counts, with the time left for the training steps once evaluations and saves are out."""
+    cost = dataclasses.replace(trained.trainer.cost)
+    runtime = trained.train_metrics.get("train_runtime")
+    if runtime is not None:
+        cost.steps_s = round(max(0.0, runtime - cost.evaluation_s - cost.checkpoint_s), 4)
+    cost.evaluation_s, cost.checkpoint_s = round(cost.evaluation_s, 4), round(cost.checkpoint_s, 4)
+    return cost
+
+
 def evaluate(plan: RunPlan, run_data: RunData, trained: TrainedModel) -> FinalEvaluation:
     """The best model scored on validation (and test); thresholds tuned on validation when asked."""
     return evaluate_splits(
@@ -437,6 +448,7 @@ def build_record(
         pooling={**run_model.pooling.to_dict(), "head_init": run_model.head_init.to_dict()},
         recipe=run_model.recipe.to_dict(),
         learning_curve=learning_curve(trained.trainer.state.log_history, run_data.primary.name),
+        training_cost=_training_cost(trained),
     )
 
 

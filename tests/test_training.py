@@ -21,6 +21,7 @@ from conftest import sentiment_rows, write_csv
 
 from nlp_transfer import RunConfig, UserInputError, fine_tune, load_classifier
 from nlp_transfer import training as training_module
+from nlp_transfer.flops import TokenCounts, training_flops
 
 PUBLISHED_FILES = {
     "model.safetensors",
@@ -470,3 +471,20 @@ def test_gradient_accumulation_makes_the_same_update_as_one_big_batch(
     assert moved > 1e-3, "the step must change the weights for the comparison to mean anything"
     for name, tensor in big.items():
         torch.testing.assert_close(accumulated[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_record_counts_the_training_batches_and_splits_the_loop_time(sentiment_run: dict[str, Any]) -> None:
+    record = sentiment_run["result"].record
+    cost = record.training_cost
+    assert record.strategy == "full" and record.epochs == 2
+    texts = [row["text"] for row in _read_rows(sentiment_run["files"]["train"])]
+    classifier = load_classifier(sentiment_run["out"], device="cpu")
+    encoded = classifier.tokenizer(texts, truncation=True, max_length=record.max_length)
+    lengths = [len(ids) for ids in encoded["input_ids"]] * 2  # every row once per epoch
+    assert (cost.sequences, cost.real_tokens) == (len(lengths), sum(lengths))
+    assert cost.padded_tokens >= cost.real_tokens and 0 <= cost.padding_share < 1
+    assert cost.flops == pytest.approx(training_flops(classifier.model, TokenCounts.of(lengths)).total)
+    assert cost.evaluations == len(record.learning_curve) == 2 and cost.checkpoints >= 1
+    assert cost.steps_s + cost.evaluation_s + cost.checkpoint_s == pytest.approx(record.train_runtime_s, abs=1e-3)
+    saved = _read_json(sentiment_run["out"] / "metrics.json")["training_cost"]
+    assert saved["real_tokens"] == cost.real_tokens and saved["steps_s"] == cost.steps_s
