@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nlp_transfer"
 
 LAYERS: list[set[str]] = [
     {"nlp_transfer", "cli"},
-    {"experiments"},
+    {"experiments", "benchmark"},
     {"training", "adapt"},
     {
         "strategies",
