@@ -280,7 +280,7 @@ def strategy_row(name: str, outcome: dict[str, Any], peak: float) -> dict[str, A
         "peak_rss_mb": outcome.get("peak_rss_mb"),
         "predict_b1_per_s": outcome["predict"]["batch_1"],
         "predict_b32_per_s": outcome["predict"]["batch_32"],
-        "accuracy": record["eval"].get("accuracy"),
+        "accuracy": _rounded(record["eval"].get("accuracy")),
     }
 
 
@@ -299,8 +299,12 @@ def peer_row(outcome: dict[str, Any], peak: float) -> dict[str, Any]:
         "peak_rss_mb": outcome.get("peak_rss_mb"),
         "predict_b1_per_s": None,
         "predict_b32_per_s": None,
-        "accuracy": outcome["accuracy"],
+        "accuracy": _rounded(outcome["accuracy"]),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
 
 
 def _share(cost: dict[str, Any]) -> float | None:
