@@ -392,6 +392,34 @@ class EvaluationArguments:
             raise UserInputError("--tune-threshold applies to binary and multi-label tasks, not regression.")
 
 
+@dataclass(frozen=True)
+class PrecisionChoice:
+    bf16: bool
+    tf32: bool | None
+    reason: str
+
+
+def default_precision(
+    gpu: bool, bf16_supported: bool, compute_capability: int, fp16: bool, tf32: bool | None
+) -> PrecisionChoice:
+    """bf16 mixed precision where the GPU has it, TF32 on Ampere (8.x) and later unless set; fp32 elsewhere.
+
+    Mixed precision keeps fp32 master weights, so fine-tuning loses no accuracy to it, and it halves the memory
+    and time of the matrix multiplies; on a CPU bf16 matmuls are emulated and about 100x slower.
+    """
+    if not gpu:
+        return PrecisionChoice(False, tf32, "fp32: no GPU (bf16 is far slower on a CPU)")
+    if fp16:
+        return PrecisionChoice(False, tf32, "fp16: asked for")
+    if not bf16_supported:
+        return PrecisionChoice(False, tf32, "fp32: this GPU has no bf16 (pass --fp16 for mixed precision)")
+    with_tf32 = tf32 if tf32 is not None else compute_capability >= 8
+    reason = "bf16 mixed precision: the GPU supports it" + (
+        "; TF32 for the remaining fp32 matrix multiplies" if with_tf32 else ""
+    )
+    return PrecisionChoice(True, with_tf32, reason)
+
+
 @dataclass
 class TransferTrainingArguments(TrainingArguments):
     """transformers' TrainingArguments, with defaults that suit fine-tuning small encoders, plus run options.
@@ -420,6 +448,14 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per device."})
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bf16 mixed precision. Default: on where the GPU supports it (with TF32 for the remaining fp32 "
+            "matrix multiplies on Ampere and later), fp32 on a CPU (bf16 matmuls are far slower there). Said in "
+            "the log and in metrics.json's precision."
+        },
+    )
     warmup_steps: float = field(
         default=0.1, metadata={"help": "Warm-up: a fraction of training steps if below 1, else a count."}
     )
@@ -480,6 +516,7 @@ class TransferTrainingArguments(TrainingArguments):
         # TrainingArguments replaces a missing output_dir with "trainer_output"; remember that none was
         # given so that training can refuse to write to a folder the user never named.
         self.output_dir_missing = self.output_dir is None
+        self.precision_reason = self._choose_precision()
         self.precision_fallback = self._fall_back_to_fp32_without_gpu()
         self._use_cpu_without_accelerator()
         super().__post_init__()
@@ -494,6 +531,23 @@ class TransferTrainingArguments(TrainingArguments):
 
         if not (torch.cuda.is_available() or torch.backends.mps.is_available()):
             self.use_cpu = True
+
+    def _choose_precision(self) -> str | None:
+        """An unset --bf16, decided for the machine (see `default_precision`); the reason, or None if given."""
+        import torch
+
+        if self.bf16 is not None:
+            return None
+        gpu = torch.cuda.is_available() and not self.use_cpu
+        choice = default_precision(
+            gpu=gpu,
+            bf16_supported=gpu and torch.cuda.is_bf16_supported(),
+            compute_capability=torch.cuda.get_device_capability()[0] if gpu else 0,
+            fp16=self.fp16,
+            tf32=self.tf32,
+        )
+        self.bf16, self.tf32 = choice.bf16, choice.tf32
+        return choice.reason
 
     def _fall_back_to_fp32_without_gpu(self) -> str | None:
         """--bf16/--fp16 without a GPU: train in fp32 and say so (bf16 matmuls are ~100x slower on CPUs).
@@ -700,6 +754,11 @@ def build_parser(prog: str = "nlp-transfer train") -> HfArgumentParser:
     parser.add_argument(
         "--config", metavar="FILE", default=None, help="YAML or JSON file of options (flat: name: value)."
     )
+    for action in parser._actions:
+        if "--bf16" in action.option_strings:
+            # Unset means "decide for the machine", so the field defaults to None; HfArgumentParser then wants
+            # a value, yet `--bf16` alone must still mean yes, as for every other switch.
+            action.nargs, action.const = "?", True
     return parser
 
 

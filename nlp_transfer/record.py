@@ -33,6 +33,8 @@ ABSENT_WHEN_NONE = (
     "learning_curve",
     "training_cost",
 )
+# Keys inside one of the record's dicts that are likewise absent when None.
+NESTED_ABSENT_WHEN_NONE = {"precision": ("reason",)}
 # Trainer's own figures of an evaluation, kept in a split's dict beside the metric suite's values.
 TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 # Figures in a split's dict that describe the evaluation run, not the model's quality.
@@ -45,6 +47,8 @@ class Precision:
 
     used: str = "fp32"
     asked: str = "fp32"
+    reason: str | None = None
+    """Why, when the package chose it (the option was left unset)."""
 
 
 @dataclass
@@ -195,6 +199,10 @@ class RunRecord:
         for name in ABSENT_WHEN_NONE:
             if values[name] is None:
                 del values[name]
+        for name, inner in NESTED_ABSENT_WHEN_NONE.items():
+            for key in inner:
+                if isinstance(values.get(name), dict) and values[name].get(key, "") is None:
+                    del values[name][key]
         return values
 
     @classmethod

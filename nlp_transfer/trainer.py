@@ -236,7 +236,11 @@ def build_trainer(
 
 def precision(args: TransferTrainingArguments) -> Precision:
     used = "bf16" if args.bf16 else ("fp16" if args.fp16 else "fp32")
-    return Precision(used=used, asked=getattr(args, "precision_fallback", None) or used)
+    return Precision(
+        used=used,
+        asked=getattr(args, "precision_fallback", None) or used,
+        reason=getattr(args, "precision_reason", None),
+    )
 
 
 def hyperparameters(args: TransferTrainingArguments) -> Hyperparameters:

@@ -288,7 +288,7 @@ def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel
         batch.per_device,
         batch.processes,
         batch.gradient_accumulation_steps,
-        precision(args).used,
+        precision(args).reason or precision(args).used,
     )
     trainer = build_trainer(
         run_model.prepared.model,

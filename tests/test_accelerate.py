@@ -126,7 +126,7 @@ def test_bf16_without_gpu_trains_in_fp32_and_records_it(
     )
     assert config.training.bf16 is False and config.training.use_cpu is True
     metrics = fine_tune(config).metrics
-    assert metrics["precision"] == {"used": "fp32", "asked": "bf16"}
+    assert metrics["precision"] == {"used": "fp32", "asked": "bf16"}  # asked for: no reason of the package's
     assert metrics["effective_batch_size"] == {
         "per_device": 4,
         "processes": 1,

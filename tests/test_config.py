@@ -14,6 +14,7 @@ from nlp_transfer.config import (
     StrategyArguments,
     TransferTrainingArguments,
     build_parser,
+    default_precision,
     load_config_file,
 )
 from nlp_transfer.errors import UserInputError
@@ -363,3 +364,33 @@ def test_build_parser_prog_and_option_groups_hold_their_options() -> None:
     assert {"strategy", "train_top_layers", "lora_r", "layer_lr_decay", "gradual_unfreeze"} <= groups["strategy"]
     training = next(dests for title, dests in groups.items() if title and title.startswith("training ("))
     assert {"learning_rate", "num_train_epochs", "early_stopping_patience", "report_to"} <= training
+
+
+@pytest.mark.parametrize(
+    ("machine", "expected"),
+    [
+        ({"gpu": False, "bf16_supported": False, "compute_capability": 0}, (False, None, "fp32: no GPU")),
+        ({"gpu": True, "bf16_supported": True, "compute_capability": 9}, (True, True, "bf16 mixed precision")),
+        ({"gpu": True, "bf16_supported": True, "compute_capability": 7}, (True, False, "bf16 mixed precision")),
+        ({"gpu": True, "bf16_supported": False, "compute_capability": 7}, (False, None, "fp32: this GPU has no")),
+    ],
+)
+def test_precision_left_unset_is_chosen_for_the_machine(machine: dict, expected: tuple) -> None:
+    choice = default_precision(**machine, fp16=False, tf32=None)
+    assert (choice.bf16, choice.tf32) == expected[:2] and choice.reason.startswith(expected[2])
+
+
+def test_given_precision_options_are_kept() -> None:
+    assert default_precision(gpu=True, bf16_supported=True, compute_capability=9, fp16=False, tf32=False).tf32 is False
+    assert default_precision(gpu=True, bf16_supported=True, compute_capability=9, fp16=True, tf32=None).bf16 is False
+
+
+def test_bf16_alone_is_a_switch_and_unset_is_decided_here() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU bf16 is used as asked; this checks the CPU's choice and fallback")
+    assert RunConfig.from_args(["--output-dir", "x", "--bf16"]).training.precision_fallback == "bf16"
+    assert RunConfig.from_args(["--output-dir", "x", "--bf16", "false"]).training.precision_reason is None
+    unset = RunConfig.from_args(["--output-dir", "x"]).training
+    assert unset.bf16 is False and unset.precision_reason.startswith("fp32: no GPU")

@@ -488,3 +488,11 @@ def test_the_record_counts_the_training_batches_and_splits_the_loop_time(sentime
     assert cost.steps_s + cost.evaluation_s + cost.checkpoint_s == pytest.approx(record.train_runtime_s, abs=1e-3)
     saved = _read_json(sentiment_run["out"] / "metrics.json")["training_cost"]
     assert saved["real_tokens"] == cost.real_tokens and saved["steps_s"] == cost.steps_s
+
+
+def test_the_precision_left_unset_is_recorded_with_its_reason(sentiment_run: dict[str, Any]) -> None:
+    precision = sentiment_run["result"].record.precision
+    if torch.cuda.is_available():
+        assert precision.used == "bf16" and precision.reason.startswith("bf16 mixed precision")
+    else:
+        assert (precision.used, precision.reason) == ("fp32", "fp32: no GPU (bf16 is far slower on a CPU)")
