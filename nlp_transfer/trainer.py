@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
 from torch.utils.data import Sampler
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback
@@ -47,7 +48,8 @@ class TransferTrainer(Trainer):
         self.param_groups = param_groups
         self.loss_weights = loss_weights
         self.cost = TrainingCost()
-        """This process's training batches, and the loop's time in evaluations and checkpoint saves."""
+        """The loop's time in evaluations and checkpoint saves (the batches' counts come from `batches`)."""
+        self.batches = BatchCounts()
         # Sequence-classification heads compute a per-batch mean loss and never use num_items_in_batch, yet
         # their forward takes **kwargs, so Trainer believes they normalise over the accumulated batch and
         # skips dividing by the accumulation steps: with accumulation N the update would be N times too large.
@@ -82,13 +84,8 @@ class TransferTrainer(Trainer):
         return True
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        mask = inputs.get("attention_mask")
-        if mask is not None:
-            lengths = mask.sum(dim=1).tolist()
-            self.cost.sequences += len(lengths)
-            self.cost.real_tokens += int(sum(lengths))
-            self.cost.padded_tokens += int(mask.numel())
-            self.cost.flops += training_flops(self.model, TokenCounts.of(lengths)).total
+        if inputs.get("attention_mask") is not None:
+            self.batches.add(self.model, inputs["attention_mask"])
         return super().training_step(model, inputs, num_items_in_batch)
 
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
@@ -125,6 +122,8 @@ class TransferTrainer(Trainer):
         processes shard the rows in order, and gather them back in that order)."""
         if self.args.world_size > 1 or not isinstance(dataset, Dataset) or "input_ids" not in dataset.column_names:
             return None
+        if self.args.dataloader_drop_last or not self.args.eval_do_concat_batches:
+            return None  # fewer rows than the dataset, or predictions per batch: nothing to put back row by row
         return longest_first([len(ids) for ids in column_values(dataset, "input_ids")])
 
     def create_optimizer(self, model=None):
@@ -133,6 +132,45 @@ class TransferTrainer(Trainer):
         optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
         self.optimizer = optimizer_cls(self.param_groups, **optimizer_kwargs)
         return self.optimizer
+
+
+class BatchCounts:
+    """This process's training batches: sequences, real and padded tokens, and their FLOPs.
+
+    Kept as tensors on the batches' device, so counting never makes the CPU wait for the GPU, and grouped by
+    which parameters trained (gradual unfreezing changes the FLOPs of a token). FLOPs are linear in tokens,
+    sequences and squared lengths (nlp_transfer.flops), so each state's three rates are computed once.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[bool, ...], dict[str, Any]] = {}
+
+    def add(self, model: Any, mask: torch.Tensor) -> None:
+        key = tuple(parameter.requires_grad for parameter in model.parameters())
+        if key not in self.states:
+            self.states[key] = {"rates": _flop_rates(model), "sequences": 0, "padded": 0, "sums": 0}
+        state = self.states[key]
+        lengths = mask.sum(dim=1)
+        state["sequences"] += mask.shape[0]
+        state["padded"] += mask.numel()
+        state["sums"] = state["sums"] + torch.stack([lengths.sum(), (lengths * lengths).sum()])
+
+    def totals(self) -> dict[str, float]:
+        """{sequences, real_tokens, padded_tokens, flops} over every batch so far (reads the device once)."""
+        totals = {"sequences": 0, "real_tokens": 0, "padded_tokens": 0, "flops": 0.0}
+        for state in self.states.values():
+            tokens, squared = (int(value) for value in state["sums"].tolist())
+            per_sequence, per_token, per_squared = state["rates"]
+            totals["sequences"] += state["sequences"]
+            totals["real_tokens"] += tokens
+            totals["padded_tokens"] += state["padded"]
+            totals["flops"] += per_sequence * state["sequences"] + per_token * tokens + per_squared * squared
+        return totals
+
+
+def _flop_rates(model: Any) -> tuple[float, float, float]:
+    """FLOPs of a training step per sequence, per real token and per squared length, as the model trains now."""
+    return tuple(training_flops(model, TokenCounts(*unit)).total for unit in ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
 
 
 class InOrder(Sampler[int]):

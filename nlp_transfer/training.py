@@ -307,7 +307,7 @@ def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel
 
 def _training_cost(trained: TrainedModel) -> TrainingCost:
     """The trainer's counts, with the time left for the training steps once evaluations and saves are out."""
-    cost = dataclasses.replace(trained.trainer.cost)
+    cost = dataclasses.replace(trained.trainer.cost, **trained.trainer.batches.totals())
     runtime = trained.train_metrics.get("train_runtime")
     if runtime is not None:
         cost.steps_s = round(max(0.0, runtime - cost.evaluation_s - cost.checkpoint_s), 4)

@@ -71,3 +71,23 @@ def test_lora_layers_pass_gradients_through_their_frozen_weights() -> None:
 def test_inference_is_two_per_weight_and_token() -> None:
     count = inference_flops(tiny_model(), TokenCounts.of(LENGTHS))
     assert count.total == 2 * 2 * LAYER * TOKENS + 2 * ATTENTION + 2 * (POOLER + CLASSIFIER) * SEQUENCES
+
+
+def test_batch_counts_add_each_batch_at_the_flops_of_the_layers_training_then() -> None:
+    import torch
+
+    from nlp_transfer.trainer import BatchCounts
+
+    model = freeze_all_but(tiny_model(), "classifier.")
+    first = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])  # lengths 3 and 5, padded to 5
+    second = torch.tensor([[1, 1, 0, 0]])  # length 2, padded to 4
+    counts = BatchCounts()
+    counts.add(model, first)
+    for parameter in model.bert.encoder.layer[1].parameters():  # gradual unfreezing reaches the top layer
+        parameter.requires_grad = True
+    counts.add(model, second)
+    totals = counts.totals()
+    assert (totals["sequences"], totals["real_tokens"], totals["padded_tokens"]) == (3, 10, 14)
+    probe = training_flops(freeze_all_but(tiny_model(), "classifier."), TokenCounts.of([3, 5])).total
+    top = training_flops(freeze_all_but(tiny_model(), "classifier.", "bert.encoder.layer.1."), TokenCounts.of([2]))
+    assert totals["flops"] == pytest.approx(probe + top.total)

@@ -78,3 +78,16 @@ def test_trainer_predict_batches_longest_first_and_restores_row_order(model_and_
     assert widths == sorted(widths, reverse=True) and len(widths) == 3
     assert output.label_ids.tolist() == LABELS
     np.testing.assert_allclose(output.predictions, _one_by_one(model, tokenizer), atol=1e-5)
+
+
+def test_row_order_is_left_alone_where_it_cannot_be_restored(model_and_tokenizer, tmp_path: Path) -> None:
+    model, tokenizer = model_and_tokenizer
+    encoded = Dataset.from_dict({"labels": LABELS, **tokenizer(TEXTS)})
+    for option in ({"dataloader_drop_last": True}, {"eval_do_concat_batches": False}):
+        args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, **option)
+        assert TransferTrainer(model=model, args=args)._length_order(encoded) is None
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    assert (
+        TransferTrainer(model=model, args=args)._length_order(encoded).tolist()
+        == longest_first([len(ids) for ids in tokenizer(TEXTS)["input_ids"]]).tolist()
+    )
