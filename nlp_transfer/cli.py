@@ -289,6 +289,12 @@ def _compare(argv: list[str]) -> int:
         "--dry-run", action="store_true", help="List the cells (and which are finished) and train nothing."
     )
     parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="Write the tables and plots from the cells finished so far and train nothing (read a long grid "
+        "while it runs, or after a kill).",
+    )
+    parser.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
@@ -302,7 +308,7 @@ def _compare(argv: list[str]) -> int:
         "--cpus-per-cell", type=float, default=1, help="CPUs Ray reserves for each cell (a GPU too when there is one)."
     )
     args = parser.parse_args(argv)
-    from nlp_transfer.experiments import finished_cells, load_grid, run_grid
+    from nlp_transfer.experiments import finished_cells, load_grid, report_grid, run_grid
 
     grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
     if args.dry_run:
@@ -310,6 +316,11 @@ def _compare(argv: list[str]) -> int:
         for cell in grid.cells:
             print(f"{'finished' if cell.key in finished else 'to train':<9} {cell.key}")
         print(f"{len(grid.cells)} cells, {len(finished)} finished, into {grid.folder}")
+        return 0
+    if args.report_only:
+        rows = report_grid(grid)
+        print((grid.folder / "summary.md").read_text(encoding="utf-8"))
+        print(f"Report of {len(rows)} of {len(grid.cells)} cells written to {grid.folder}", file=sys.stderr)
         return 0
     print(f"Grid: {len(grid.cells)} runs into {grid.folder} ({args.backend} backend)", file=sys.stderr)
     outcome = run_grid(

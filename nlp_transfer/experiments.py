@@ -328,15 +328,7 @@ def run_grid(
         raise UserInputError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
     grid.folder.mkdir(parents=True, exist_ok=True)
     (grid.folder / FAILED_FILE).unlink(missing_ok=True)  # lists this run's failures only
-    rows = _finished_rows(grid.folder)
-    fingerprints = {cell.key: cell.fingerprint for cell in grid.cells}
-    stale = sorted({row["cell"] for row in rows if row.get("options") not in (None, fingerprints.get(row["cell"]))})
-    if stale:
-        raise UserInputError(
-            f"{grid.folder / RUNS_FILE} holds results of cells whose options have changed since ({stale[0]}"
-            f"{f' and {len(stale) - 1} more' if len(stale) > 1 else ''}): give the grid a new output_dir, or "
-            "delete those rows to re-run them."
-        )
+    rows = _current_rows(grid)
     done = {row["cell"] for row in rows}
     todo = [cell for cell in grid.cells if cell.key not in done]
     skipped = [cell.key for cell in grid.cells if cell.key in done]
@@ -569,6 +561,31 @@ def scores_of(rows: list[dict[str, Any]]) -> Scores | None:
     metric = metrics[0]
     split = "test" if all(is_finite_number(row.get(f"test_{metric}")) for row in rows) else "eval"
     return Scores(split, metric, bool(rows[0].get("greater_is_better", True)))
+
+
+def report_grid(grid: Grid) -> list[dict[str, Any]]:
+    """Tables and plots from the cells finished so far, training nothing (a long grid can be read while it
+    runs, or after a kill); returns the rows."""
+    keys = {cell.key for cell in grid.cells}
+    rows = [row for row in _current_rows(grid) if row["cell"] in keys]
+    if not rows:
+        raise UserInputError(f"{grid.folder} has no finished cells of this grid yet: nothing to report.")
+    write_report(grid.folder, rows, grid.axis_names, learning_curves(grid.folder, rows))
+    return rows
+
+
+def _current_rows(grid: Grid) -> list[dict[str, Any]]:
+    """The rows of runs.jsonl; refused when a row's cell now has other options (the grid file was edited)."""
+    rows = _finished_rows(grid.folder)
+    fingerprints = {cell.key: cell.fingerprint for cell in grid.cells}
+    stale = sorted({row["cell"] for row in rows if row.get("options") not in (None, fingerprints.get(row["cell"]))})
+    if stale:
+        raise UserInputError(
+            f"{grid.folder / RUNS_FILE} holds results of cells whose options have changed since ({stale[0]}"
+            f"{f' and {len(stale) - 1} more' if len(stale) > 1 else ''}): give the grid a new output_dir, or "
+            "delete those rows to re-run them."
+        )
+    return rows
 
 
 def write_report(

@@ -217,6 +217,25 @@ def test_dry_run_lists_the_cells_and_trains_nothing(tmp_path: Path, capsys: pyte
     assert len((grid.folder / "runs.jsonl").read_text().splitlines()) == 1
 
 
+def test_report_only_tabulates_the_finished_cells_and_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    grid = _grid(tmp_path, train_sizes=[8], seeds=[0, 1, 2])
+    config = tmp_path / "grid.json"
+    config.write_text(json.dumps({"output_dir": str(grid.folder), "train_sizes": [8], "seeds": [0, 1, 2]}))
+    assert main(["compare", "--config", str(config), "--report-only"]) == 2
+    assert "has no finished cells of this grid yet" in " ".join(capsys.readouterr().err.split())
+
+    with pytest.raises(KeyboardInterrupt):  # killed after two of the three seeds
+        run_grid(grid, train=FakeTraining(kill_after=2), progress=False)
+    assert not (grid.folder / "summary.csv").exists()
+    assert main(["compare", "--config", str(config), "--report-only"]) == 0
+    with open(grid.folder / "summary.csv", newline="", encoding="utf-8") as handle:
+        (entry,) = list(csv.DictReader(handle))
+    assert entry["seeds"] == "2" and float(entry["eval_accuracy_mean"]) == pytest.approx(0.05)  # seeds 0, 1
+    assert len((grid.folder / "runs.jsonl").read_text().splitlines()) == 2
+
+
 def test_a_grid_whose_options_changed_refuses_its_old_rows(tmp_path: Path) -> None:
     run_grid(_grid(tmp_path, seeds=[0], num_train_epochs=2), train=FakeTraining(), progress=False)
     changed = _grid(tmp_path, seeds=[0], num_train_epochs=3)
