@@ -364,7 +364,8 @@ def _benchmark(argv: list[str]) -> int:
     parser = _command_parser(
         "benchmark",
         description="Time each strategy's training and prediction on your model and data, side by side with a "
-        "plain Trainer script at transformers' example defaults and with transformers.pipeline, in one run: "
+        "plain Trainer script as transformers' text-classification example runs it, and with transformers.pipeline, "
+        "in one run: "
         "samples/s, real tokens/s, padding, FLOP/s against the machine's measured peak, memory, accuracy.",
         epilog=BENCHMARK_EPILOG,
     )
