@@ -4,7 +4,8 @@ Pure arithmetic on `experiments.aggregate`'s entries and each run's learning cur
 checked by hand. Definitions (also in README.md):
 
 - data-reduction factor of a strategy at size N: the smallest scratch size whose mean reaches the strategy's
-  mean at N, divided by N; "more than X" (X = the largest scratch size / N) when no scratch size gets there.
+  mean at N, divided by N; "more than X" (X = the largest scratch size / N) when no scratch size gets there;
+  "unknown" when that largest size is below N (scratch never had as much data).
 - steps to target: per run, the first optimizer step at which the validation primary metric reaches the target
   (the best final mean among the strategies at that size and axes, less (1 - TARGET_FRACTION) x its absolute
   value; plus, for a lower-is-better metric); the mean over the seeds that reached it. Iteration reduction =
@@ -75,10 +76,13 @@ def data_reduction(summary: list[dict[str, Any]], scores: Scores, axis_names: li
         if entry["strategy"] == BASELINE or not baseline or not size or mean is None:
             continue
         reached = [scratch_size for scratch_size, value in baseline if scores.reaches(value, mean)]
+        largest = baseline[-1][0]
         if reached:
             factors[index] = f"{reached[0] / size:.3g}x"
+        elif largest < size:  # a bound below 1x says nothing: scratch was not given as much data
+            factors[index] = f"unknown (scratch ran up to {largest:g} rows)"
         else:
-            factors[index] = f"more than {baseline[-1][0] / size:.3g}x"
+            factors[index] = f"more than {largest / size:.3g}x"
     return factors
 
 

@@ -39,6 +39,9 @@ def test_data_reduction_is_the_smallest_scratch_size_reaching_transfer_divided_b
     # full at 16 (0.70): scratch first reaches it at 256 -> 16x; full at 64 (0.80): at 1024 -> 16x;
     # full at 256 (0.95): scratch never does within the grid; its largest size is 1024 -> "more than 4x".
     assert factors == {0: "16x", 1: "16x", 2: "more than 4x"}
+    # full at 2048, beyond scratch's largest size, unreached: no bound worth a number.
+    beyond = data_reduction([*SUMMARY, _entry("full", 2048, 0.97)], ACCURACY, [])
+    assert beyond[7] == "unknown (scratch ran up to 1024 rows)"
 
 
 def test_data_reduction_needs_scratch_and_reads_lower_is_better_metrics() -> None:
