@@ -110,8 +110,10 @@ def apply_recipe(
     if args.num_train_epochs is None and args.max_steps <= 0:
         _choose_epochs(args, train_rows, recipe)
     elif args.num_train_epochs is None:
-        # Trainer ignores the epochs under max_steps but still compares them with 0 (a None fails there).
-        args.num_train_epochs = float(DEFAULT_EPOCHS)
+        # Trainer ignores the epochs under max_steps but still compares them with 0 (a None fails there); the
+        # passes max_steps makes over the data are what the record should say.
+        steps_per_epoch = max(1, math.ceil(train_rows / effective_batch_size(args).total))
+        args.num_train_epochs = float(math.ceil(args.max_steps / steps_per_epoch))
     return recipe
 
 
