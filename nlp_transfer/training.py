@@ -363,6 +363,17 @@ def finish(plan: RunPlan, record: RunRecord, is_main: bool) -> FineTuneResult:
     """Report where the classifier went and push it when asked (main process only)."""
     result = FineTuneResult(output_dir=plan.target, record=record, is_main_process=is_main)
     if is_main:
+        cost = record.training_cost
+        if cost is not None and cost.steps_s is not None and record.train_runtime_s:
+            logger.info(
+                "Training loop %.0f s: steps %.0f s, %d evaluations %.0f s, %d checkpoint saves %.0f s",
+                record.train_runtime_s,
+                cost.steps_s,
+                cost.evaluations,
+                cost.evaluation_s,
+                cost.checkpoints,
+                cost.checkpoint_s,
+            )
         value = record.primary_value("eval")
         logger.info(
             "Saved the classifier to %s (%s %s on validation)",

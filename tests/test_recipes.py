@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -132,10 +133,17 @@ def test_max_steps_is_a_given_length() -> None:
 
 
 def test_a_run_with_max_steps_and_no_epochs_trains_that_many_steps(
-    tiny_checkpoint: Path, sentiment_files: dict[str, Path], tmp_path: Path
+    tiny_checkpoint: Path, sentiment_files: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="nlp_transfer")
     options = _tiny_run(tiny_checkpoint, sentiment_files, tmp_path, max_steps=3)
-    assert fine_tune(RunConfig.from_dict(options)).record.optimizer_steps == 3
+    record = fine_tune(RunConfig.from_dict(options)).record
+    assert record.optimizer_steps == 3
+    cost = record.training_cost
+    assert (
+        f"Training loop {record.train_runtime_s:.0f} s: steps {cost.steps_s:.0f} s, {cost.evaluations} evaluations "
+        f"{cost.evaluation_s:.0f} s, {cost.checkpoints} checkpoint saves {cost.checkpoint_s:.0f} s"
+    ) in caplog.text
 
 
 def test_given_early_stopping_and_cadence_are_kept() -> None:
