@@ -40,6 +40,7 @@ from nlp_transfer.config import DataArguments
 from nlp_transfer.data import column_values, demo_data_files, load_data
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.flops import TokenCounts, training_flops
+from nlp_transfer.record import TrainingCost
 from nlp_transfer.tables import markdown_table
 from nlp_transfer.tasks import SINGLE_LABEL
 
@@ -304,13 +305,13 @@ def peer_row(outcome: dict[str, Any], peak: float) -> dict[str, Any]:
     }
 
 
-def _rounded(value: float | None) -> float | None:
-    return round(value, 4) if value is not None else None
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    return round(value, digits) if value is not None else None
 
 
 def _share(cost: dict[str, Any]) -> float | None:
-    padded = cost.get("padded_tokens")
-    return round(1 - cost.get("real_tokens", 0) / padded, 3) if padded else None
+    share = TrainingCost(real_tokens=cost.get("real_tokens", 0), padded_tokens=cost.get("padded_tokens", 0))
+    return _rounded(share.padding_share, 3)
 
 
 def with_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
