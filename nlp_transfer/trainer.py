@@ -234,6 +234,11 @@ def run_arguments(given: TransferTrainingArguments, staging: Path) -> TransferTr
     # The package pushes the finished folder itself (one commit, no checkpoints); Trainer's own push would
     # upload every checkpoint as it is saved.
     args.push_to_hub = False
+    # Trainer pickles its arguments into every checkpoint (training_args.bin), which a kill leaves behind: the
+    # run's copy holds no token. The push uses the token of the caller's config, after training.
+    args.hub_token = None
+    # A resumed run continues early stopping where it was (Trainer restores callback states only when asked).
+    args.restore_callback_states_from_checkpoint = True
     return args
 
 
