@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -41,7 +42,9 @@ class GradualUnfreezeCallback(TrainerCallback):
 
     def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         if self.every_steps is None:
-            self._set_stage(int(round(state.epoch or 0)), state.global_step)
+            # floor, not round: a run resumed mid-epoch begins its epoch at a fractional state.epoch (2.6 is
+            # epoch 2); the tolerance keeps an epoch start counted as 1.9999999 at 2.
+            self._set_stage(math.floor((state.epoch or 0) + 1e-6), state.global_step)
 
     def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         if self.every_steps is not None:

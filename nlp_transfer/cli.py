@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.outputs import write_text_whole
+from nlp_transfer.resume import TrainingInterrupted
 from nlp_transfer.tables import metrics_table
 from nlp_transfer.version import __version__
 
@@ -513,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
             textwrap.fill(f"error: {error}", width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr
         )
         return error.exit_code
+    except TrainingInterrupted as stopped:
+        print(textwrap.fill(str(stopped), width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt:
         print("Interrupted; no output folder was written.", file=sys.stderr)
         return 130

@@ -466,11 +466,30 @@ class TransferTrainingArguments(TrainingArguments):
     save_strategy: str = field(default="epoch", metadata={"help": "When to checkpoint: no, steps, epoch, best."})
     logging_steps: float = field(default=25, metadata={"help": "Log the training loss every N steps."})
     save_total_limit: int | None = field(
-        default=1, metadata={"help": "Checkpoints kept during training (the best one is always kept)."}
+        default=2,
+        metadata={
+            "help": "Checkpoints kept during training: default 2, the best and the latest (what --resume continues "
+            "from; with 1, Trainer deletes the latest when training stops). All are removed when the run finishes."
+        },
     )
     save_only_model: bool = field(
-        default=True,
-        metadata={"help": "Checkpoints hold only the model, not optimizer state (they are removed at the end)."},
+        default=False,
+        metadata={
+            "help": "Checkpoints without optimizer, scheduler and random state: smaller, but --resume cannot "
+            "continue from them. Default off (checkpoints are removed when the run finishes)."
+        },
+    )
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "Continue an interrupted run (killed, or stopped by SIGTERM / Ctrl-C) from its latest "
+            "checkpoint: the same command plus --resume. It ends with the metrics of an uninterrupted run with "
+            "the same seed. Without a checkpoint to continue from, training starts at step 0 (said in the log)."
+        },
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={"help": "Continue from this checkpoint-N folder instead of the latest one --resume finds."},
     )
     load_best_model_at_end: bool = field(
         default=True, metadata={"help": "Keep the best checkpoint by --metric-for-best-model, not the last."}

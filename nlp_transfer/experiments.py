@@ -53,9 +53,9 @@ DEFAULT_SPLIT_SEED = 42
 RUNS_FILE = "runs.jsonl"
 FAILED_FILE = "failed.jsonl"
 BACKENDS = ("local", "ray")
-CELL_OPTIONS = ("strategy", "max_train_samples", "train_sample", "split_seed", "seed", "output_dir")
+CELL_OPTIONS = ("strategy", "max_train_samples", "train_sample", "split_seed", "seed", "output_dir", "resume")
 """Options each cell sets itself; a grid file that names them outside its axes is refused."""
-NOT_IN_GRIDS = ("push_to_hub", "hub_model_id")
+NOT_IN_GRIDS = ("push_to_hub", "hub_model_id", "resume_from_checkpoint")
 """Options that make no sense for many runs at once (every cell would push to one repository)."""
 AUTO_METRIC = "auto"
 # TrainingArguments options that take a list although argparse sees a str: a list is their value, not an axis.
@@ -448,6 +448,9 @@ def _run_cell(grid: Grid, cell: GridCell, train: Callable[[RunConfig], Any]) -> 
     folder = grid.folder / "cells" / cell.key
     run_folder = folder / "run"
     config = RunConfig.from_dict({**cell.options, "output_dir": str(run_folder)})
+    # A cell killed mid-training continues from its last checkpoint (not an option: it would change the
+    # cell's fingerprint, and a cell is the same experiment whether or not it was interrupted).
+    config.training.resume = True
     started = time.perf_counter()
     train(config)
     record = RunRecord.load(run_folder)

@@ -30,6 +30,7 @@ ABSENT_WHEN_NONE = (
     "pooling",
     "recipe",
     "optimizer_steps",
+    "resumed_from_step",
     "learning_curve",
     "training_cost",
 )
@@ -129,6 +130,9 @@ class RunRecord:
     train_samples_per_second: float | None = None
     epochs: float | None = None
     optimizer_steps: int | None = None
+    resumed_from_step: int | None = None
+    """Set when the run continued an interrupted one: train_runtime_s, samples per second and training_cost
+    then cover only the steps after it."""
     base_model: str | None = None
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     labels: list[str] = field(default_factory=list)

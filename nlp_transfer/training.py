@@ -57,6 +57,15 @@ from nlp_transfer.outputs import (
 from nlp_transfer.push import push_folder, resolve_token
 from nlp_transfer.recipes import Recipe, apply_recipe, effective_batch_size
 from nlp_transfer.record import HubDataset, RunRecord, TrainingCost
+from nlp_transfer.resume import (
+    ResumePoint,
+    StopOnSignal,
+    TrainingInterrupted,
+    interrupted_message,
+    latest_checkpoint,
+    resolve_resume,
+    stop_on_signals,
+)
 from nlp_transfer.saving import save_model
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.strategies import PreparedModel, StrategyContext, TransferStrategy, count_parameters, get_strategy
@@ -112,6 +121,8 @@ class RunPlan:
     checkpoint: Checkpoint
     args: TransferTrainingArguments
     """The run's own copy of the training arguments (learning rate resolved, output into staging)."""
+    resume_from: ResumePoint | None = None
+    """The checkpoint of an interrupted run this one continues from (--resume, --resume-from-checkpoint)."""
 
 
 @dataclass
@@ -167,14 +178,25 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
 def plan_run(config: RunConfig) -> RunPlan:
     """Everything that needs no data and no weights, so that a bad option costs nothing."""
     config.validate()
-    target = check_output_dir(config.training.given_output_dir, config.training.overwrite_output_dir)
+    given = config.training
+    if given.resume and given.given_output_dir and not given.overwrite_output_dir:
+        finished = Path(given.given_output_dir).expanduser()
+        if finished.is_dir() and any(finished.iterdir()):
+            raise UserInputError(
+                f"--resume: {finished} already holds a finished run, so there is nothing to resume. Choose a new "
+                "--output-dir, or add --overwrite-output-dir to train again (the old folder is replaced at the end)."
+            )
+    target = check_output_dir(given.given_output_dir, given.overwrite_output_dir)
     strategy = get_strategy(config.strategy.strategy)
     if config.training.push_to_hub:
         resolve_token(config.training.hub_token)  # fail before training, not after it
     checkpoint = resolve_checkpoint(config.model.model, config.model.revision, config.model.trust_remote_code)
     logger.info("Checkpoint: %s (%s)", checkpoint.hub_id or checkpoint.source, checkpoint.source)
     args = run_arguments(config.training, staging_path(target))
-    return RunPlan(config, target, strategy, checkpoint, args)
+    resume_from = resolve_resume(given.resume, given.resume_from_checkpoint, staging_path(target), args.save_only_model)
+    if resume_from is not None:
+        logger.info("Resuming from %s", resume_from.checkpoint)
+    return RunPlan(config, target, strategy, checkpoint, args, resume_from)
 
 
 def read_data(plan: RunPlan) -> RunData:
@@ -301,7 +323,13 @@ def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel
         run_data.loss_weights,
         [run_model.unfreeze] if run_model.unfreeze is not None else [],
     )
-    output = trainer.train()
+    stop = StopOnSignal()
+    trainer.add_callback(stop)
+    resume_from = str(plan.resume_from.checkpoint) if plan.resume_from is not None else None
+    with stop_on_signals(stop):
+        output = trainer.train(resume_from_checkpoint=resume_from)
+    if stop.requested is not None:
+        raise TrainingInterrupted(interrupted_message(stop, latest_checkpoint(Path(args.output_dir))), stop.requested)
     return TrainedModel(trainer, output.metrics)
 
 
@@ -398,15 +426,29 @@ def _staged(plan: RunPlan) -> Iterator[tuple[Path, bool]]:
     args = plan.args
     state = args.distributed_state if args.device is not None else None
     is_main = state is None or state.is_main_process
-    staging = staging_dir(plan.target) if is_main else staging_path(plan.target)
+    staging = staging_path(plan.target)
+    if is_main:
+        resuming_here = plan.resume_from is not None and plan.resume_from.in_staging
+        staging = staging if resuming_here else staging_dir(plan.target)
     try:
         yield staging, is_main
         if state is not None:
             state.wait_for_everyone()
     except BaseException:
         if is_main:
-            discard(staging)
+            kept = latest_checkpoint(staging)
+            if kept is None:
+                discard(staging)
+            else:  # hours of training are not thrown away for a failure --resume can get past
+                logger.warning("The checkpoint %s is kept: continue with the same command plus --resume.", kept)
         raise
+
+
+def _checkpoint_steps(resume_from: ResumePoint | None) -> int | None:
+    if resume_from is None:
+        return None
+    suffix = resume_from.checkpoint.name.rpartition("-")[2]
+    return int(suffix) if suffix.isdigit() else None
 
 
 def build_record(
@@ -439,6 +481,7 @@ def build_record(
         train_samples_per_second=trained.train_metrics.get("train_samples_per_second"),
         epochs=trained.train_metrics.get("epoch", args.num_train_epochs),
         optimizer_steps=trained.trainer.state.global_step,
+        resumed_from_step=_checkpoint_steps(plan.resume_from),
         base_model=plan.checkpoint.hub_id or plan.checkpoint.source,
         hyperparameters=hyperparameters(args),
         labels=data.schema.names,

@@ -111,7 +111,9 @@ def test_defaults() -> None:
     assert training.load_best_model_at_end is True
     assert training.per_device_eval_batch_size == 64
     assert training.weight_decay == pytest.approx(0.01)
-    assert training.save_total_limit == 1
+    assert training.save_total_limit == 2  # the best and the latest checkpoint: what --resume needs
+    assert training.save_only_model is False  # optimizer and random state too, or a resumed run would differ
+    assert training.resume is False
     assert training.early_stopping_patience is None
     assert config.model.model == "minilm"
     assert config.strategy.strategy == "full"

@@ -162,10 +162,12 @@ class FakeTraining:
 
     def __init__(self, fail_seed: int | None = None, kill_after: int | None = None) -> None:
         self.calls: list[int] = []
+        self.resumed: list[bool] = []
         self.fail_seed, self.kill_after = fail_seed, kill_after
 
     def __call__(self, config: RunConfig) -> None:
         seed = config.training.seed
+        self.resumed.append(config.training.resume)
         if self.kill_after is not None and len(self.calls) == self.kill_after:
             raise KeyboardInterrupt
         self.calls.append(seed)
@@ -201,6 +203,10 @@ def test_a_killed_grid_resumes_without_retraining_finished_cells(tmp_path: Path)
 
     third = FakeTraining()
     assert run_grid(grid, train=third, progress=False).trained == [] and third.calls == []
+    # A cell killed mid-training continues from its own last checkpoint (fine_tune's --resume), yet the option
+    # is not part of the cell: its fingerprint, and so the resume check, stay as they were.
+    assert again.resumed == [True, True]
+    assert all("resume" not in cell.options for cell in grid.cells)
 
 
 def test_dry_run_lists_the_cells_and_trains_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
         "callbacks",
         "heads",
         "head_init",
+        "resume",
     },
     {"data", "checkpoints", "optim", "class_weights", "recipes"},
     {

@@ -505,6 +505,16 @@ def test_gradual_unfreezing_by_epoch(tmp_path: Path) -> None:
     assert callback.history == [(0, 1), (3, 2), (30, 5)]
 
 
+def test_gradual_unfreezing_resumed_mid_epoch_takes_the_stage_of_that_epoch(tmp_path: Path) -> None:
+    units = prepare(tiny_model("bert"), "full", gradual_unfreeze=True).unfreeze_units
+    callback = GradualUnfreezeCallback(units)
+    callback_call(callback, "on_train_begin", tmp_path, step=17, epoch=2.6)  # --resume at step 17 of epoch 2
+    callback_call(callback, "on_epoch_begin", tmp_path, step=17, epoch=2.6)
+    assert trainable_units(units) == [True, True, True, False, False]  # epoch 2's stage, not round(2.6) = 3
+    callback_call(callback, "on_epoch_begin", tmp_path, step=18, epoch=2.9999999)  # float sum at epoch 3's start
+    assert trainable_units(units) == [True, True, True, True, False]
+
+
 def test_gradual_unfreezing_every_n_steps(tmp_path: Path) -> None:
     prepared = prepare(tiny_model("bert"), "full", gradual_unfreeze=True, unfreeze_every_steps=5)
     assert prepared.settings["unfreeze_every_steps"] == 5

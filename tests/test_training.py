@@ -299,6 +299,35 @@ def test_leftover_staging_folder_of_a_killed_run_is_cleared(
     assert _hidden_entries(tmp_path) == []
 
 
+def test_a_failure_after_a_checkpoint_keeps_it_and_resume_gets_past_it(
+    tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(training_module, "evaluate", lambda *args: (_ for _ in ()).throw(RuntimeError("disk full")))
+        with pytest.raises(RuntimeError, match="disk full"):
+            _run(tiny_checkpoint, sentiment_files, out, num_train_epochs=2)
+    assert not out.exists()
+    kept = sorted(p.name for p in (tmp_path / ".out.incomplete").iterdir() if p.name.startswith("checkpoint-"))
+    assert kept, "training had finished: its checkpoints must survive a failure --resume can get past"
+
+    result = _run(tiny_checkpoint, sentiment_files, out, num_train_epochs=2, resume=True)
+
+    assert result.record.resumed_from_step == result.record.optimizer_steps  # nothing left to train
+    assert sorted(p.name for p in out.iterdir()) == sorted(PUBLISHED_FILES)
+    assert _hidden_entries(tmp_path) == []
+
+
+def test_resume_refuses_a_folder_that_holds_a_finished_run(
+    tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(UserInputError, match="already holds a finished run, so there is nothing to resume"):
+        _run(tiny_checkpoint, sentiment_files, out, resume=True)
+
+
 # --------------------------------------------------------------------------------- the three tasks
 
 
