@@ -68,7 +68,8 @@ def is_resumable(checkpoint: Path) -> bool:
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    """The resumable checkpoint with the most steps in `folder`; checkpoints cut by a kill are removed."""
+    """The resumable checkpoint with the most steps in `folder`; the others (cut by a kill, or without optimizer
+    state) are removed, so that Trainer's rotation of checkpoints never counts them."""
     if not folder.is_dir():
         return None
     found = sorted(
@@ -79,7 +80,11 @@ def latest_checkpoint(folder: Path) -> Path | None:
         if is_resumable(checkpoint):
             latest = checkpoint
         else:
-            logger.warning("Removing %s: it was cut off while being written.", checkpoint)
+            logger.warning(
+                "Removing %s: it cannot be resumed from (cut off while being written, or saved without optimizer "
+                "state by --save-only-model).",
+                checkpoint,
+            )
             shutil.rmtree(checkpoint, ignore_errors=True)
     return latest
 
