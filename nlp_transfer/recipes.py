@@ -10,7 +10,8 @@ Two measured facts drive them (BENCHMARKS.md, "Few labels"):
 - Few examples need enough optimizer updates (Mosbach et al. 2021; Zhang et al. 2021): 16 labels at batch
   8 and 5 epochs are 10 updates. Below `MIN_OPTIMIZER_STEPS` the epochs are raised until it is reached;
   then evaluations are spread to about `EVALUATIONS` over the run, the best one is kept, and early stopping
-  ends a run that stopped improving.
+  ends a run that stopped improving (not a from-scratch run: its plateau at the majority class comes before
+  it learns, and the baseline must not be cut short there).
 
 Every decision is returned with its reason; training logs them and `metrics.json` records them (`recipe`).
 An option the user gave is never changed.
@@ -39,6 +40,8 @@ EVALUATIONS = 10
 """Evaluations over a run whose epochs were raised (each is also a checkpoint of the best model)."""
 EARLY_STOPPING_PATIENCE = 4
 """Evaluations without improvement before a raised run stops."""
+NOT_EARLY_STOPPED = "scratch"
+"""The baseline runs its raised epochs to the end (see `_choose_epochs`)."""
 # Strategies whose pretrained weights train in full at the strategy's rate.
 SIZE_SCALED_STRATEGIES = ("full", "hybrid", "freeze")
 
@@ -108,7 +111,7 @@ def apply_recipe(
         args.learning_rate = decision.value
         recipe.decisions["learning_rate"] = decision
     if args.num_train_epochs is None and args.max_steps <= 0:
-        _choose_epochs(args, train_rows, recipe)
+        _choose_epochs(args, train_rows, recipe, strategy)
     elif args.num_train_epochs is None:
         # Trainer ignores the epochs under max_steps but still compares them with 0 (a None fails there); the
         # passes max_steps makes over the data are what the record should say.
@@ -117,7 +120,7 @@ def apply_recipe(
     return recipe
 
 
-def _choose_epochs(args: TransferTrainingArguments, train_rows: int, recipe: Recipe) -> None:
+def _choose_epochs(args: TransferTrainingArguments, train_rows: int, recipe: Recipe, strategy: str) -> None:
     batch = effective_batch_size(args).total
     steps_per_epoch = max(1, math.ceil(train_rows / batch))
     if steps_per_epoch * DEFAULT_EPOCHS >= MIN_OPTIMIZER_STEPS:
@@ -137,7 +140,14 @@ def _choose_epochs(args: TransferTrainingArguments, train_rows: int, recipe: Rec
         f"stably; raised to {epochs * steps_per_epoch} (at least {MIN_OPTIMIZER_STEPS}, at most {MAX_EPOCHS} epochs)",
     )
     _spread_evaluations(args, epochs, steps_per_epoch, recipe)
-    if args.early_stopping_patience is None and _evaluates(args):
+    if args.early_stopping_patience is None and _evaluates(args) and strategy == NOT_EARLY_STOPPED:
+        recipe.decisions["early_stopping_patience"] = Decision(
+            None,
+            "none for scratch: a model from random weights often predicts the majority class for several "
+            "evaluations before it starts to learn, and stopping there would understate what training from "
+            "scratch reaches (the best evaluation is still kept)",
+        )
+    elif args.early_stopping_patience is None and _evaluates(args):
         args.early_stopping_patience = EARLY_STOPPING_PATIENCE
         recipe.decisions["early_stopping_patience"] = Decision(
             EARLY_STOPPING_PATIENCE,

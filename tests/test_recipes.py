@@ -83,6 +83,17 @@ def test_a_small_training_set_gets_enough_optimizer_steps() -> None:
     assert "8 optimizer steps per epoch" in decisions["num_train_epochs"]["reason"]
 
 
+def test_scratch_gets_raised_epochs_but_no_early_stopping() -> None:
+    # scratch_n1000_s0 of the SST-2 grid sat at the majority class for 5 evaluations, and early stopping ended
+    # it there at 0.509 accuracy: the baseline would have made transfer look better than it is.
+    args = training_args(per_device_train_batch_size=32)
+    recipe = apply_recipe(args, "scratch", 5e-4, 384, StrategyArguments(strategy="scratch"), train_rows=1000)
+    assert args.num_train_epochs == 7  # 32 steps per epoch: raised to reach 200 steps, as for every strategy
+    assert args.early_stopping_patience is None
+    decision = recipe.to_dict()["early_stopping_patience"]
+    assert decision["value"] is None and "majority class" in decision["reason"]
+
+
 def test_a_tiny_training_set_stops_at_the_epoch_cap() -> None:
     args = training_args()
     apply_recipe(args, "full", 2e-5, 384, StrategyArguments(), train_rows=3)
