@@ -95,18 +95,26 @@ def quality(output: Path) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_checkpoint: Path, data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("uninterrupted") / "run"
-    done = run(train_command(tiny_checkpoint, data, output))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return output
+def uninterrupted(tiny_checkpoint: Path, data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """The output folder of an uninterrupted run per strategy, trained once for the module."""
+    outputs: dict[str, Path] = {}
+
+    def output_of(strategy: str) -> Path:
+        if strategy not in outputs:
+            output = tmp_path_factory.mktemp(f"uninterrupted-{strategy}") / "run"
+            done = run(train_command(tiny_checkpoint, data, output, "--strategy", strategy))
+            assert done.returncode == 0, done.stderr[-3000:]
+            outputs[strategy] = output
+        return outputs[strategy]
+
+    return output_of
 
 
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
-    tiny_checkpoint: Path, data: dict[str, Path], uninterrupted: Path, tmp_path: Path
+    tiny_checkpoint: Path, data: dict[str, Path], uninterrupted, tmp_path: Path
 ) -> None:
     output = tmp_path / "run"
-    command = train_command(tiny_checkpoint, data, output, "--hub-token", SENTINEL)
+    command = train_command(tiny_checkpoint, data, output, "--strategy", "full", "--hub-token", SENTINEL)
     killed = start_and_stop(command, staging_path(output), signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     assert not output.exists()
@@ -120,17 +128,18 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
     assert f"Resuming from {kept}" in resumed.stderr
     record = json.loads((output / METRICS_FILE).read_text())
     assert record["resumed_from_step"] >= int(kept.name.split("-")[1])
-    assert quality(output) == pytest.approx(quality(uninterrupted), rel=1e-9, abs=1e-12)
+    assert quality(output) == pytest.approx(quality(uninterrupted("full")), rel=1e-9, abs=1e-12)
     assert not staging_path(output).exists()
     assert_no_sentinel(output, killed.stderr, resumed.stderr)
     assert not any(path.name.startswith("checkpoint-") for path in output.iterdir())
 
 
+@pytest.mark.parametrize("strategy", ["full", "lora"])  # lora: Trainer reloads the adapter, not the model
 def test_sigterm_saves_a_checkpoint_says_how_to_resume_and_resume_finishes_the_run(
-    tiny_checkpoint: Path, data: dict[str, Path], uninterrupted: Path, tmp_path: Path
+    strategy: str, tiny_checkpoint: Path, data: dict[str, Path], uninterrupted, tmp_path: Path
 ) -> None:
     output = tmp_path / "run"
-    command = train_command(tiny_checkpoint, data, output)
+    command = train_command(tiny_checkpoint, data, output, "--strategy", strategy)
     stopped = start_and_stop(command, staging_path(output), signal.SIGTERM)
 
     assert stopped.returncode == 128 + signal.SIGTERM
@@ -145,7 +154,7 @@ def test_sigterm_saves_a_checkpoint_says_how_to_resume_and_resume_finishes_the_r
 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((output / METRICS_FILE).read_text())["resumed_from_step"] == step
-    assert quality(output) == pytest.approx(quality(uninterrupted), rel=1e-9, abs=1e-12)
+    assert quality(output) == pytest.approx(quality(uninterrupted(strategy)), rel=1e-9, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- finding the checkpoint
