@@ -235,7 +235,10 @@ def _push(argv: list[str]) -> int:
     parser.add_argument("--create-pr", action="store_true", help="Open a pull request instead of committing.")
     parser.add_argument("--commit-message", help="Commit title (default: strategy and primary metric).")
     parser.add_argument(
-        "--dry-run", action="store_true", help="List the files that would be uploaded, with sizes; upload nothing."
+        "--dry-run",
+        action="store_true",
+        help="List the files that would be uploaded, with sizes, and each file left local with the reason; upload "
+        "nothing.",
     )
     args = parser.parse_args(argv)
     from nlp_transfer.push import format_plan, push_folder
@@ -251,7 +254,7 @@ def _push(argv: list[str]) -> int:
     )
     if result.dry_run:
         print(f"Dry run: would upload to {result.repo_id} (branch {result.revision}):")
-        print(format_plan(result.files))
+        print(format_plan(result.files, result.refused))
         return 0
     print(f"Pushed {len(result.files)} files to {result.repo_id}: {result.pr_url or result.url}")
     return 0

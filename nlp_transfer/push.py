@@ -1,13 +1,17 @@
 """Upload a trained output folder to the Hugging Face Hub.
 
-What goes is decided locally first (`upload_plan`): the classifier, its tokenizer, model card, metrics and
-run configuration, never Trainer checkpoints, optimizer state, logs, hidden files or anything named like a
-token. The push then sends exactly that list as one commit (`HfApi.create_commit`), so a failed push leaves
+What goes is decided locally first (`upload_plan`), from an allow-list of the files a finished run folder
+holds: the classifier's weights (safetensors only) and config, its tokenizer, the model card, metrics, run
+configuration and plots, and the `merged/` copy of --merge-lora. Everything else stays local and is named
+with the reason (`UploadPlan.refused`): Trainer checkpoints, logs, keys or credentials someone put there,
+anything named like a token, and every symlink, which is never followed since it can point out of the
+folder. The push then sends exactly that list as one commit (`HfApi.create_commit`), so a failed push leaves
 no files behind. `HfApi.upload_folder` is not used: with hf_xet it splits big or slow uploads into several
 commits, and a failure half-way would leave part of the classifier on the Hub.
 
-The token comes from the caller, `HF_TOKEN` or the saved `hf auth login`; it is passed to the Hub client
-only, never written to a file, logged or put in a message.
+`train --push-to-hub` calls `check_hub_access` before training, so that an offline machine or a bad token
+fails at once rather than after the run. The token comes from the caller, `HF_TOKEN` or the saved
+`hf auth login`; it is passed to the Hub client only, never written to a file, logged or put in a message.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, get_token
+from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.errors import (
     HfHubHTTPError,
     HFValidationError,
@@ -28,15 +32,20 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import filter_repo_objects, validate_repo_id
+from huggingface_hub.utils import validate_repo_id
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.hub import card_for_repository
 from nlp_transfer.outputs import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_WEIGHTS_FILE,
+    CALIBRATION_PNG,
     CARD_FILE,
     CONFIG_FILE,
+    CONFUSION_MATRIX_PNG,
+    MERGED_FOLDER,
+    METRICS_FILE,
+    RUN_CONFIG_FILE,
     SHARDED_INDEX_FILE,
     STAGING_SUFFIX,
     WEIGHTS_FILE,
@@ -48,37 +57,47 @@ from nlp_transfer.version import __version__
 
 logger = logging.getLogger(__name__)
 
-# Globs with huggingface_hub semantics (fnmatch on the posix path relative to the folder, `*` crosses `/`,
-# a trailing `/` means everything below that folder). Each entry has a `*/` twin for nested folders.
-UPLOAD_IGNORE_PATTERNS: tuple[str, ...] = (
-    # Trainer state: checkpoints, optimizer and scheduler state, RNG state, the pickled arguments
-    # (training_args.bin can hold a Hub token), TensorBoard event files and logs.
-    "checkpoint-*/",
-    "*/checkpoint-*/",
-    "optimizer.pt",
-    "*/optimizer.pt",
-    "scheduler.pt",
-    "*/scheduler.pt",
-    "rng_state*.pth",
-    "*/rng_state*.pth",
-    "trainer_state.json",
-    "*/trainer_state.json",
-    "training_args.bin",
-    "*/training_args.bin",
-    "runs/",
-    "*/runs/",
-    "*.log",
-    # Hidden files and folders: .cache, .git, .env, a `.NAME.incomplete` staging folder.
-    ".*",
-    "*/.*",
-    # Names that suggest a token: `token`, `hf_token.txt`, `token.json`, `stored_tokens`. "token" followed by
-    # `i` or `s` is left alone so tokenizer.json, tokenizer_config.json, special_tokens_map.json and
-    # added_tokens.json still go; `upload_plan` also drops other token names, in any case (HF_TOKEN.txt,
-    # my_tokens.json), which globs cannot tell apart from the tokenizer files.
-    "*token",
-    "*token[!is]*",
-    "*tokens",
+# The allow-list: the files a finished run folder holds, by name. transformers writes the weights, config,
+# generation config and tokenizer (which tokenizer files depends on the model: WordPiece, BPE, sentencepiece);
+# peft the adapter; this package the card, the records and the plots. The same names go from `merged/`.
+TOKENIZER_FILES: tuple[str, ...] = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
 )
+PUBLISHED_FILES: frozenset[str] = frozenset(
+    {
+        CONFIG_FILE,
+        WEIGHTS_FILE,
+        SHARDED_INDEX_FILE,
+        ADAPTER_CONFIG_FILE,
+        ADAPTER_WEIGHTS_FILE,
+        "generation_config.json",
+        *TOKENIZER_FILES,
+        CARD_FILE,
+        METRICS_FILE,
+        RUN_CONFIG_FILE,
+        CONFUSION_MATRIX_PNG,
+        CALIBRATION_PNG,
+    }
+)
+# Names that vary: the shards of sharded weights, and sentencepiece models (spiece.model, spm.model,
+# sentencepiece.bpe.model, tokenizer.model).
+PUBLISHED_NAME_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"model-\d+-of-\d+\.safetensors"),
+    re.compile(r"[\w.-]+\.model"),
+)
+
+# Why a path stays local, as `--dry-run` shows it.
+REFUSED_SYMLINK = "a symlink: never followed, since it can point outside the folder"
+REFUSED_TOKEN = "its name suggests a token"
+REFUSED_FILE = "not a file nlp-transfer writes"
+REFUSED_FOLDER = f"not a folder nlp-transfer writes (only {MERGED_FOLDER}/ goes up)"
+REFUSED_SPECIAL = "not a regular file"
 
 DEFAULT_BRANCH = "main"
 # Tokenizer files whose names contain "token"; anything else naming a token stays local.
@@ -91,6 +110,22 @@ class UploadFile:
 
     path: str
     size: int
+
+
+@dataclass(frozen=True)
+class RefusedFile:
+    """A path of the folder that stays local, and why; a folder (not looked into) ends in `/`."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class UploadPlan:
+    """What a push sends (`files`, sorted by path) and what it leaves in the folder (`refused`, sorted)."""
+
+    files: list[UploadFile]
+    refused: list[RefusedFile] = field(default_factory=list)
 
 
 @dataclass
@@ -108,24 +143,62 @@ class PushResult:
     dry_run: bool = False
     url: str | None = None
     pr_url: str | None = None
+    refused: list[RefusedFile] = field(default_factory=list)
+    """The folder's paths left local, with the reason, for `format_plan`."""
 
 
-def upload_plan(model_dir: str | Path) -> list[UploadFile]:
-    """The files a push would upload, sorted by path, after `UPLOAD_IGNORE_PATTERNS` and token-like names.
+def upload_plan(model_dir: str | Path) -> UploadPlan:
+    """The files a push would upload and those it leaves local, from the allow-list (`PUBLISHED_FILES`).
 
     Refuses what is not a finished classifier folder, so nothing half-made is published: a missing
     folder, an unfinished staging folder, no config.json, no safetensors weights.
     """
     folder = _check_folder(model_dir)
-    files = {
-        path.relative_to(folder).as_posix(): path
-        for path in sorted(folder.glob("**/*"))  # the listing huggingface_hub's upload_folder makes
-        if path.is_file()
-    }
-    kept = filter_repo_objects(files, ignore_patterns=list(UPLOAD_IGNORE_PATTERNS))
-    plan = [UploadFile(path=rel, size=files[rel].stat().st_size) for rel in kept if not _names_a_token(rel)]
-    _check_contents(folder, {item.path for item in plan})
-    return sorted(plan, key=lambda item: item.path)
+    try:
+        files, refused = _survey(folder, prefix="")
+    except OSError as error:
+        raise UserInputError(
+            f"Could not list {folder} to plan the push ({type(error).__name__}: {error}). Check its permissions."
+        ) from None
+    _check_contents(folder, {item.path for item in files})
+    return UploadPlan(sorted(files, key=lambda item: item.path), sorted(refused, key=lambda item: item.path))
+
+
+def _survey(folder: Path, prefix: str) -> tuple[list[UploadFile], list[RefusedFile]]:
+    """The allowed files under `folder` and the refused paths, relative to the run folder (`prefix` + name).
+
+    Only the run folder itself and its `merged/` are looked into; `lstat` throughout, so no link is followed.
+    """
+    files: list[UploadFile] = []
+    refused: list[RefusedFile] = []
+    for entry in os.scandir(folder):
+        path = prefix + entry.name
+        is_folder = entry.is_dir(follow_symlinks=False)
+        reason = _refusal(entry, nested=bool(prefix))
+        if reason is not None:
+            refused.append(RefusedFile(path + "/" if is_folder else path, reason))
+        elif is_folder:
+            inner_files, inner_refused = _survey(Path(entry.path), prefix=f"{path}/")
+            files += inner_files
+            refused += inner_refused
+        else:
+            files.append(UploadFile(path=path, size=entry.stat(follow_symlinks=False).st_size))
+    return files, refused
+
+
+def _refusal(entry: os.DirEntry[str], nested: bool) -> str | None:
+    """Why `entry` stays local, or None when it goes up (a published file, or the top-level merged/ folder)."""
+    if entry.is_symlink():
+        return REFUSED_SYMLINK
+    if _names_a_token(entry.name):
+        return REFUSED_TOKEN
+    if entry.is_dir(follow_symlinks=False):
+        return None if entry.name == MERGED_FOLDER and not nested else REFUSED_FOLDER
+    if not entry.is_file(follow_symlinks=False):
+        return REFUSED_SPECIAL  # a FIFO or device: reading it could block or never end
+    if entry.name in PUBLISHED_FILES or any(p.fullmatch(entry.name) for p in PUBLISHED_NAME_PATTERNS):
+        return None
+    return REFUSED_FILE
 
 
 def resolve_token(token: str | None = None) -> str:
@@ -172,7 +245,8 @@ def push_folder(
     """
     branch = _check_arguments(repo_id, revision, create_pr)
     folder = Path(model_dir).expanduser()
-    files = upload_plan(folder)
+    plan = upload_plan(folder)
+    files = plan.files
     target = f"a pull request on {repo_id}" if create_pr else f"{repo_id} (branch {branch})"
     total = _human_size(sum(item.size for item in files))
     logger.info(
@@ -180,8 +254,10 @@ def push_folder(
     )
     for item in files:
         logger.debug("  %s (%d bytes)", item.path, item.size)
+    if plan.refused:
+        logger.info("Not uploaded, left in %s: %s", folder, ", ".join(item.path for item in plan.refused))
     if dry_run:
-        return PushResult(repo_id=repo_id, revision=branch, files=files, dry_run=True)
+        return PushResult(repo_id=repo_id, revision=branch, files=files, dry_run=True, refused=plan.refused)
 
     secret = resolve_token(token)
     title = commit_message or default_commit_message(folder)
@@ -193,7 +269,70 @@ def push_folder(
     url, pr_url = _text(getattr(info, "commit_url", None)), _text(getattr(info, "pr_url", None))
     where = _text(getattr(info, "pr_revision", None)) if create_pr else None
     logger.info("Pushed %d files to %s: %s", len(files), full_id, pr_url or url)
-    return PushResult(repo_id=full_id, revision=where or branch, files=files, dry_run=False, url=url, pr_url=pr_url)
+    return PushResult(
+        repo_id=full_id,
+        revision=where or branch,
+        files=files,
+        dry_run=False,
+        url=url,
+        pr_url=pr_url,
+        refused=plan.refused,
+    )
+
+
+def check_hub_access(token: str | None, repo_id: str | None, output_dir: str | Path, api: HfApi | None = None) -> None:
+    """For `train --push-to-hub`, before training: the Hub is reachable and accepts the token.
+
+    Otherwise the push would fail only once the run is over. Offline mode is refused without a request; else
+    one `whoami` call checks the token (rejected, read-only, or the Hub out of reach is a UserInputError).
+    """
+    later = (
+        f"Or train without --push-to-hub and push the finished folder later, where the Hub can be reached, "
+        f"with: nlp-transfer push --model {output_dir} --repo-id {repo_id}"
+    )
+    if _hub_offline():
+        raise UserInputError(
+            "--push-to-hub needs the Hugging Face Hub, but HF_HUB_OFFLINE=1 (or TRANSFORMERS_OFFLINE=1) is set, "
+            f"so the push at the end of training would fail. Unset it to push from this machine. {later}"
+        )
+    secret = resolve_token(token)
+    if not _is_first_process():
+        return  # whoami is rate-limited: one check per job, by the process that pushes
+    api = api or HfApi(library_name="nlp-transfer", library_version=__version__)
+    try:
+        identity = api.whoami(token=secret)
+    except Exception as error:
+        explanation = _explain(error, repo_id or "", DEFAULT_BRANCH)
+        if explanation is None:
+            raise
+        message = f"--push-to-hub: checking the Hugging Face token before training failed: {explanation} {later}"
+        raise UserInputError(message.replace(secret, "***")) from None
+    if _token_role(identity) == "read":
+        raise UserInputError(
+            "--push-to-hub: the Hugging Face token is read-only, and pushing needs write access. Create a token "
+            "with the write role at https://huggingface.co/settings/tokens and export HF_TOKEN=... (or run "
+            f"`hf auth login`). {later}"
+        )
+    logger.info("Hugging Face Hub reachable; the token belongs to %s", _text(_get(identity, "name")) or "an account")
+
+
+def _hub_offline() -> bool:
+    """huggingface_hub's offline mode (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE, read when it was imported)."""
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _is_first_process() -> bool:
+    """True outside torchrun and on its rank 0 (the process that pushes)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _token_role(identity: object) -> str | None:
+    """'read', 'write' or 'fineGrained' from a whoami answer; None when it does not say."""
+    return _text(_get(_get(_get(identity, "auth"), "accessToken"), "role"))
+
+
+def _get(mapping: object, key: str) -> object:
+    return mapping.get(key) if isinstance(mapping, dict) else None
 
 
 @dataclass
@@ -324,8 +463,17 @@ def default_commit_message(model_dir: str | Path) -> str:
     return f"{title} ({', '.join(details)})"
 
 
-def format_plan(files: list[UploadFile]) -> str:
-    """A table of the planned files with their sizes and a total line, for `--dry-run`."""
+def format_plan(files: list[UploadFile], refused: list[RefusedFile] | None = None) -> str:
+    """`--dry-run`'s table: each planned file with its size, a total; then, apart, each path left local and why."""
+    lines = [_format_files(files)]
+    if refused:
+        width = max(len(item.path) for item in refused)
+        lines.append(f"Not uploaded ({len(refused)}, left in the folder):")
+        lines += [f"  {item.path:<{width}}  {item.reason}" for item in refused]
+    return "\n".join(lines)
+
+
+def _format_files(files: list[UploadFile]) -> str:
     if not files:
         return "  (no files)"
     sizes = [_human_size(item.size) for item in files]

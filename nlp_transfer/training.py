@@ -54,7 +54,7 @@ from nlp_transfer.outputs import (
     staging_path,
     write_json,
 )
-from nlp_transfer.push import push_folder, resolve_token
+from nlp_transfer.push import check_hub_access, push_folder
 from nlp_transfer.recipes import Recipe, apply_recipe, effective_batch_size
 from nlp_transfer.record import HubDataset, RunRecord, TrainingCost
 from nlp_transfer.resume import (
@@ -189,7 +189,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     target = check_output_dir(given.given_output_dir, given.overwrite_output_dir)
     strategy = get_strategy(config.strategy.strategy)
     if config.training.push_to_hub:
-        resolve_token(config.training.hub_token)  # fail before training, not after it
+        check_hub_access(given.hub_token, given.hub_model_id, target)  # fail before training, not after it
     checkpoint = resolve_checkpoint(config.model.model, config.model.revision, config.model.trust_remote_code)
     logger.info("Checkpoint: %s (%s)", checkpoint.hub_id or checkpoint.source, checkpoint.source)
     args = run_arguments(config.training, staging_path(target))

@@ -1,7 +1,9 @@
 """Issue 5 end to end: the card after a real run, `train --push-to-hub`, `nlp-transfer push`, adapter vs merged.
 
-The Hub is patched at its boundary (`nlp_transfer.push.HfApi`); a sentinel token in HF_TOKEN must reach the
-client and nothing else: no file of the output folder, no log line, no printed output.
+The Hub is patched at its boundary (`nlp_transfer.push.HfApi`, with the offline test of `check_hub_access`
+switched off); a sentinel token in HF_TOKEN must reach the client and nothing else: no file of the output
+folder, no log line, no printed output. Without `fake_hub` the tests run offline (conftest), as a machine
+with HF_HUB_OFFLINE=1 would.
 """
 
 from __future__ import annotations
@@ -10,18 +12,23 @@ import contextlib
 import io
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import sentiment_rows, write_csv
 from huggingface_hub import ModelCard
-from test_push import FakeApi
+from huggingface_hub.errors import HfHubHTTPError
+from test_push import FakeApi, _http_error
 
 from nlp_transfer import RunConfig, fine_tune, load_classifier
 from nlp_transfer import push as push_module
 from nlp_transfer.cli import main
+from nlp_transfer.errors import UserInputError
 from nlp_transfer.hub import REPO_PLACEHOLDER, render_model_card
+from nlp_transfer.outputs import staging_path
+from nlp_transfer.push import REFUSED_FILE, REFUSED_SYMLINK, upload_plan
 from nlp_transfer.record import RunRecord
 
 SENTINEL = "hf_SENTINEL_publishing_0123456789"
@@ -35,6 +42,11 @@ def _files(folder: Path) -> dict[str, str]:
         "validation_file": str(write_csv(folder / "validation.csv", sentiment_rows(6))),
         "test_file": str(write_csv(folder / "test.csv", sentiment_rows(8))),
     }
+
+
+def _all_files(folder: Path) -> set[str]:
+    """Every file under `folder`, as posix paths relative to it: what a whole-folder upload holds."""
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
 
 
 def _model_index(card: ModelCard) -> dict[str, dict[str, float]]:
@@ -124,6 +136,8 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     api = FakeApi()
     monkeypatch.setattr(push_module, "HfApi", lambda *args, **kwargs: api)
     monkeypatch.setattr(push_module, "get_token", lambda: None)
+    monkeypatch.setattr(push_module, "_hub_offline", lambda: False)
+    monkeypatch.delenv("RANK", raising=False)
     monkeypatch.setenv("HF_TOKEN", SENTINEL)
     return api
 
@@ -151,12 +165,15 @@ def test_train_push_to_hub_uploads_the_finished_folder_once(
     }
     with caplog.at_level(logging.DEBUG):
         result = fine_tune(RunConfig.from_dict(options))
-    assert fake_hub.names() == ["create_repo", "create_commit"]
+    assert fake_hub.names() == ["whoami", "create_repo", "create_commit"]  # the token checked before training
+    assert fake_hub.call("whoami")["token"] == SENTINEL
     assert fake_hub.call("create_repo")["repo_id"] == "my-user/sentiment"
     assert fake_hub.call("create_repo")["private"] is True
     assert fake_hub.call("create_commit")["token"] == SENTINEL
     uploaded = {op.path_in_repo for op in fake_hub.call("create_commit")["operations"]}
-    assert uploaded == {p.name for p in out.iterdir()}
+    # The allow-list takes the whole finished folder: every file training wrote goes, none stays local.
+    assert uploaded == _all_files(out)
+    assert result.push.refused == []
     assert not any(name.startswith("checkpoint") or name.endswith((".bin", ".pt")) for name in uploaded)
     assert result.push.url.endswith("/commit/abc123")
     # The card written at training already names the repository it is pushed to.
@@ -179,6 +196,36 @@ def test_push_to_hub_without_a_repo_id_is_refused_before_training(tmp_path: Path
     with pytest.raises(Exception, match="--hub-model-id"):
         fine_tune(RunConfig.from_dict({**options, "push_to_hub": True}))
     assert not out.exists()
+
+
+def _push_options(tmp_path: Path, tiny_checkpoint: Path) -> dict[str, Any]:
+    options = {**FAST, **_files(tmp_path / "data"), "model": str(tiny_checkpoint), "output_dir": str(tmp_path / "out")}
+    return {**options, "push_to_hub": True, "hub_model_id": "my-user/sentiment"}
+
+
+def test_push_to_hub_offline_is_refused_before_training(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """conftest sets HF_HUB_OFFLINE=1, as a user might: the run stops in plan_run, before any data or weights."""
+    with pytest.raises(UserInputError) as raised:
+        fine_tune(RunConfig.from_dict(_push_options(tmp_path, tiny_checkpoint)))
+    message = str(raised.value)
+    assert "--push-to-hub needs the Hugging Face Hub, but HF_HUB_OFFLINE=1" in message
+    assert f"nlp-transfer push --model {tmp_path / 'out'} --repo-id my-user/sentiment" in message
+    assert [entry.name for entry in raised.traceback if entry.name in ("plan_run", "read_data")] == ["plan_run"]
+    assert not (tmp_path / "out").exists() and not staging_path(tmp_path / "out").exists()
+
+
+def test_push_to_hub_with_a_rejected_token_is_refused_before_training(
+    tmp_path: Path, tiny_checkpoint: Path, fake_hub: FakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_hub.fail["whoami"] = _http_error(HfHubHTTPError, 401, f"Invalid user token {SENTINEL}")
+    with caplog.at_level(logging.DEBUG), pytest.raises(UserInputError) as raised:
+        fine_tune(RunConfig.from_dict(_push_options(tmp_path, tiny_checkpoint)))
+    message = str(raised.value)
+    assert "rejected the token (401)" in message and "train without --push-to-hub" in message
+    assert [entry.name for entry in raised.traceback if entry.name in ("plan_run", "read_data")] == ["plan_run"]
+    assert fake_hub.names() == ["whoami"]
+    assert not (tmp_path / "out").exists() and not staging_path(tmp_path / "out").exists()
+    _no_sentinel_anywhere(tmp_path, message, caplog.text)
 
 
 @pytest.fixture(scope="module")
@@ -210,12 +257,36 @@ def test_cli_push_dry_run_lists_files_with_sizes_and_touches_nothing(
     assert (trained_folder / "README.md").read_text(encoding="utf-8") == before
 
 
+def test_cli_push_dry_run_names_each_file_left_local_with_the_reason(
+    tmp_path: Path, trained_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(push_module, "get_token", lambda: None)
+    folder = tmp_path / "copy"
+    shutil.copytree(trained_folder, folder)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0\n", encoding="utf-8")
+    for name in ("id_rsa", "api_key.txt", "credentials.yaml"):
+        (folder / name).write_text("secret\n", encoding="utf-8")
+    (folder / "passwd").symlink_to(outside / "passwd")
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+
+    code, stdout, _ = _cli("push", "--model", str(folder), "--repo-id", "my-user/x", "--dry-run")
+
+    assert code == 0
+    planned, refused = stdout.split("Not uploaded", 1)
+    assert {"model.safetensors", "metrics.json"} <= set(planned.split()) and "in total" in planned
+    expected = {"id_rsa": REFUSED_FILE, "api_key.txt": REFUSED_FILE, "credentials.yaml": REFUSED_FILE}
+    expected |= {"passwd": REFUSED_SYMLINK, "linked": REFUSED_SYMLINK}
+    assert {line.split()[0]: " ".join(line.split()[1:]) for line in refused.splitlines()[1:]} == expected
+    assert not set(expected) & set(planned.split())
+
+
 def test_cli_push_passes_the_options_and_names_the_repo_in_the_card(
     tmp_path: Path, trained_folder: Path, fake_hub: FakeApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = tmp_path / "copy"
-    import shutil
-
     shutil.copytree(trained_folder, folder)
     with caplog.at_level(logging.DEBUG):
         code, stdout, stderr = _cli(
@@ -249,19 +320,35 @@ def test_cli_push_without_a_token_is_a_clear_error(trained_folder: Path, monkeyp
 # ---------------------------------------------------------------------------------- adapter vs merged
 
 
-def test_lora_folder_and_its_merged_copy_predict_identically(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    from transformers import pipeline
-
-    out = tmp_path / "lora"
+@pytest.fixture(scope="module")
+def merged_lora_run(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Path:
+    """A LoRA run with --merge-lora: the adapter folder with its merged plain model in merged/."""
+    root = tmp_path_factory.mktemp("lora")
+    out = root / "lora"
     options = {
         **FAST,
-        **_files(tmp_path / "data"),
+        **_files(root / "data"),
         "model": str(tiny_checkpoint),
         "output_dir": str(out),
         "strategy": "lora",
         "merge_lora": True,
     }
     fine_tune(RunConfig.from_dict(options))
+    return out
+
+
+def test_a_lora_folder_with_its_merged_copy_goes_up_whole(merged_lora_run: Path) -> None:
+    files = _all_files(merged_lora_run)
+    assert {"adapter_model.safetensors", "merged/model.safetensors", "merged/tokenizer.json"} <= files
+    plan = upload_plan(merged_lora_run)
+    assert {item.path for item in plan.files} == files
+    assert plan.refused == []
+
+
+def test_lora_folder_and_its_merged_copy_predict_identically(merged_lora_run: Path) -> None:
+    from transformers import pipeline
+
+    out = merged_lora_run
     texts = [row["text"] for row in sentiment_rows(10)]
     code_a, adapter_out, _ = _cli(
         "predict", "--model", str(out), "--all-scores", *sum((["--text", t] for t in texts), [])

@@ -2,13 +2,15 @@
 
 The Hub is faked at its boundary: a recording `FakeApi` passed as `api=`, or put in place of `HfApi` in
 `nlp_transfer.push` so the default client path runs too. One test uses the real `HfApi` under
-HF_HUB_OFFLINE=1 (set by conftest), which fails before any request leaves the machine.
+HF_HUB_OFFLINE=1 (set by conftest), which fails before any request leaves the machine; the checks of
+`check_hub_access` that need the Hub run with its offline test switched off (`online`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,14 +19,19 @@ from unittest import mock
 import pytest
 from huggingface_hub import CommitInfo, HfApi, RepoUrl
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
-from huggingface_hub.utils import filter_repo_objects
 
 from nlp_transfer import push
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.push import (
-    UPLOAD_IGNORE_PATTERNS,
+    REFUSED_FILE,
+    REFUSED_FOLDER,
+    REFUSED_SPECIAL,
+    REFUSED_SYMLINK,
+    REFUSED_TOKEN,
     PushResult,
+    RefusedFile,
     UploadFile,
+    check_hub_access,
     format_plan,
     push_folder,
     resolve_token,
@@ -58,6 +65,19 @@ JUNK_FILES = {
     ".cache/x": b"cache",
     "hf_token.txt": SENTINEL.encode(),
 }
+# How the junk is refused: a folder the package does not write is named once, not looked into.
+JUNK_REFUSED = [
+    RefusedFile(".cache/", REFUSED_FOLDER),
+    RefusedFile("checkpoint-10/", REFUSED_FOLDER),
+    RefusedFile("hf_token.txt", REFUSED_TOKEN),
+    RefusedFile("optimizer.pt", REFUSED_FILE),
+    RefusedFile("runs/", REFUSED_FOLDER),
+    RefusedFile("scheduler.pt", REFUSED_FILE),
+    RefusedFile("trainer_state.json", REFUSED_FILE),
+    RefusedFile("training_args.bin", REFUSED_FILE),
+]
+# Secrets someone left in the run folder: none is a file the package writes.
+SECRETS = {"id_rsa": b"-----BEGIN OPENSSH PRIVATE KEY-----", "api_key.txt": b"sk-123", "credentials.yaml": b"a: b"}
 
 
 def _write(folder: Path, files: dict[str, bytes]) -> Path:
@@ -107,18 +127,38 @@ def no_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(push, "get_token", lambda: None)
 
 
+@pytest.fixture()
+def online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check_hub_access` as on a machine with HF_HUB_OFFLINE unset, in a single process (no torchrun RANK)."""
+    monkeypatch.setattr(push, "_hub_offline", lambda: False)
+    monkeypatch.delenv("RANK", raising=False)
+
+
+@pytest.fixture()
+def outside(tmp_path: Path) -> Path:
+    """A folder beside the run folder with a file and a config.json: what a symlink could expose."""
+    return _write(tmp_path / "outside", {"secret.txt": SENTINEL.encode(), "config.json": b"{}"})
+
+
 class FakeApi:
     """Records every call with its arguments; `fail` maps a method name to the exception it raises."""
 
-    def __init__(self, fail: dict[str, BaseException] | None = None, namespace: str = "my-user") -> None:
+    def __init__(
+        self, fail: dict[str, BaseException] | None = None, namespace: str = "my-user", role: str = "write"
+    ) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail = fail or {}
         self.namespace = namespace
+        self.role = role
 
     def _record(self, name: str, **kwargs: Any) -> None:
         self.calls.append((name, kwargs))
         if name in self.fail:
             raise self.fail[name]
+
+    def whoami(self, **kwargs: Any) -> dict[str, Any]:
+        self._record("whoami", **kwargs)
+        return {"type": "user", "name": self.namespace, "auth": {"accessToken": {"role": self.role}}}
 
     def create_repo(self, repo_id: str, **kwargs: Any) -> RepoUrl:
         self._record("create_repo", repo_id=repo_id, **kwargs)
@@ -162,11 +202,13 @@ def _http_error(cls: type[HfHubHTTPError], status: int, message: str = "error") 
 
 def test_plan_lists_exactly_the_classifier_files_with_their_sizes(trained: Path) -> None:
     plan = upload_plan(trained)
-    assert plan == [UploadFile(path, len(CLASSIFIER_FILES[path])) for path in sorted(CLASSIFIER_FILES)]
+    assert plan.files == [UploadFile(path, len(CLASSIFIER_FILES[path])) for path in sorted(CLASSIFIER_FILES)]
+    assert plan.refused == JUNK_REFUSED
 
 
 def test_plan_of_an_adapter_folder_has_the_adapter_and_the_merged_model(adapter: Path) -> None:
-    paths = [item.path for item in upload_plan(adapter)]
+    plan = upload_plan(adapter)
+    paths = [item.path for item in plan.files]
     assert paths == sorted(
         [
             "adapter_config.json",
@@ -180,40 +222,134 @@ def test_plan_of_an_adapter_folder_has_the_adapter_and_the_merged_model(adapter:
             "tokenizer.json",
         ]
     )
-    assert {item.path: item.size for item in upload_plan(adapter)}["merged/model.safetensors"] == len(b"merged weights")
+    assert {item.path: item.size for item in plan.files}["merged/model.safetensors"] == len(b"merged weights")
+    assert plan.refused == [RefusedFile("checkpoint-4/", REFUSED_FOLDER)]
 
 
-def test_tokenizer_files_go_and_every_token_like_name_stays(trained: Path) -> None:
-    keep = ["tokenizer.model", "added_tokens.json", "merged/tokenizer_config.json", "merged/special_tokens_map.json"]
+def test_every_file_a_real_model_may_write_goes_and_every_other_name_stays(trained: Path) -> None:
+    """BPE, sentencepiece and WordPiece tokenizers, a generation config, the plots, also in merged/."""
+    keep = ["vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model", "spm.model"]
+    keep += ["added_tokens.json", "generation_config.json", "confusion_matrix.png", "calibration.png"]
+    keep += ["merged/tokenizer_config.json", "merged/special_tokens_map.json", "merged/vocab.json"]
     drop = [
         "token",
         "HF_TOKEN.txt",
         "hub-token.json",
         "my_tokens.json",
         "stored_tokens",
+        "token.model",
         "merged/hf_token",
         "secrets/Token.yaml",
         "token_dir/notes.txt",
         ".huggingface/token",
         ".env",
         "train.log",
+        "loss_curve.png",
+        "pytorch_model.bin",
         "merged/.cache/huggingface/x",
         "merged/checkpoint-3/model.safetensors",
         "merged/optimizer.pt",
+        "merged/merged/config.json",
         "rng_state_0.pth",
     ]
     _write(trained, dict.fromkeys(keep + drop, b"x"))
-    paths = {item.path for item in upload_plan(trained)}
-    assert paths == set(CLASSIFIER_FILES) | set(keep)
+    plan = upload_plan(trained)
+    assert {item.path for item in plan.files} == set(CLASSIFIER_FILES) | set(keep)
+    refused = {item.path: item.reason for item in plan.refused}
+    assert set(refused) - {item.path for item in JUNK_REFUSED} == {
+        "token",
+        "HF_TOKEN.txt",
+        "hub-token.json",
+        "my_tokens.json",
+        "stored_tokens",
+        "token.model",
+        "merged/hf_token",
+        "secrets/",
+        "token_dir/",
+        ".huggingface/",
+        ".env",
+        "train.log",
+        "loss_curve.png",
+        "pytorch_model.bin",
+        "merged/.cache/",
+        "merged/checkpoint-3/",
+        "merged/optimizer.pt",
+        "merged/merged/",
+        "rng_state_0.pth",
+    }
+    assert (refused["HF_TOKEN.txt"], refused["token.model"], refused["token_dir/"]) == (REFUSED_TOKEN,) * 3
+    assert (refused["pytorch_model.bin"], refused["merged/merged/"]) == (REFUSED_FILE, REFUSED_FOLDER)
 
 
-def test_the_ignore_patterns_alone_keep_tokenizer_files_and_drop_the_junk() -> None:
-    """UPLOAD_IGNORE_PATTERNS with huggingface_hub's own matcher: usable on their own, e.g. with upload_folder."""
-    tokenizer = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt"]
-    tokenizer += [f"merged/{name}" for name in tokenizer]
-    junk = [*JUNK_FILES, "token", "merged/hf_token.txt", "stored_tokens", "x.log", ".NAME.incomplete/config.json"]
-    kept = list(filter_repo_objects(tokenizer + junk, ignore_patterns=list(UPLOAD_IGNORE_PATTERNS)))
-    assert kept == tokenizer
+def _plant_secret(name: str) -> Any:
+    def plant(folder: Path, outside: Path) -> tuple[str, str]:
+        _write(folder, {name: SECRETS[name]})
+        return name, REFUSED_FILE
+
+    return plant
+
+
+def _plant_file_link(folder: Path, outside: Path) -> tuple[str, str]:
+    (folder / "passwd").symlink_to(outside / "secret.txt")
+    return "passwd", REFUSED_SYMLINK
+
+
+def _plant_folder_link(folder: Path, outside: Path) -> tuple[str, str]:
+    (folder / "linked").symlink_to(outside, target_is_directory=True)
+    return "linked", REFUSED_SYMLINK
+
+
+@pytest.mark.usefixtures("no_token")
+@pytest.mark.parametrize(
+    "plant",
+    [*(_plant_secret(name) for name in SECRETS), _plant_file_link, _plant_folder_link],
+    ids=[*SECRETS, "symlink-to-a-file-outside", "symlinked-folder"],
+)
+def test_what_the_package_does_not_write_stays_local_and_the_dry_run_names_it(
+    trained: Path, outside: Path, plant: Any
+) -> None:
+    name, reason = plant(trained, outside)
+    result = push_folder(trained, REPO, dry_run=True)
+    assert not any(item.path == name or item.path.startswith(f"{name}/") for item in result.files)
+    assert RefusedFile(name, reason) in result.refused
+    planned, refused = format_plan(result.files, result.refused).split("Not uploaded", 1)
+    assert name not in planned
+    assert [line.split() for line in refused.splitlines()[1:] if line.split()[0] == name] == [[name, *reason.split()]]
+
+
+def test_a_symlink_to_a_file_outside_is_refused_even_under_an_allowed_name(trained: Path, outside: Path) -> None:
+    (trained / "passwd").symlink_to(outside / "secret.txt")
+    (trained / "vocab.txt").unlink()
+    (trained / "vocab.txt").symlink_to(outside / "secret.txt")
+    plan = upload_plan(trained)
+    assert {"passwd", "vocab.txt"}.isdisjoint(item.path for item in plan.files)
+    assert {RefusedFile("passwd", REFUSED_SYMLINK), RefusedFile("vocab.txt", REFUSED_SYMLINK)} <= set(plan.refused)
+
+
+def test_a_symlinked_folder_is_refused_and_not_looked_into(trained: Path, outside: Path) -> None:
+    (trained / "merged").symlink_to(outside, target_is_directory=True)
+    (trained / "linked").symlink_to(outside, target_is_directory=True)
+    plan = upload_plan(trained)
+    assert [item.path for item in plan.files] == sorted(CLASSIFIER_FILES)
+    assert {RefusedFile("merged", REFUSED_SYMLINK), RefusedFile("linked", REFUSED_SYMLINK)} <= set(plan.refused)
+    assert not any(item.path.startswith(("merged/", "linked/")) for item in plan.refused)
+
+
+def test_a_symlink_inside_merged_is_refused(adapter: Path, outside: Path) -> None:
+    (adapter / "merged" / "tokenizer.json").unlink()
+    (adapter / "merged" / "tokenizer.json").symlink_to(outside / "config.json")
+    plan = upload_plan(adapter)
+    assert "merged/tokenizer.json" not in {item.path for item in plan.files}
+    assert RefusedFile("merged/tokenizer.json", REFUSED_SYMLINK) in plan.refused
+
+
+def test_a_fifo_is_refused_without_being_read(trained: Path) -> None:
+    """A FIFO under an allowed name would block a reader forever: it is never opened."""
+    (trained / "vocab.txt").unlink()
+    os.mkfifo(trained / "vocab.txt")
+    plan = upload_plan(trained)
+    assert RefusedFile("vocab.txt", REFUSED_SPECIAL) in plan.refused
+    assert "vocab.txt" not in {item.path for item in plan.files}
 
 
 def test_plan_accepts_sharded_safetensors_with_their_index(tmp_path: Path) -> None:
@@ -227,7 +363,7 @@ def test_plan_accepts_sharded_safetensors_with_their_index(tmp_path: Path) -> No
             "model-00002-of-00002.safetensors": b"2",
         },
     )
-    assert len(upload_plan(folder)) == 4
+    assert len(upload_plan(folder).files) == 4
     (folder / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(UserInputError, match="model-00002-of-00002.safetensors"):
         upload_plan(folder)
@@ -267,6 +403,17 @@ def test_format_plan_shows_each_file_its_size_and_a_total() -> None:
     assert "model.safetensors" in lines[1] and lines[1].endswith("86.7 MB")
     assert lines[-1].strip() == "2 files, 86.7 MB in total"
     assert format_plan([UploadFile("config.json", 1_234)]).splitlines()[-1].strip() == "1 file, 1.2 kB in total"
+    assert format_plan([UploadFile("config.json", 1)], []) == format_plan([UploadFile("config.json", 1)])
+
+
+def test_format_plan_names_each_refused_path_with_its_reason_after_the_total() -> None:
+    refused = [RefusedFile("id_rsa", REFUSED_FILE), RefusedFile("passwd", REFUSED_SYMLINK)]
+    lines = format_plan([UploadFile("config.json", 612)], refused).splitlines()
+    assert lines[1].strip() == "1 file, 612 B in total"
+    assert lines[2] == "Not uploaded (2, left in the folder):"
+    assert lines[3].split() == ["id_rsa", *REFUSED_FILE.split()]
+    assert lines[4].split() == ["passwd", *REFUSED_SYMLINK.split()]
+    assert len(lines) == 5
 
 
 # ------------------------------------------------------------------------------------------- push
@@ -306,13 +453,15 @@ def test_push_sends_exactly_the_plan_in_one_commit_with_the_options(trained: Pat
     for junk in ("checkpoint", "optimizer", "scheduler", "training_args", "trainer_state", "runs/", "token.txt"):
         assert not any(junk in path for path in uploaded), junk
 
+    plan = upload_plan(trained)
     assert result == PushResult(
         repo_id=REPO,
         revision="experiments",
-        files=upload_plan(trained),
+        files=plan.files,
         dry_run=False,
         url=f"https://huggingface.co/{REPO}/commit/abc123",
         pr_url=None,
+        refused=plan.refused,
     )
 
 
@@ -426,7 +575,8 @@ def test_a_dry_run_needs_no_token_and_makes_no_call(trained: Path, monkeypatch: 
     result = push_folder(trained, REPO, revision="dev", dry_run=True, api=api)
 
     assert api.mock_calls == []
-    assert result == PushResult(repo_id=REPO, revision="dev", files=upload_plan(trained), dry_run=True)
+    plan = upload_plan(trained)
+    assert result == PushResult(repo_id=REPO, revision="dev", files=plan.files, dry_run=True, refused=plan.refused)
     assert result.url is None and result.pr_url is None
     assert push_folder(trained, REPO, dry_run=True).files == result.files  # the default path builds no client
 
@@ -526,5 +676,91 @@ def test_a_bad_folder_is_refused_before_any_call(tmp_path: Path, hub_env: None) 
 def test_a_run_writing_beside_the_folder_is_warned_about(trained: Path, caplog: pytest.LogCaptureFixture) -> None:
     (trained.parent / ".demo.incomplete").mkdir()
     caplog.set_level(logging.WARNING, logger="nlp_transfer.push")
-    assert upload_plan(trained)  # the finished folder still goes
+    assert upload_plan(trained).files  # the finished folder still goes
     assert any(".demo.incomplete" in record.getMessage() for record in caplog.records)
+
+
+# --------------------------------------------------------------------- train --push-to-hub, before training
+
+
+def test_offline_mode_is_refused_before_any_token_or_request(
+    tmp_path: Path, no_token: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """conftest sets HF_HUB_OFFLINE=1: the real offline test sees it, with no token and no client needed."""
+    monkeypatch.setattr(push, "HfApi", mock.Mock(side_effect=AssertionError("no client when offline")))
+    with pytest.raises(UserInputError) as raised:
+        check_hub_access(None, REPO, tmp_path / "out")
+    message = str(raised.value)
+    assert message.startswith("--push-to-hub needs the Hugging Face Hub, but HF_HUB_OFFLINE=1")
+    assert "train without --push-to-hub" in message
+    assert f"nlp-transfer push --model {tmp_path / 'out'} --repo-id {REPO}" in message
+
+
+@pytest.mark.usefixtures("online", "hub_env")
+def test_a_reachable_hub_and_a_write_token_pass_with_one_whoami_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeApi()
+    monkeypatch.setattr(push, "HfApi", mock.Mock(return_value=fake))
+    caplog.set_level(logging.DEBUG)
+    check_hub_access(None, REPO, tmp_path / "out")
+    assert fake.calls == [("whoami", {"token": SENTINEL})]
+    assert "my-user" in caplog.text and SENTINEL not in caplog.text
+
+
+@pytest.mark.usefixtures("online", "hub_env")
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (_http_error(HfHubHTTPError, 401, f"Invalid user token {SENTINEL}."), "rejected the token (401)"),
+        (ConnectionError(f"Connection refused for {SENTINEL}"), "could not reach the Hugging Face Hub"),
+        (OfflineModeIsEnabled("offline"), "HF_HUB_OFFLINE is set"),
+        (_http_error(HfHubHTTPError, 503, "Service Unavailable"), "try again later"),
+    ],
+    ids=["401", "network", "offline", "503"],
+)
+def test_a_failed_token_check_is_one_clear_error_without_the_token(
+    tmp_path: Path, error: BaseException, says: str
+) -> None:
+    api = FakeApi(fail={"whoami": error})
+    with pytest.raises(UserInputError) as raised:
+        check_hub_access(None, REPO, tmp_path / "out", api=api)
+    message = str(raised.value)
+    assert message.startswith("--push-to-hub: checking the Hugging Face token before training failed:")
+    assert says in message and f"nlp-transfer push --model {tmp_path / 'out'}" in message
+    assert SENTINEL not in message
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    assert api.names() == ["whoami"]
+
+
+@pytest.mark.usefixtures("online", "hub_env")
+def test_a_read_only_token_is_refused_before_training(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="read-only, and pushing needs write access") as raised:
+        check_hub_access(None, REPO, tmp_path / "out", api=FakeApi(role="read"))
+    assert SENTINEL not in str(raised.value)
+
+
+@pytest.mark.usefixtures("online", "hub_env")
+def test_an_unexpected_error_of_the_token_check_keeps_its_traceback(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="bug"):
+        check_hub_access(None, REPO, tmp_path / "out", api=FakeApi(fail={"whoami": RuntimeError("bug")}))
+
+
+@pytest.mark.usefixtures("online", "no_token")
+def test_the_token_check_without_a_token_says_how_to_provide_one(tmp_path: Path) -> None:
+    api = FakeApi()
+    with pytest.raises(UserInputError, match="HF_TOKEN"):
+        check_hub_access(None, REPO, tmp_path / "out", api=api)
+    assert api.calls == []
+
+
+@pytest.mark.usefixtures("online", "hub_env")
+def test_under_torchrun_only_rank_0_asks_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """whoami is rate-limited: one call per job, not one per process; every rank still needs a token."""
+    api = FakeApi()
+    monkeypatch.setenv("RANK", "3")
+    check_hub_access(None, REPO, tmp_path / "out", api=api)
+    assert api.calls == []
+    monkeypatch.setenv("RANK", "0")
+    check_hub_access(None, REPO, tmp_path / "out", api=api)
+    assert api.names() == ["whoami"]
