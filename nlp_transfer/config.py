@@ -158,6 +158,13 @@ class DataArguments:
     label_column: str | None = field(
         default=None, metadata={"help": "Column with the label (default: 'label' or 'labels')."}
     )
+    encoding: str = field(
+        default="utf-8",
+        metadata={
+            "help": "Text encoding of the data files (CSV, TSV, JSON, JSONL). Default utf-8; e.g. latin-1 or "
+            "cp1252 for files saved by older spreadsheet programs."
+        },
+    )
     label_separator: str | None = field(
         default=None,
         metadata={

@@ -21,6 +21,21 @@ from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
 from datasets import Sequence as SequenceFeature
 
 from nlp_transfer.config import DataArguments
+from nlp_transfer.data_checks import (
+    ROWS_SHOWN,
+    check_encoding_name,
+    check_layout,
+    check_path,
+    csv_structure_problem,
+    describe_read_error,
+    refuse_joined_labels,
+    refuse_mixed_label_kinds,
+    refuse_non_finite,
+    row_list,
+    text_keys,
+    warn_conflicting_labels,
+    warn_shared_texts,
+)
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.tasks import MULTI_LABEL, PROBLEM_TYPES, REGRESSION, SINGLE_LABEL
 
@@ -32,7 +47,8 @@ DEFAULT_LABEL_SEPARATOR = ";"
 ROW_COLUMN = "__row__"
 """1-based data-row number in the source file (header not counted), kept for error messages."""
 MAX_LENGTH_CAP = 512
-ROWS_SHOWN = 5
+PANDAS_INDEX_COLUMN = "__index_level_0__"
+"""What the csv reader names a first column that pandas took for an index: rows had more fields than the header."""
 
 FILE_BUILDERS = {
     ".csv": ("csv", {}),
@@ -111,13 +127,14 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
     The options themselves are checked first (`DataArguments.check`, also part of `RunConfig.validate`).
     """
     args.check()
+    check_encoding_name(args.encoding)
     raw, sources = _read_splits(args)
     text_column, pair_column, label_column = _resolve_columns(raw, args, sources)
     empty_means_no_label = args.label_separator is not None or args.task == MULTI_LABEL
     raw, dropped = _check_rows(
         raw, sources, (text_column, pair_column, label_column), empty_means_no_label, args.drop_invalid_rows
     )
-    task = _infer_task(raw["train"], label_column, args)
+    task = _infer_task(raw["train"], label_column, args, sources["train"])
     schema, splits = _encode_labels(raw, sources, label_column, task, args)
 
     split_seed = seed if args.split_seed is None else args.split_seed
@@ -135,6 +152,7 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
             if name in splits:
                 splits[name] = _subset(splits[name], args.max_eval_samples, split_seed)
 
+    _warn_duplicates(splits, sources, text_column, pair_column, schema.task)
     keep = [c for c in (text_column, pair_column, "labels", ROW_COLUMN) if c]
     for name, split in splits.items():
         splits[name] = split.select_columns(keep)
@@ -144,9 +162,11 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
 # ----------------------------------------------------------------------------------------- reading
 
 
-def read_texts(path: str, text_column: str | None, pair_column: str | None) -> tuple[list[str], list[str] | None]:
+def read_texts(
+    path: str, text_column: str | None, pair_column: str | None, encoding: str = "utf-8"
+) -> tuple[list[str], list[str] | None]:
     """Texts (and second texts) of an unlabelled file for prediction, with the same checks as training data."""
-    texts, pairs, _ = _read_text_file(path, text_column, pair_column, "prediction")
+    texts, pairs, _ = _read_text_file(path, text_column, pair_column, "prediction", encoding)
     return texts, pairs
 
 
@@ -166,13 +186,14 @@ def read_labelled(
     pair_column: str | None = None,
     label_column: str | None = None,
     label_separator: str | None = None,
+    encoding: str = "utf-8",
 ) -> LabelledTexts:
     """A labelled file for evaluation, its labels mapped onto `schema` (the trained model's labels).
 
     A label is matched by name first, then, for integer labels, as a class id (0..n-1); a label the
     model does not know is an error naming the rows, as in training.
     """
-    texts, pairs, dataset = _read_text_file(path, text_column, pair_column, "evaluation")
+    texts, pairs, dataset = _read_text_file(path, text_column, pair_column, "evaluation", encoding)
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
     label_column = label_column or next((c for c in ("label", "labels") if c in columns), None)
     if label_column is None or label_column not in columns:
@@ -184,7 +205,7 @@ def read_labelled(
     missing = [r for r, v in zip(rows, values) if _is_missing(v) and schema.task != MULTI_LABEL]
     if missing:
         raise UserInputError(
-            f"{path} has {len(missing)} rows without a label in column '{label_column}' (rows {_row_list(missing)}). "
+            f"{path} has {len(missing)} rows without a label in column '{label_column}' (rows {row_list(missing)}). "
             "Fix or remove them."
         )
     if schema.task == REGRESSION:
@@ -219,14 +240,14 @@ def _refuse_unknown_labels(path: str, column: str, unknown: list[tuple[int, Any]
         shown = sorted({repr(v) for _, v in unknown})[:ROWS_SHOWN]
         raise UserInputError(
             f"{path} has labels the model does not know: {', '.join(shown)} in column '{column}' (rows "
-            f"{_row_list([r for r, _ in unknown])}). The model's labels are: {', '.join(schema.names)}."
+            f"{row_list([r for r, _ in unknown])}). The model's labels are: {', '.join(schema.names)}."
         )
 
 
 def _read_text_file(
-    path: str, text_column: str | None, pair_column: str | None, role: str
+    path: str, text_column: str | None, pair_column: str | None, role: str, encoding: str = "utf-8"
 ) -> tuple[list[str], list[str] | None, Dataset]:
-    dataset = _read_file(path, role)
+    dataset = _read_file(path, role, encoding)
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
     if text_column is None:
         text_column, pair_column = _default_text_columns(columns, pair_column)
@@ -241,7 +262,7 @@ def _read_text_file(
     empty = [r for r, t in zip(rows, texts) if _is_missing(t)]
     if empty:
         raise UserInputError(
-            f"{path} has {len(empty)} rows with an empty '{text_column}' (rows {_row_list(empty)}, counted from 1 "
+            f"{path} has {len(empty)} rows with an empty '{text_column}' (rows {row_list(empty)}, counted from 1 "
             "after the header). Fix or remove them."
         )
     pairs = [str(t) for t in column_values(dataset, pair_column)] if pair_column else None
@@ -251,7 +272,7 @@ def _read_text_file(
 def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
     splits, sources = _read_hub_dataset(args) if args.dataset_name else _read_local_files(args)
     for name, path in args.eval_files().items():
-        splits[eval_file_split(name)] = _read_file(path, f"--eval-file {name}")
+        splits[eval_file_split(name)] = _read_file(path, f"--eval-file {name}", args.encoding)
         sources[eval_file_split(name)] = str(path)
     return splits, sources
 
@@ -264,7 +285,7 @@ def _read_local_files(args: DataArguments) -> tuple[dict[str, Dataset], dict[str
     splits, sources = {}, {}
     for name, path in files.items():
         if path:
-            splits[name] = _read_file(path, name)
+            splits[name] = _read_file(path, name, args.encoding)
             sources[name] = str(path)
     return splits, sources
 
@@ -274,22 +295,30 @@ def eval_file_split(name: str) -> str:
     return f"{EVAL_FILE_PREFIX}{name}"
 
 
-def _read_file(path_str: str, role: str) -> Dataset:
+def _read_file(path_str: str, role: str, encoding: str = "utf-8") -> Dataset:
+    """One data file as a Dataset with numbered rows; layout and read problems are refused naming the line."""
     path = Path(path_str).expanduser()
-    if not path.is_file():
-        raise UserInputError(f"Data file {path} does not exist. Check the path (relative to {Path.cwd()}).")
+    check_path(path)
     suffix = path.suffix.lower()
     if suffix not in FILE_BUILDERS:
         raise UserInputError(
             f"Data file {path} has the unsupported type '{suffix}'. Use one of: {', '.join(FILE_BUILDERS)}."
         )
     builder, options = FILE_BUILDERS[suffix]
-    if _has_no_rows(path, suffix):
+    if builder != "parquet":
+        options = {**options, "encoding": encoding}
+    if _has_no_rows(path, suffix, encoding):
         raise UserInputError(f"The {role} data ({path}) has no rows. Give a file with labelled examples.")
+    if builder != "parquet":
+        check_layout(path, suffix, encoding)
     try:
         dataset = load_dataset(builder, data_files={"data": str(path)}, split="data", **options)
-    except Exception as error:  # the builders raise many types; the user needs the file named
-        raise UserInputError(f"Could not read data file {path} as {suffix}: {_first_line(error)}") from None
+    except Exception as error:  # the builders raise many types; the user needs the file and line named
+        problem = describe_read_error(path, suffix, encoding)
+        raise UserInputError(problem or f"Could not read data file {path} as {suffix}: {_error_text(error)}") from None
+    if builder == "csv" and PANDAS_INDEX_COLUMN in dataset.column_names:
+        problem = csv_structure_problem(path, options.get("sep", ","), encoding)
+        raise UserInputError(problem or f"{path} has rows with more fields than its header. Fix those rows.")
     return _number_rows(dataset)
 
 
@@ -320,12 +349,12 @@ def _read_hub_dataset(args: DataArguments) -> tuple[dict[str, Dataset], dict[str
     return splits, sources
 
 
-def _has_no_rows(path: Path, suffix: str) -> bool:
+def _has_no_rows(path: Path, suffix: str, encoding: str = "utf-8") -> bool:
     """An empty file, or a CSV/TSV with a header only: the builders fail on these with obscure messages."""
     if path.stat().st_size == 0:
         return True
     if suffix in (".csv", ".tsv", ".jsonl"):
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding=encoding, errors="replace") as handle:
             lines = [line for _, line in zip(range(3), handle) if line.strip()]
         return len(lines) <= (1 if suffix != ".jsonl" else 0)
     return False
@@ -335,9 +364,19 @@ def _number_rows(dataset: Dataset) -> Dataset:
     return dataset.add_column(ROW_COLUMN, list(range(1, len(dataset) + 1)))
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0]
+
+
+def _error_text(error: BaseException) -> str:
+    """The first line of the innermost cause: datasets wraps the reader's own error in a generic one."""
+    for _ in range(10):  # a chain is short; the bound guards against a cycle
+        inner = error.__cause__ or error.__context__
+        if inner is None:
+            break
+        error = inner
+    return _first_line(error)
 
 
 # ------------------------------------------------------------------------------------ validation
@@ -402,11 +441,6 @@ def _is_missing_label(value: Any, empty_means_no_label: bool, minus_one_is_missi
     return _is_missing(value)
 
 
-def _row_list(rows: Sequence[int]) -> str:
-    shown = ", ".join(str(r) for r in rows[:ROWS_SHOWN])
-    return shown + (f" and {len(rows) - ROWS_SHOWN} more" if len(rows) > ROWS_SHOWN else "")
-
-
 def _check_rows(
     splits: dict[str, Dataset],
     sources: dict[str, str],
@@ -436,11 +470,11 @@ def _check_rows(
         if not drop:
             parts = []
             if bad_text:
-                parts.append(f"{len(bad_text)} with an empty '{text}' (rows {_row_list(bad_text)})")
+                parts.append(f"{len(bad_text)} with an empty '{text}' (rows {row_list(bad_text)})")
             if bad_pair:
-                parts.append(f"{len(bad_pair)} with an empty '{pair}' (rows {_row_list(bad_pair)})")
+                parts.append(f"{len(bad_pair)} with an empty '{pair}' (rows {row_list(bad_pair)})")
             if bad_label:
-                parts.append(f"{len(bad_label)} with a missing '{label}' (rows {_row_list(bad_label)})")
+                parts.append(f"{len(bad_label)} with a missing '{label}' (rows {row_list(bad_label)})")
             raise UserInputError(
                 f"The {role} data ({sources[role]}) has {len(bad)} invalid rows: {'; '.join(parts)}. "
                 "Rows are numbered from 1 after the header. Fix them, or pass --drop-invalid-rows to "
@@ -456,18 +490,25 @@ def _check_rows(
     return splits, dropped
 
 
-def _infer_task(train: Dataset, label: str, args: DataArguments) -> str:
+def _infer_task(train: Dataset, label: str, args: DataArguments, source: str) -> str:
+    """--task, or from the training labels: lists or a separator -> multi-label, fractions -> regression.
+
+    Single-label text labels that look like joined multi-labels ('joy;love') are refused: trained as they
+    are, every combination would become a class of its own.
+    """
     if args.task != "auto":
         return args.task
     feature = train.features[label]
     if args.label_separator is not None or isinstance(feature, SequenceFeature):
         return MULTI_LABEL
-    values = [v for v in column_values(train, label) if v is not None]
+    cells = column_values(train, label)
+    values = [v for v in cells if v is not None]
     if any(isinstance(v, list) for v in values):
         return MULTI_LABEL
     floats = [v for v in values if isinstance(v, float)]
     if floats and any(not float(v).is_integer() for v in floats if not math.isnan(v)):
         return REGRESSION
+    refuse_joined_labels(cells, column_values(train, ROW_COLUMN), source, label)
     return SINGLE_LABEL
 
 
@@ -520,6 +561,8 @@ def _encode_labels(
             encoders[role] = [_multi_hot([index[n] for n in ls], len(names)) for ls in lists]
     else:
         keys = {role: [_label_key(v) for v in column_values(split, label)] for role, split in splits.items()}
+        train_rows = column_values(splits["train"], ROW_COLUMN)
+        refuse_mixed_label_kinds(keys["train"], train_rows, sources["train"], label)
         schema = LabelSchema(SINGLE_LABEL, _single_label_names(keys["train"], given_names or hub_names, args))
         if schema.num_labels < 2:
             raise UserInputError(
@@ -591,8 +634,10 @@ def _multi_hot(indices: list[int], size: int) -> list[float]:
 
 
 def _regression_values(split: Dataset, label: str, source: str) -> list[float]:
+    """The labels as floats; a non-number, inf or NaN is refused naming its row."""
     values = []
-    for row, value in zip(column_values(split, ROW_COLUMN), column_values(split, label)):
+    rows = column_values(split, ROW_COLUMN)
+    for row, value in zip(rows, column_values(split, label)):
         try:
             values.append(float(value))
         except (TypeError, ValueError):
@@ -600,6 +645,7 @@ def _regression_values(split: Dataset, label: str, source: str) -> list[float]:
                 f"Regression needs numeric labels, but {source} row {row} has {value!r} in column '{label}'. "
                 "Fix the value, or use --task single_label for categories."
             ) from None
+    refuse_non_finite(values, rows, source, label)
     return values
 
 
@@ -623,7 +669,7 @@ def _refuse_unseen(
         bad_rows = [r for r, ls in zip(rows, per_row) if set(ls) - known]
     raise UserInputError(
         f"{source} has labels never seen in the training data: {', '.join(map(repr, unseen[:ROWS_SHOWN]))} "
-        f"in column '{label}' (rows {_row_list(bad_rows)}). The model can only learn labels present in train "
+        f"in column '{label}' (rows {row_list(bad_rows)}). The model can only learn labels present in train "
         f"({', '.join(schema.names[:10])}{' ...' if len(schema.names) > 10 else ''}): fix these rows or add "
         "examples of those labels to the training data."
     )
@@ -632,8 +678,45 @@ def _refuse_unseen(
 # ----------------------------------------------------------------------------- splits and subsets
 
 
+def _warn_duplicates(
+    splits: dict[str, Dataset], sources: dict[str, str], text: str, pair: str | None, task: str
+) -> None:
+    """Counted warnings: evaluation texts that are also training texts (leakage), and training texts given
+    different labels (classification only: a regression score may differ between annotations)."""
+
+    def keys(split: Dataset) -> list[str]:
+        return text_keys(column_values(split, text), column_values(split, pair) if pair else None)
+
+    train = splits["train"]
+    train_keys = keys(train)
+    for role, split in splits.items():
+        if role != "train":
+            warn_shared_texts(train_keys, keys(split), column_values(split, ROW_COLUMN), role, sources[role])
+    if task != REGRESSION:
+        rows = column_values(train, ROW_COLUMN)
+        warn_conflicting_labels(train_keys, column_values(train, "labels"), rows, sources["train"])
+
+
 def _carve_validation(train: Dataset, schema: LabelSchema, args: DataArguments, seed: int) -> tuple[Dataset, Dataset]:
-    """Hold out a validation split from train: stratified by label for single-label data, fixed by seed."""
+    """Hold out a validation split from train: stratified by label for single-label data, fixed by seed.
+
+    Every class keeps at least one training row: rows of a class that the split put only in validation go
+    back to train (a class seen only in validation can never be predicted).
+    """
+    kept, held = _carve_indices(train, schema, args, seed)
+    if schema.task != REGRESSION:
+        kept, held = _keep_classes_in_train(kept, held, np.asarray(column_values(train, "labels")), schema)
+    if len(held) == 0:
+        raise UserInputError(
+            f"Cannot hold out a validation split from {len(train)} training rows: every class has too few rows to "
+            "appear in both splits. Give a --validation-file or more training data."
+        )
+    return train.select(sorted(kept)), train.select(sorted(held))
+
+
+def _carve_indices(
+    train: Dataset, schema: LabelSchema, args: DataArguments, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     fraction = args.validation_fraction
@@ -648,8 +731,32 @@ def _carve_validation(train: Dataset, schema: LabelSchema, args: DataArguments, 
                 "Give a --validation-file or more training data."
             ) from None
         logger.warning("Validation split not stratified (%s); splitting at random instead.", error)
-        return _carve_validation(train, LabelSchema(REGRESSION), args, seed)
-    return train.select(sorted(kept)), train.select(sorted(held))
+        return _carve_indices(train, LabelSchema(REGRESSION), args, seed)
+    return np.asarray(kept), np.asarray(held)
+
+
+def _keep_classes_in_train(
+    kept: np.ndarray, held: np.ndarray, labels: np.ndarray, schema: LabelSchema
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move held-out rows of classes absent from the kept rows back to train (ids, or multi-hot rows)."""
+    if schema.task == MULTI_LABEL:
+        present = labels[kept].sum(axis=0) > 0 if len(kept) else np.zeros(labels.shape[1], dtype=bool)
+        missing = np.flatnonzero(~present & (labels[held].sum(axis=0) > 0))
+        back = labels[held][:, missing].any(axis=1)
+    else:
+        missing = np.setdiff1d(labels[held], labels[kept])
+        back = np.isin(labels[held], missing)
+    if not back.any():
+        return kept, held
+    names = [schema.names[int(i)] for i in missing]
+    logger.warning(
+        "Kept %d %s in train that the validation split had taken: their labels (%s) have too few rows to appear "
+        "in both splits, so validation has no example of them.",
+        int(back.sum()),
+        "row" if back.sum() == 1 else "rows",
+        ", ".join(names[:ROWS_SHOWN]) + (" ..." if len(names) > ROWS_SHOWN else ""),
+    )
+    return np.concatenate([kept, held[back]]), held[~back]
 
 
 def _subset(split: Dataset, size: int, seed: int) -> Dataset:

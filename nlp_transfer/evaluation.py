@@ -34,6 +34,11 @@ from nlp_transfer.tasks import REGRESSION
 
 logger = logging.getLogger(__name__)
 
+MAX_PLOTTED_LABELS = 100
+"""Above this many labels the confusion-matrix plot is skipped: its ticks no longer read, and drawing it takes
+minutes and gigabytes (200 labels: about a minute; 700: killed for memory on a 23 GB machine). The matrix itself
+stays in metrics.json."""
+
 
 @dataclass
 class FinalEvaluation:
@@ -106,11 +111,23 @@ def write_plots(folder: Path, final: FinalEvaluation, suite: MetricSuite) -> dic
 
 
 def plot_report(report: EvaluationReport, labels: Sequence[str], folder: Path, split: str) -> dict[str, str]:
-    plot_confusion_matrix(report.confusion_matrix, labels, folder / CONFUSION_MATRIX_PNG, f"Confusion matrix ({split})")
+    """Draw the confusion matrix (up to MAX_PLOTTED_LABELS labels) and the reliability diagram; {kind: file}."""
+    plots = {"split": split}
+    if len(labels) > MAX_PLOTTED_LABELS:
+        logger.warning(
+            "Confusion-matrix plot skipped: %d labels are more than the %d a readable plot holds; the matrix itself "
+            "stays in the metrics (confusion_matrix).",
+            len(labels),
+            MAX_PLOTTED_LABELS,
+        )
+    else:
+        title = f"Confusion matrix ({split})"
+        plot_confusion_matrix(report.confusion_matrix, labels, folder / CONFUSION_MATRIX_PNG, title)
+        plots["confusion_matrix"] = CONFUSION_MATRIX_PNG
     plot_reliability(
         report.calibration or [], folder / CALIBRATION_PNG, f"Reliability ({split})", report.metrics.get("ece")
     )
-    return {"split": split, "confusion_matrix": CONFUSION_MATRIX_PNG, "calibration": CALIBRATION_PNG}
+    return {**plots, "calibration": CALIBRATION_PNG}
 
 
 # ------------------------------------------------------------------------------ nlp-transfer evaluate
