@@ -9,6 +9,7 @@ adapter configs name the model, not a site-packages path of the training machine
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.outputs import CONFIG_FILE, WEIGHTS_FILE
+from nlp_transfer.outputs import CONFIG_FILE, SHARDED_INDEX_FILE, WEIGHTS_FILE
 
 BUNDLED_ALIAS = "minilm"
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -125,6 +126,89 @@ def _hub_id_of_local_folder(path: Path) -> str | None:
     return None
 
 
+# A folder has a usable tokenizer when it holds the fast tokenizer's file or a vocabulary of a slow one: WordPiece
+# (BERT), byte-level BPE (RoBERTa, GPT-2), SentencePiece (ALBERT, XLM-R, DeBERTa-v2/v3, T5). Without any of them
+# AutoTokenizer silently builds a tokenizer with only the special tokens, and every word becomes [UNK].
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "spm.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
+def check_checkpoint_files(checkpoint: Checkpoint, weights: bool = True) -> None:
+    """Refuse a local checkpoint folder without tokenizer files or (with `weights`) with unreadable weights.
+
+    Cheap (file names and safetensors headers only): run it before any data or model is loaded. Hub ids are
+    left to `from_pretrained`.
+    """
+    if not checkpoint.is_local:
+        return
+    check_tokenizer_files(Path(checkpoint.source))
+    if weights:
+        check_weights_files(Path(checkpoint.source))
+
+
+def check_tokenizer_files(folder: Path) -> None:
+    """Refuse a folder that holds no tokenizer: training on it would see only [UNK] tokens."""
+    if any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return
+    raise UserInputError(
+        f"--model {folder} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}): transformers would "
+        "build a tokenizer of its special tokens only, and every word of every text would become [UNK]. Copy the "
+        "tokenizer of the base model into the folder, e.g. AutoTokenizer.from_pretrained(BASE_MODEL)"
+        f".save_pretrained('{folder}')."
+    )
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    """The folder's safetensors weight files: model.safetensors, or the shards its index names."""
+    index = folder / SHARDED_INDEX_FILE
+    if index.is_file():
+        try:
+            shards = json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()
+        except (ValueError, KeyError, AttributeError) as error:
+            raise UserInputError(
+                f"--model {folder}: {index} is not a valid safetensors index ({error}). Re-download it or re-save "
+                "the model with save_pretrained()."
+            ) from None
+        return [folder / name for name in dict.fromkeys(shards)]
+    single = folder / WEIGHTS_FILE
+    return [single] if single.is_file() else []
+
+
+def check_weights_files(folder: Path) -> None:
+    """Refuse safetensors weights that are truncated or corrupt (their header does not cover the file)."""
+    safetensors_keys(folder)
+
+
+def safetensors_keys(folder: Path) -> set[str] | None:
+    """Every tensor name in the folder's safetensors weights; None when it has none (e.g. only .bin files).
+
+    Opening a file reads and checks its header against the file's size, so a truncated download is refused here.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    files = safetensors_files(folder)
+    if not files:
+        return None
+    keys: set[str] = set()
+    for path in files:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                keys.update(handle.keys())
+        except (SafetensorError, OSError) as error:
+            raise UserInputError(
+                f"--model {folder}: the weights file {path} is truncated or corrupt ({error}). Re-download it, or "
+                "re-save the model with save_pretrained()."
+            ) from None
+    return keys
+
+
 def _load_error(checkpoint: Checkpoint, what: str, error: Exception) -> UserInputError:
     offline_hint = (
         " HF_HUB_OFFLINE is set, so only checkpoints already in the local cache can be used." if _hub_offline() else ""
@@ -142,7 +226,9 @@ def _hub_offline() -> bool:
 
 
 def load_tokenizer(checkpoint: Checkpoint):
-    """The checkpoint's tokenizer (fast when available)."""
+    """The checkpoint's tokenizer (fast when available); a local folder without tokenizer files is refused."""
+    if checkpoint.is_local:
+        check_tokenizer_files(Path(checkpoint.source))
     try:
         return AutoTokenizer.from_pretrained(checkpoint.source, **checkpoint.pretrained_kwargs())
     except (OSError, ValueError) as error:
@@ -159,6 +245,8 @@ def load_config(checkpoint: Checkpoint, **overrides: Any) -> PretrainedConfig:
 
 def load_classification_model(checkpoint: Checkpoint, config: PretrainedConfig):
     """Pretrained encoder + a new classification head sized by `config` (the head is always new)."""
+    if checkpoint.is_local:
+        check_weights_files(Path(checkpoint.source))
     try:
         # ignore_mismatched_sizes: a checkpoint that already has a head with another number of labels
         # (e.g. an MNLI model fine-tuned again) gets a fresh head instead of a size-mismatch error.

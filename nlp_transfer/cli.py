@@ -96,6 +96,12 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--label-column", help="Label column (default: 'label' or 'labels').")
     parser.add_argument("--metrics", help="Comma-separated metrics to report (default: all the task's metrics).")
     parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="Allow --metrics names the package does not ship: evaluate.load runs their Python code "
+        "(./NAME/NAME.py or the Hub's). Off unless you trust that code.",
+    )
+    parser.add_argument(
         "--bootstrap",
         type=int,
         default=0,
@@ -128,6 +134,7 @@ def _evaluate(argv: list[str]) -> int:
         bootstrap_all=args.bootstrap_all,
         confidence=args.confidence,
         seed=args.seed,
+        trust_remote_code=args.trust_remote_code,
         batch_size=args.batch_size,
     )
     report = result.to_dict()

@@ -22,7 +22,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.metrics.suite import all_metric_names
+from nlp_transfer.metrics.suite import all_metric_names, foreign_metric_refusal
 from nlp_transfer.tasks import REGRESSION
 
 TaskName = Literal["auto", "single_label", "multi_label", "regression"]
@@ -69,7 +69,10 @@ class ModelArguments:
     )
     trust_remote_code: bool = field(
         default=False,
-        metadata={"help": "Run model code shipped inside a Hub repository. Off unless you trust its author."},
+        metadata={
+            "help": "Run code that does not ship with the package: model code inside a Hub repository, and "
+            "--metrics names loaded with evaluate.load. Off unless you trust its author."
+        },
     )
     pooling: PoolingName = field(
         default="auto",
@@ -367,7 +370,8 @@ class EvaluationArguments:
             "precision/recall/f1 (binary, positive class), mcc, cohen_kappa, roc_auc, average_precision, "
             "log_loss, brier, ece. Multi-label: micro_f1, macro_f1, samples_f1, subset_accuracy, hamming_loss, "
             "roc_auc. Regression: mse, rmse, mae, r2, pearson, spearman. Another name is loaded with "
-            "evaluate.load (needs the Hub). The primary metric is always reported."
+            "evaluate.load, which runs its Python code (./NAME/NAME.py or the Hub's): only with "
+            "--trust-remote-code. The primary metric is always reported."
         },
     )
     tune_threshold: bool = field(
@@ -604,6 +608,9 @@ class TransferTrainingArguments(TrainingArguments):
                 raise UserInputError("--early-stopping-patience needs --load-best-model-at-end (the default).")
         if self.push_to_hub and not self.hub_model_id:
             raise UserInputError("--push-to-hub needs --hub-model-id NAME (e.g. my-user/support-classifier).")
+        _check_training_length(self.num_train_epochs, self.max_steps)
+        _check_learning_rate(self.learning_rate)
+        _check_report_to(self.report_to)
         _check_reporting_integrations(self.report_to)
 
     @property
@@ -639,6 +646,7 @@ class RunConfig:
         if parse_class_weights(self.evaluation.class_weights) is not None and self.training.label_smoothing_factor:
             raise UserInputError("--class-weights and --label-smoothing-factor cannot be combined; choose one.")
         _check_metric_name(self.training.metric_for_best_model, self.evaluation.metric_names())
+        _check_foreign_metrics(self.evaluation.metric_names(), self.model.trust_remote_code)
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> "RunConfig":
@@ -734,6 +742,73 @@ def _check_range(
     wanted = [text for bound, holds, text in bounds if bound is not None]
     if any(bound is not None and not holds(value, bound) for bound, holds, _ in bounds):
         raise UserInputError(f"{option_flag(name)} must be {' and '.join(wanted)}, not {value}.")
+
+
+def _check_training_length(epochs: float | None, max_steps: int) -> None:
+    """Refuse a run that would make no optimizer step: it would save a random head described as fine-tuned."""
+    if epochs is None:
+        return
+    if not math.isfinite(epochs) or epochs < 0:
+        raise UserInputError(
+            f"--num-train-epochs must be a positive number of passes over the training data (e.g. 3), not {epochs}. "
+            "Leave it out for the package's default."
+        )
+    if epochs == 0 and max_steps <= 0:
+        raise UserInputError(
+            "--num-train-epochs 0 (without a positive --max-steps) trains nothing: the saved classifier would be the "
+            "pretrained encoder with an untrained, random head. Give a positive number of epochs (e.g. 3) or "
+            "--max-steps N, or leave both out for the package's default."
+        )
+
+
+def _check_learning_rate(rate: float | None) -> None:
+    """A given --learning-rate must be a finite number, not negative (None: the strategy's default).
+
+    0 stays allowed: a run whose weights cannot move is how the tests measure the model as it starts.
+    """
+    if rate is not None and not (math.isfinite(rate) and rate >= 0):
+        raise UserInputError(
+            f"--learning-rate must be a positive number (e.g. 2e-5), not {rate}. Leave it out for the "
+            "strategy's default rate."
+        )
+
+
+def _known_report_targets() -> list[str]:
+    """The --report-to names transformers accepts: its integrations, plus 'all' and 'none'."""
+    from transformers.integrations import INTEGRATION_TO_CALLBACK
+
+    return ["none", "all", *INTEGRATION_TO_CALLBACK]
+
+
+def _check_report_to(report_to: Any) -> None:
+    """--report-to / report_to: names of transformers' integrations, one or a list; refused before any work.
+
+    TrainingArguments wraps a single value in a list, so a config's `report_to: 5` arrives here as [5].
+    """
+    known = _known_report_targets()
+    items = report_to if isinstance(report_to, list) else [report_to]
+    for item in items:
+        if not isinstance(item, str):
+            raise UserInputError(
+                f"--report-to (report_to in a config file) takes integration names, one or a list (e.g. "
+                f"'report_to: tensorboard' or 'report_to: [tensorboard, wandb]'), not {item!r} "
+                f"({type(item).__name__}). Write 'none' to report nowhere. Known names: {', '.join(known)}."
+            )
+        if item not in known:
+            close = difflib.get_close_matches(item, known, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise UserInputError(
+                f"--report-to {item} is not an integration transformers knows.{hint} Choose from: {', '.join(known)}."
+            )
+
+
+def _check_foreign_metrics(names: list[str], trust_remote_code: bool) -> None:
+    """--metrics names the package does not ship run code through evaluate.load: only with --trust-remote-code."""
+    if trust_remote_code:
+        return
+    foreign = [name for name in names if name not in all_metric_names()]
+    if foreign:
+        raise foreign_metric_refusal(foreign[0])
 
 
 REPORTING_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}

@@ -173,6 +173,7 @@ def evaluate_folder(
     confidence: float = 0.95,
     seed: int = 0,
     batch_size: int = 32,
+    trust_remote_code: bool = False,
 ) -> FolderEvaluation:
     """Score a trained folder (plain or adapter) on a labelled file with the suite; optional bootstrap CIs."""
     if batch_size < 1:
@@ -187,7 +188,9 @@ def evaluate_folder(
     schema = LabelSchema(task, [] if task == REGRESSION else classifier.labels)
     data = read_labelled(file, schema, text_column, text_pair_column, label_column, settings.label_separator)
     primary = reported_primary(task, schema.num_labels, settings.primary_metric)
-    suite = reported_suite(task, classifier.labels, metrics, primary, classifier.thresholds)
+    suite = reported_suite(
+        task, classifier.labels, metrics, primary, classifier.thresholds, trust_remote_code=trust_remote_code
+    )
     logits = classifier.logits(data.texts, data.pairs, batch_size=batch_size)
     report = suite.evaluate(logits, data.labels)
     intervals: dict[str, dict[str, float]] = {}

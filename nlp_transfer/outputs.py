@@ -8,7 +8,9 @@ staging folder; a killed one leaves only that hidden, clearly named folder, whic
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +38,56 @@ CHECKPOINT_PREFIX = "checkpoint-"
 
 
 def check_output_dir(output_dir: str | None, overwrite: bool, holds: str = "the trained classifier") -> Path:
-    """The target folder, refused when missing from the options or non-empty without --overwrite-output-dir."""
+    """The target folder, refused before any work when the run could not publish it there.
+
+    Refused: missing from the options, a file, a symbolic link, a parent the run cannot write into (the
+    staging folder is made beside the target), or non-empty without --overwrite-output-dir.
+    """
     if not output_dir:
         raise UserInputError(f"--output-dir is required: the folder {holds} is written to.")
     path = Path(output_dir).expanduser()
+    if path.is_symlink():
+        raise UserInputError(
+            f"--output-dir {path} is a symbolic link (to {os.readlink(path)}). The finished run is moved into place "
+            "by renaming, which would replace the link, not fill its target: give the real folder's path, or a new "
+            "folder."
+        )
     if path.exists() and not path.is_dir():
         raise UserInputError(f"--output-dir {path} exists and is a file. Give a folder path.")
+    _check_writable_parent(path)
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise UserInputError(
             f"--output-dir {path} is not empty. Choose a new folder, or pass --overwrite-output-dir to replace "
             "it (it is replaced only once the new run has finished)."
         )
     return path
+
+
+def _check_writable_parent(path: Path) -> None:
+    """Refuse an --output-dir whose parent (or nearest existing ancestor) does not accept new files.
+
+    Tested by creating and removing a probe file there: permission bits say nothing for root, a read-only
+    file system or a pseudo file system such as /proc.
+    """
+    parent = _nearest_existing(path.absolute().parent)
+    if not parent.is_dir():
+        raise UserInputError(f"--output-dir {path}: {parent} is a file, not a folder. Give a folder path.")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".nlp-transfer-probe-", dir=parent)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise UserInputError(
+            f"--output-dir {path} cannot be written: {parent} does not accept new files ({error.strerror or error}). "
+            f"Choose a folder you can write to, or fix the permissions of {parent}."
+        ) from None
+
+
+def _nearest_existing(folder: Path) -> Path:
+    """`folder`, or its closest ancestor that exists (the run creates the missing ones)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def staging_path(target: Path) -> Path:

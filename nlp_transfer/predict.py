@@ -158,11 +158,48 @@ def load_classifier(model_dir: str | Path, device: str | None = None) -> Classif
     if (path / ADAPTER_CONFIG_FILE).is_file():
         model = load_adapter_model(path)
     else:
+        check_trained_head(path)
         model = AutoModelForSequenceClassification.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     return Classifier.from_model(model, tokenizer)
+
+
+def check_trained_head(path: Path) -> None:
+    """Refuse a folder whose weights hold no classification head (a base checkpoint), before building the model.
+
+    transformers would give such a folder a random head and answer LABEL_0/LABEL_1 near 0.5 for every text. The
+    head's parameter names come from a weightless (meta device) model of the folder's config; the file's tensor
+    names from the safetensors headers, which also refuses truncated weights. Folders with only .bin weights are
+    left to transformers.
+    """
+    from nlp_transfer.checkpoints import safetensors_keys
+
+    keys = safetensors_keys(path)
+    if keys is None:
+        return
+    head = _head_parameter_names(path)
+    if not head or any(name in keys for name in head):
+        return
+    raise UserInputError(
+        f"--model {path} has no trained classification head: its weights lack {', '.join(head)}, so every prediction "
+        "would come from a randomly initialised head (e.g. LABEL_1 at 0.50). It looks like a pretrained base "
+        f"checkpoint. Train a classifier on it first with 'nlp-transfer train --model {path} --output-dir DIR' "
+        "(plus your data), then predict with --model DIR."
+    )
+
+
+def _head_parameter_names(path: Path) -> list[str]:
+    """Names of the parameters outside the encoder of the folder's sequence-classification model; [] if unknown."""
+    try:
+        config = AutoConfig.from_pretrained(path)
+        with torch.device("meta"):
+            skeleton = AutoModelForSequenceClassification.from_config(config)
+    except Exception:  # an architecture this cannot build is left to from_pretrained, with its own error
+        return []
+    prefix = f"{skeleton.base_model_prefix}."
+    return [name for name in skeleton.state_dict() if not name.startswith(prefix)]
 
 
 def _looks_like_repo_id(name: str) -> bool:

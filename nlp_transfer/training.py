@@ -26,7 +26,13 @@ from typing import Any
 from transformers import set_seed
 
 from nlp_transfer.callbacks import GradualUnfreezeCallback
-from nlp_transfer.checkpoints import Checkpoint, load_config, load_tokenizer, resolve_checkpoint
+from nlp_transfer.checkpoints import (
+    Checkpoint,
+    check_checkpoint_files,
+    load_config,
+    load_tokenizer,
+    resolve_checkpoint,
+)
 from nlp_transfer.class_weights import LossWeights, label_counts, resolve_loss_weights
 from nlp_transfer.config import EvaluationArguments, RunConfig, TransferTrainingArguments
 from nlp_transfer.data import EVAL_FILE_PREFIX, LabelSchema, PreparedData, load_data, resolve_max_length, tokenize
@@ -191,6 +197,7 @@ def plan_run(config: RunConfig) -> RunPlan:
     if config.training.push_to_hub:
         check_hub_access(given.hub_token, given.hub_model_id, target)  # fail before training, not after it
     checkpoint = resolve_checkpoint(config.model.model, config.model.revision, config.model.trust_remote_code)
+    check_checkpoint_files(checkpoint, weights=strategy.name != "scratch")  # tokenizer files, readable weights
     logger.info("Checkpoint: %s (%s)", checkpoint.hub_id or checkpoint.source, checkpoint.source)
     args = run_arguments(config.training, staging_path(target))
     resume_from = resolve_resume(given.resume, given.resume_from_checkpoint, staging_path(target), args.save_only_model)
@@ -208,7 +215,7 @@ def read_data(plan: RunPlan) -> RunData:
     counts = label_counts(schema.task, data.splits["train"]["labels"], schema.num_labels)
     primary = resolve_primary_metric(schema.task, counts, config.training.metric_for_best_model)
     logger.info("Primary metric %s: %s", primary.name, primary.reason)
-    suite = _metric_suite(config.evaluation, schema, primary)
+    suite = _metric_suite(config.evaluation, schema, primary, config.model.trust_remote_code)
     if config.evaluation.tune_threshold:
         check_tunable(suite, primary.name)
     loss_weights = resolve_loss_weights(
@@ -548,7 +555,9 @@ def _log_data(data: PreparedData) -> None:
         logger.info("  %s from %s", name, source)
 
 
-def _metric_suite(evaluation: EvaluationArguments, schema: LabelSchema, primary: PrimaryMetric) -> MetricSuite:
+def _metric_suite(
+    evaluation: EvaluationArguments, schema: LabelSchema, primary: PrimaryMetric, trust_remote_code: bool = False
+) -> MetricSuite:
     """The reported metrics: --metrics (plus the primary one) or every shipped metric of the task."""
     names = evaluation.metric_names()
     shipped = available_metrics(schema.task, schema.num_labels)
@@ -557,7 +566,9 @@ def _metric_suite(evaluation: EvaluationArguments, schema: LabelSchema, primary:
             f"--metric-for-best-model {primary.name} is not a metric of this {schema.task} task. Choose one of: "
             f"{', '.join(shipped)}, or loss; a metric from the Hub must also be named in --metrics."
         )
-    return reported_suite(schema.task, list(schema.id2label.values()), names, primary.name)
+    return reported_suite(
+        schema.task, list(schema.id2label.values()), names, primary.name, trust_remote_code=trust_remote_code
+    )
 
 
 def _resolved_run_config(config: RunConfig, args: TransferTrainingArguments, target: Path) -> dict[str, Any]:

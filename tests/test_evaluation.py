@@ -383,10 +383,9 @@ def test_default_run_reports_every_shipped_metric(plain_run: dict[str, Any]) -> 
 
 
 def test_unknown_metric_offline_is_a_user_error(tmp_path: Path, tiny_checkpoint: Path) -> None:
-    config, out = _bad_run_options(tiny_checkpoint, tmp_path, metrics="accuracy,nope_metric_xyz")
-    with pytest.raises(UserInputError, match="nope_metric_xyz"):
-        fine_tune(config)
-    _assert_nothing_written(tmp_path, out)
+    with pytest.raises(UserInputError, match="nope_metric_xyz"):  # refused with the options, before any work
+        _bad_run_options(tiny_checkpoint, tmp_path, metrics="accuracy,nope_metric_xyz")
+    _assert_nothing_written(tmp_path, tmp_path / "out")
 
 
 # ----------------------------------------------------------------------------- 5. decision thresholds

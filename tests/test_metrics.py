@@ -503,7 +503,7 @@ def test_available_metrics_follow_the_tables() -> None:
 def test_load_external_metric_offline_names_it() -> None:
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     with pytest.raises(UserInputError) as caught:
-        load_external_metrics(["some_hub_metric_xyz"], "single_label", 2)
+        load_external_metrics(["some_hub_metric_xyz"], "single_label", 2, trust_remote_code=True)
     message = str(caught.value)
     assert "some_hub_metric_xyz" in message
     assert "evaluate.load" in message and "could not load" in message

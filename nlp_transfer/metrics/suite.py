@@ -12,6 +12,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -385,8 +386,34 @@ def _external_values(name: str, module: Any, decisions: np.ndarray, references: 
     return {f"{name}_{key}": value for key, value in numbers.items()}
 
 
-def load_external_metrics(names: Sequence[str], task: str, num_labels: int) -> dict[str, Any]:
-    """`evaluate.load` for each asked name the package does not ship; a clear error when it cannot."""
+def metric_code_source(name: str) -> str:
+    """Whose code `evaluate.load(name)` would run: a local script, a folder's NAME.py, or the Hub's."""
+    path = Path(name).expanduser()
+    if name.endswith(".py") and path.is_file():
+        return f"the local script {path}"
+    script = path / f"{path.name}.py"
+    if script.is_file():
+        return f"the local file {script}"
+    return f"the Hugging Face Hub (evaluate-metric/{name} or the Space {name})"
+
+
+def foreign_metric_refusal(name: str) -> UserInputError:
+    """The refusal of a --metrics name the package does not ship, when the user has not said to trust its code."""
+    return UserInputError(
+        f"--metrics: '{name}' is not one of the package's metrics ({', '.join(all_metric_names())}). Loading it "
+        f"would run Python code from {metric_code_source(name)} through evaluate.load, with this process's "
+        "permissions. Pass --trust-remote-code (trust_remote_code=True in Python) if you trust that code, or choose "
+        "one of the package's metrics."
+    )
+
+
+def load_external_metrics(
+    names: Sequence[str], task: str, num_labels: int, trust_remote_code: bool = False
+) -> dict[str, Any]:
+    """`evaluate.load` for each asked name the package does not ship; a clear error when it cannot.
+
+    Such a metric is code from a local folder or the Hub, run in this process: only with `trust_remote_code`.
+    """
     import evaluate
 
     shipped = available_metrics(task, num_labels)
@@ -394,11 +421,13 @@ def load_external_metrics(names: Sequence[str], task: str, num_labels: int) -> d
     for name in names:
         if name in shipped:
             continue
-        if name in {spec.name for specs in TASK_METRICS.values() for spec in specs}:
+        if name in all_metric_names():
             raise UserInputError(
                 f"--metrics: '{name}' does not apply to a {task} task with {num_labels} labels. "
                 f"Available: {', '.join(shipped)}."
             )
+        if not trust_remote_code:
+            raise foreign_metric_refusal(name)
         try:
             loaded[name] = evaluate.load(name)
         except Exception as error:  # evaluate raises FileNotFoundError, ConnectionError, ValueError, ...
@@ -422,15 +451,17 @@ def reported_suite(
     names: Sequence[str] | None,
     primary: str,
     thresholds: dict[str, float] | None = None,
+    trust_remote_code: bool = False,
 ) -> MetricSuite:
     """The suite a run reports: the named metrics plus the primary one (every shipped one when none are named).
 
-    Names the package does not ship are loaded with `evaluate.load`; the loss is Trainer's, never the suite's.
+    Names the package does not ship are loaded with `evaluate.load`, only with `trust_remote_code` (it runs their
+    code); the loss is Trainer's, never the suite's.
     """
     names = list(names or [])
     if names and primary not in names and primary != "loss":
         names.insert(0, primary)
-    external = load_external_metrics(names, task, len(labels)) if names else {}
+    external = load_external_metrics(names, task, len(labels), trust_remote_code) if names else {}
     return MetricSuite(task, labels, names or None, thresholds=thresholds, external=external)
 
 
