@@ -2,7 +2,8 @@
 
 Random Unicode texts (quotes, separators, newlines, control characters), random separators and quoting,
 header names and label columns. Anything but `PreparedData` or `UserInputError` is a traceback a user would see.
-The example count is bounded so the test stays a few seconds in CI.
+The example count is bounded so the test stays a few seconds in CI, and derandomized so CI sees the same
+examples on every run (a red CI means nothing lands; a found case becomes a regular test).
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def loads_or_refuses(path: Path) -> None:
     assert len(result.splits["train"]) > 0
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     header=HEADERS,
     rows=ROWS,
@@ -92,7 +93,7 @@ def test_delimited_files_load_or_raise_the_packages_error(
     loads_or_refuses(path)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(header=HEADERS, rows=ROWS, numbers=st.booleans())
 def test_jsonl_files_load_or_raise_the_packages_error(tmp_path: Path, header, rows, numbers: bool) -> None:
     path = tmp_path / f"{next(NAMES)}.jsonl"
@@ -100,7 +101,7 @@ def test_jsonl_files_load_or_raise_the_packages_error(tmp_path: Path, header, ro
     loads_or_refuses(path)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.binary(min_size=0, max_size=300), suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".json"]))
 def test_arbitrary_bytes_load_or_raise_the_packages_error(tmp_path: Path, raw: bytes, suffix: str) -> None:
     path = tmp_path / f"{next(NAMES)}{suffix}"
