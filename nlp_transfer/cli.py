@@ -79,6 +79,9 @@ def _add_input_options(parser: argparse.ArgumentParser, file_help: str, texts: b
         "--text-column", help="Text column of --file (default: 'text' or 'sentence', or a sentence pair)."
     )
     parser.add_argument("--text-pair-column", help="Second text column of --file, for sentence-pair models.")
+    parser.add_argument(
+        "--encoding", default="utf-8", help="Text encoding of --file (default utf-8; e.g. latin-1 or cp1252)."
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass.")
 
 
@@ -135,6 +138,7 @@ def _evaluate(argv: list[str]) -> int:
         confidence=args.confidence,
         seed=args.seed,
         trust_remote_code=args.trust_remote_code,
+        encoding=args.encoding,
         batch_size=args.batch_size,
     )
     report = result.to_dict()
@@ -189,7 +193,7 @@ def _predict(argv: list[str]) -> int:
     if args.text:
         texts, pairs = args.text, None
     else:
-        texts, pairs = read_texts(args.file, args.text_column, args.text_pair_column)
+        texts, pairs = read_texts(args.file, args.text_column, args.text_pair_column, args.encoding)
     if args.top_k is not None and args.top_k < 1:
         raise UserInputError(f"--top-k must be at least 1, not {args.top_k}.")
     if args.batch_size < 1:

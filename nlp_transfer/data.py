@@ -247,6 +247,7 @@ def _refuse_unknown_labels(path: str, column: str, unknown: list[tuple[int, Any]
 def _read_text_file(
     path: str, text_column: str | None, pair_column: str | None, role: str, encoding: str = "utf-8"
 ) -> tuple[list[str], list[str] | None, Dataset]:
+    check_encoding_name(encoding)
     dataset = _read_file(path, role, encoding)
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
     if text_column is None:

@@ -174,6 +174,7 @@ def evaluate_folder(
     seed: int = 0,
     batch_size: int = 32,
     trust_remote_code: bool = False,
+    encoding: str = "utf-8",
 ) -> FolderEvaluation:
     """Score a trained folder (plain or adapter) on a labelled file with the suite; optional bootstrap CIs."""
     if batch_size < 1:
@@ -186,7 +187,7 @@ def evaluate_folder(
     settings = PackageSettings.read(classifier.model)
     task = classifier.task
     schema = LabelSchema(task, [] if task == REGRESSION else classifier.labels)
-    data = read_labelled(file, schema, text_column, text_pair_column, label_column, settings.label_separator)
+    data = read_labelled(file, schema, text_column, text_pair_column, label_column, settings.label_separator, encoding)
     primary = reported_primary(task, schema.num_labels, settings.primary_metric)
     suite = reported_suite(
         task, classifier.labels, metrics, primary, classifier.thresholds, trust_remote_code=trust_remote_code

@@ -385,6 +385,24 @@ def test_predict_scores_top_k_file_and_output(
     assert _says(_error_message(capsys.readouterr().err), "its columns are: body")
 
 
+def test_predict_and_evaluate_read_a_latin1_file_with_encoding(
+    cli_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(cli_run["out"])
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("text,label\ntr\xe8s bien,positive\nd\xe9cevant,negative\n".encode("latin-1"))
+
+    assert main(["predict", "--model", out, "--file", str(latin1)]) == 2
+    assert _says(_error_message(capsys.readouterr().err), "--encoding latin-1")
+
+    assert main(["predict", "--model", out, "--file", str(latin1), "--encoding", "latin-1"]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == ["très bien", "décevant"]
+    assert main(["evaluate", "--model", out, "--file", str(latin1), "--encoding", "latin-1"]) == 0
+    assert "2 examples from" in capsys.readouterr().out
+    assert main(["evaluate", "--model", out, "--file", str(latin1), "--encoding", "klingon"]) == 2
+    assert _says(_error_message(capsys.readouterr().err), "--encoding 'klingon' is not a text encoding")
+
+
 def test_predict_on_a_folder_that_is_not_a_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["predict", "--model", str(tmp_path), "--text", "hello"]) == 2
     message = _error_message(capsys.readouterr().err)
