@@ -67,6 +67,7 @@ from nlp_transfer.resume import (
     ResumePoint,
     StopOnSignal,
     TrainingInterrupted,
+    checkpoint_step,
     interrupted_message,
     latest_checkpoint,
     resolve_resume,
@@ -451,13 +452,6 @@ def _staged(plan: RunPlan) -> Iterator[tuple[Path, bool]]:
         raise
 
 
-def _checkpoint_steps(resume_from: ResumePoint | None) -> int | None:
-    if resume_from is None:
-        return None
-    suffix = resume_from.checkpoint.name.rpartition("-")[2]
-    return int(suffix) if suffix.isdigit() else None
-
-
 def build_record(
     plan: RunPlan, run_data: RunData, run_model: RunModel, trained: TrainedModel, final: FinalEvaluation
 ) -> RunRecord:
@@ -488,7 +482,7 @@ def build_record(
         train_samples_per_second=trained.train_metrics.get("train_samples_per_second"),
         epochs=trained.train_metrics.get("epoch", args.num_train_epochs),
         optimizer_steps=trained.trainer.state.global_step,
-        resumed_from_step=_checkpoint_steps(plan.resume_from),
+        resumed_from_step=checkpoint_step(plan.resume_from.checkpoint) if plan.resume_from is not None else None,
         base_model=plan.checkpoint.hub_id or plan.checkpoint.source,
         hyperparameters=hyperparameters(args),
         labels=data.schema.names,
