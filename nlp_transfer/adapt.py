@@ -42,6 +42,7 @@ ADAPT_DEFAULTS = {
     "report_to": "none",
 }
 MIN_HELD_OUT = 1
+ADAPT_BATCH_SIZE = 8
 
 
 @dataclass
@@ -115,6 +116,8 @@ def adapt(args: AdaptArguments, training: TransferTrainingArguments) -> AdaptRes
     `training` is built with ADAPT_DEFAULTS (the CLI sets them): Trainer's own options, no best-model choice.
     """
     args.check()
+    if training.per_device_train_batch_size is None:  # the classifier recipe's choice does not apply to MLM
+        training.per_device_train_batch_size = ADAPT_BATCH_SIZE
     if training.push_to_hub:
         raise UserInputError("adapt does not push: fine-tune the adapted checkpoint, then push the classifier.")
     target = check_output_dir(training.given_output_dir, training.overwrite_output_dir, "the adapted checkpoint")

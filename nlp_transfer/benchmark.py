@@ -77,6 +77,31 @@ class BenchmarkSettings:
     seed: int = 42
     train_options: dict[str, Any] = field(default_factory=dict)
     """Further `nlp-transfer train` options for every strategy (e.g. torch_compile)."""
+    levers: bool = False
+    """Also time `full` on the other side of each speed lever (`lever_runs`), to show what each costs or saves."""
+
+
+def lever_runs(train_rows: int) -> dict[str, dict[str, Any]]:
+    """`full` on the side of each speed lever its defaults do not take, by run name: the options to add.
+
+    The levers that could trade accuracy for speed (the batch size, length-grouped batches, frozen word
+    embeddings) and the opt-in torch.compile: the benchmark measures both sides and the defaults follow it.
+    """
+    from nlp_transfer.config import StrategyArguments, TransferTrainingArguments
+    from nlp_transfer.recipes import batch_size
+
+    default_batch = batch_size(train_rows).value
+    other_batch = 8 if default_batch != 8 else 32
+    grouped = TransferTrainingArguments.__dataclass_fields__["train_sampling_strategy"].default == "group_by_length"
+    frozen = StrategyArguments.__dataclass_fields__["freeze_word_embeddings"].default
+    return {
+        f"full, batch {other_batch}": {"per_device_train_batch_size": other_batch},
+        f"full, {'random order' if grouped else 'length-grouped'}": {
+            "train_sampling_strategy": "random" if grouped else "group_by_length"
+        },
+        f"full, {'trained' if frozen else 'frozen'} word embeddings": {"freeze_word_embeddings": not frozen},
+        "full, torch.compile": {"torch_compile": True},
+    }
 
 
 # ------------------------------------------------------------------------------------------------ peak
@@ -347,19 +372,24 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
     fp32_peak = peak if precision == torch.float32 else matmul_peak(device, torch.float32)
     bar.update()
 
+    runs = {name: (name, {}) for name in settings.strategies}
+    if settings.levers:
+        runs.update({name: ("full", extra) for name, extra in lever_runs(_count_rows(files["train"])).items()})
+        bar.total += len(runs) - len(settings.strategies)
     rows, outcomes = [], {}
-    for name in settings.strategies:
+    for name, (strategy, extra) in runs.items():
         bar.set_postfix_str(name)
         options = {
             **settings.train_options,
-            **STRATEGY_DEFAULTS.get(name, {}),
+            **STRATEGY_DEFAULTS.get(strategy, {}),
+            **extra,
             "model": model,
-            "strategy": name,
+            "strategy": strategy,
             "train_file": files["train"],
             "validation_file": files["validation"],
             "num_train_epochs": settings.num_train_epochs,
             "seed": settings.seed,
-            "output_dir": str(folder / "runs" / name),
+            "output_dir": str(folder / "runs" / name.replace(", ", "-").replace(" ", "_").replace(".", "_")),
             "overwrite_output_dir": True,
             "disable_tqdm": True,
         }
@@ -391,6 +421,11 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
     (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     (folder / TABLE_FILE).write_text(table(results), encoding="utf-8")
     return results
+
+
+def _count_rows(path: str) -> int:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return sum(1 for _ in csv.DictReader(handle))
 
 
 def _read_texts(path: str, limit: int) -> list[str]:

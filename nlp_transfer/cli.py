@@ -367,6 +367,8 @@ Example: 2,000 SST-2 sentences validated on its GLUE dev set, 2 epochs (about 20
   nlp-transfer benchmark --output-dir runs/benchmark \\
       --train-file ../shared/data/sst2/train.csv --validation-file ../shared/data/sst2/test.csv
 
+Add --levers to also time full on the other side of each speed lever (batch size, length-grouped batches,
+frozen word embeddings, torch.compile) and see what each saves and whether it costs accuracy.
 The speed of a model too large to download, from its config alone: add --architecture bert-base.
 Writes benchmark.json (every figure, every run's record) and benchmark.md (the table) to the output folder.
 """
@@ -406,6 +408,12 @@ def _benchmark(argv: list[str]) -> int:
     parser.add_argument("--predict-texts", type=int, default=256, help="Validation texts predict is timed on.")
     parser.add_argument("--seed", type=int, default=42, help="Seed of the draw and of every run.")
     parser.add_argument("--torch-compile", action="store_true", help="Train every strategy with torch.compile.")
+    parser.add_argument(
+        "--levers",
+        action="store_true",
+        help="Also time full on the other side of each speed lever (batch size, length-grouped batches, frozen "
+        "word embeddings, torch.compile): speed and accuracy of both sides, in the same run.",
+    )
     parser.add_argument("--no-progress", action="store_true", help="No progress bar over the runs.")
     args = parser.parse_args(argv)
     strategies = tuple(name.strip() for name in args.strategies.split(",") if name.strip())
@@ -430,6 +438,7 @@ def _benchmark(argv: list[str]) -> int:
         predict_texts=args.predict_texts,
         seed=args.seed,
         train_options={"torch_compile": True} if args.torch_compile else {},
+        levers=args.levers,
     )
     results = run_benchmark(settings, progress=not args.no_progress)
     print(table(results))

@@ -35,7 +35,10 @@ ABSENT_WHEN_NONE = (
     "training_cost",
 )
 # Keys inside one of the record's dicts that are likewise absent when None.
-NESTED_ABSENT_WHEN_NONE = {"precision": ("reason",)}
+NESTED_ABSENT_WHEN_NONE = {
+    "precision": ("reason",),
+    "hyperparameters": ("train_sampling_strategy", "dataloader_num_workers"),  # not recorded by older runs
+}
 # Trainer's own figures of an evaluation, kept in a split's dict beside the metric suite's values.
 TRAINER_FIGURES = ("loss", "runtime", "samples_per_second", "steps_per_second")
 # Figures in a split's dict that describe the evaluation run, not the model's quality.
@@ -109,6 +112,8 @@ class Hyperparameters:
     optim: str | None = None
     seed: int | None = None
     precision: str | None = None
+    train_sampling_strategy: str | None = None
+    dataloader_num_workers: int | None = None
 
 
 @dataclass(kw_only=True)

@@ -299,4 +299,6 @@ def hyperparameters(args: TransferTrainingArguments) -> Hyperparameters:
         optim=str(getattr(args.optim, "value", args.optim)),
         seed=args.seed,
         precision=precision(args).used,
+        train_sampling_strategy=str(getattr(args.train_sampling_strategy, "value", args.train_sampling_strategy)),
+        dataloader_num_workers=args.dataloader_num_workers,
     )

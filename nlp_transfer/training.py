@@ -313,11 +313,14 @@ def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel
         args.ddp_find_unused_parameters = run_model.unfreeze is not None
     batch = effective_batch_size(args)
     logger.info(
-        "Effective batch size %d = %d per device x %d processes x %d accumulation steps; precision %s",
+        "Effective batch size %d = %d per device x %d processes x %d accumulation steps; %s batches; "
+        "%d data-loading workers; precision %s",
         batch.total,
         batch.per_device,
         batch.processes,
         batch.gradient_accumulation_steps,
+        str(getattr(args.train_sampling_strategy, "value", args.train_sampling_strategy)),
+        args.dataloader_num_workers,
         precision(args).reason or precision(args).used,
     )
     trainer = build_trainer(

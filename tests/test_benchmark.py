@@ -61,3 +61,14 @@ def test_unknown_strategies_are_refused(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["benchmark", "--output-dir", str(tmp_path), "--strategies", "full,fast"]) == 2
     assert "--strategies 'full,fast': give strategy names from full" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_levers_time_full_on_the_side_its_defaults_do_not_take() -> None:
+    # 2,000 rows train at batch 32 by default (recipes.batch_size), in length-grouped batches, word embeddings trained.
+    assert benchmark.lever_runs(2000) == {
+        "full, batch 8": {"per_device_train_batch_size": 8},
+        "full, random order": {"train_sampling_strategy": "random"},
+        "full, frozen word embeddings": {"freeze_word_embeddings": True},
+        "full, torch.compile": {"torch_compile": True},
+    }
+    assert "full, batch 32" in benchmark.lever_runs(100)  # few rows train at batch 8: the other side is 32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from nlp_transfer.recipes import (
     MIN_OPTIMIZER_STEPS,
     PROBE_LEARNING_RATE,
     apply_recipe,
+    batch_size,
     learning_rate,
     size_factor,
 )
@@ -78,7 +80,15 @@ def test_a_small_training_set_gets_enough_optimizer_steps() -> None:
     assert str(args.eval_strategy.value) == str(args.save_strategy.value) == "steps"
     assert args.eval_steps == args.save_steps == 3 * 8  # every 3 epochs: about 10 evaluations
     decisions = recipe.to_dict()
-    assert list(decisions) == ["learning_rate", "num_train_epochs", "eval_steps", "early_stopping_patience"]
+    assert list(decisions) == [
+        "per_device_train_batch_size",
+        "dataloader_num_workers",
+        "learning_rate",
+        "num_train_epochs",
+        "eval_steps",
+        "early_stopping_patience",
+    ]
+    assert decisions["per_device_train_batch_size"]["value"] == 8
     assert decisions["num_train_epochs"]["value"] == 25
     assert "8 optimizer steps per epoch" in decisions["num_train_epochs"]["reason"]
 
@@ -107,8 +117,14 @@ def test_a_large_training_set_keeps_the_default_epochs_and_cadence() -> None:
     assert args.num_train_epochs == DEFAULT_EPOCHS
     assert str(args.eval_strategy.value) == "epoch"
     assert args.early_stopping_patience is None
-    assert set(recipe.decisions) == {"learning_rate", "num_train_epochs"}
-    assert 2000 / 8 * DEFAULT_EPOCHS >= MIN_OPTIMIZER_STEPS
+    assert set(recipe.decisions) == {
+        "per_device_train_batch_size",
+        "dataloader_num_workers",
+        "learning_rate",
+        "num_train_epochs",
+    }
+    assert args.per_device_train_batch_size == 32
+    assert math.ceil(2000 / 32) * DEFAULT_EPOCHS >= MIN_OPTIMIZER_STEPS
 
 
 def test_a_raised_run_with_few_epochs_keeps_evaluating_each_epoch() -> None:
@@ -121,7 +137,13 @@ def test_a_raised_run_with_few_epochs_keeps_evaluating_each_epoch() -> None:
 
 
 def test_given_options_are_never_changed() -> None:
-    args = training_args(learning_rate=3e-5, num_train_epochs=2, early_stopping_patience=None)
+    args = training_args(
+        learning_rate=3e-5,
+        num_train_epochs=2,
+        early_stopping_patience=None,
+        per_device_train_batch_size=8,
+        dataloader_num_workers=0,
+    )
     recipe = apply_recipe(args, "full", 2e-5, 384, StrategyArguments(), train_rows=16)
     assert (args.learning_rate, args.num_train_epochs) == (3e-5, 2)
     assert args.early_stopping_patience is None
@@ -130,7 +152,7 @@ def test_given_options_are_never_changed() -> None:
 
 
 def test_given_epochs_leave_the_learning_rate_to_the_recipe() -> None:
-    args = training_args(num_train_epochs=3)
+    args = training_args(num_train_epochs=3, per_device_train_batch_size=8, dataloader_num_workers=0)
     recipe = apply_recipe(args, "full", 2e-5, 384, StrategyArguments(), train_rows=16)
     assert args.num_train_epochs == 3 and list(recipe.decisions) == ["learning_rate"]
 
@@ -161,7 +183,12 @@ def test_given_early_stopping_and_cadence_are_kept() -> None:
     args = training_args(early_stopping_patience=2, eval_strategy="steps", save_strategy="steps", eval_steps=5)
     recipe = apply_recipe(args, "full", 2e-5, 384, StrategyArguments(), train_rows=16)
     assert args.early_stopping_patience == 2 and args.eval_steps == 5
-    assert set(recipe.decisions) == {"learning_rate", "num_train_epochs"}
+    assert set(recipe.decisions) == {
+        "per_device_train_batch_size",
+        "dataloader_num_workers",
+        "learning_rate",
+        "num_train_epochs",
+    }
 
 
 def test_the_run_records_and_applies_its_recipe(
@@ -195,6 +222,7 @@ def test_a_later_evaluation_that_ties_the_best_is_kept(tmp_path: Path) -> None:
         save_strategy="epoch",
         load_best_model_at_end=True,
         metric_for_best_model="accuracy",
+        per_device_train_batch_size=8,
     )
     model = AutoModelForSequenceClassification.from_config(tiny_config("bert"))
     trainer = TransferTrainer(model=model, args=args, eval_dataset=[{"input_ids": [1], "labels": 0}])
@@ -204,3 +232,41 @@ def test_a_later_evaluation_that_ties_the_best_is_kept(tmp_path: Path) -> None:
         outcomes.append(trainer._determine_best_metric({"eval_accuracy": accuracy}, None))
     assert outcomes == [True, True, True, False, True]
     assert (trainer.state.best_metric, trainer.state.best_global_step) == (0.7, 50)
+
+
+@pytest.mark.parametrize(
+    ("rows", "multiplier", "expected"),
+    [
+        (16, 1, 8),
+        (624, 1, 8),  # at 16: 39 steps per epoch, 195 over 5 epochs
+        (625, 1, 16),  # 40 steps per epoch (the last one short), 200 over 5 epochs
+        (1248, 1, 16),
+        (1249, 1, 32),
+        (60614, 1, 32),
+        (1249, 2, 16),  # two processes: 32 per device would be 64 per update, 20 updates per epoch
+    ],
+)
+def test_the_default_batch_is_the_largest_that_keeps_enough_updates(rows: int, multiplier: int, expected: int) -> None:
+    decision = batch_size(rows, multiplier)
+    assert decision.value == expected
+    assert str(rows) in decision.reason
+
+
+def test_a_given_batch_size_is_kept_and_an_unset_one_is_decided() -> None:
+    given = training_args(per_device_train_batch_size=4)
+    recipe = apply_recipe(given, "full", 2e-5, 384, StrategyArguments(), train_rows=5000)
+    assert given.per_device_train_batch_size == 4 and "per_device_train_batch_size" not in recipe.decisions
+    unset = training_args()
+    apply_recipe(unset, "full", 2e-5, 384, StrategyArguments(), train_rows=5000)
+    assert unset.per_device_train_batch_size == 32
+    assert unset.num_train_epochs == DEFAULT_EPOCHS
+
+
+def test_data_loading_workers_are_chosen_for_the_device() -> None:
+    # This machine has no GPU: no worker processes (they would take a core from the model), said why.
+    args = training_args()
+    assert args.dataloader_num_workers == 0 and "CPU" in args.dataloader_reason
+    given = training_args(dataloader_num_workers=3)
+    assert given.dataloader_num_workers == 3 and given.dataloader_reason is None
+    recipe = apply_recipe(given, "full", 2e-5, 384, StrategyArguments(), train_rows=50)
+    assert "dataloader_num_workers" not in recipe.decisions

@@ -212,6 +212,7 @@ def run(model: Path, files: dict[str, Path], output_dir: Path, **extra: Any):
 
 CASES = {
     "full": ("full", {}),
+    "full-frozen-words": ("full", {"freeze_word_embeddings": True}),
     "freeze-k1": ("freeze", {"train_top_layers": 1}),
     "probe-k0": ("freeze", {"train_top_layers": 0}),
     "freeze-k1-embeddings": ("freeze", {"train_top_layers": 1, "train_embeddings": True}),
@@ -228,6 +229,9 @@ def expected_trainable(case: str, model: nn.Module) -> tuple[int, int, set[int] 
     head, top, pooler = numel(parts["head"]), numel(parts["layers"][-1:]), numel([parts["pooler"]])
     if case == "full":
         return total, total, set(parameters_of([model]))
+    if case == "full-frozen-words":
+        words = model.get_input_embeddings().weight
+        return total - words.numel(), total, set(parameters_of([model])) - {id(words)}
     if case == "probe-k0":
         return head, total, set(parameters_of(parts["head"]))
     if case == "freeze-k1":
@@ -357,6 +361,7 @@ def tiny_batch() -> dict[str, torch.Tensor]:
 
 
 STEP_CASES = {
+    "full-frozen-words": ("full", {"freeze_word_embeddings": True}),
     "freeze": ("freeze", {"train_top_layers": 1}),
     "lora": ("lora", {}),
     "hybrid": ("hybrid", {"train_top_layers": 1}),
@@ -389,6 +394,9 @@ def test_one_step_moves_exactly_the_trainable_weights(kind: str, case: str, tmp_
     if strategy == "freeze":
         embeddings = {name for name in before if "embeddings" in name}
         assert embeddings and embeddings <= frozen
+    elif strategy == "full":
+        words = model.get_input_embeddings().weight
+        assert frozen == {name for name, p in model.named_parameters() if p is words}
     else:
         # Every base weight under LoRA, and the originals of the modules peft trains a copy of, stay as they were.
         assert {name for name in before if ".base_layer." in name or ".original_module." in name} <= frozen

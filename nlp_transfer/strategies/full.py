@@ -1,7 +1,8 @@
 """`full`: every weight trains, at a learning rate 10-100x below a from-scratch one.
 
-Optionally with layer-wise learning-rate decay (`--layer-lr-decay`), a head multiplier, and gradual
-unfreezing (ULMFiT); without them Trainer's own AdamW groups are used.
+Optionally with the word embeddings kept as pretrained (`--freeze-word-embeddings`), layer-wise learning-rate
+decay (`--layer-lr-decay`), a head multiplier, and gradual unfreezing (ULMFiT); without them Trainer's own AdamW
+groups are used.
 """
 
 from __future__ import annotations
@@ -28,8 +29,15 @@ class FullFineTuning(TransferStrategy):
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         args = context.args
+        if args.freeze_word_embeddings:
+            # Before the groups and unfreezing units are built, which leave frozen parameters out.
+            model.get_input_embeddings().weight.requires_grad_(False)
         decay = 1.0 if args.layer_lr_decay is None else args.layer_lr_decay
-        settings = {"trains": "all weights", "layer_lr_decay": decay, "head_lr_multiplier": args.head_lr_multiplier}
+        settings = {
+            "trains": "all weights but the word embeddings" if args.freeze_word_embeddings else "all weights",
+            "layer_lr_decay": decay,
+            "head_lr_multiplier": args.head_lr_multiplier,
+        }
         if decay == 1.0 and args.head_lr_multiplier == 1.0 and not args.gradual_unfreeze:
             # Trainer's AdamW already leaves biases and LayerNorm weights out of weight decay.
             return PreparedModel(model, param_groups=None, settings=settings)
