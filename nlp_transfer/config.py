@@ -598,9 +598,12 @@ class TransferTrainingArguments(TrainingArguments):
         """An unset --dataloader-num-workers, decided for the machine; the reason, or None if given."""
         import torch
 
+        gpu = torch.cuda.is_available() and not self.use_cpu
+        if not gpu:
+            self.dataloader_pin_memory = False  # pinned memory speeds copies to a GPU; without one torch warns
         if self.dataloader_num_workers is not None:
             return None
-        if torch.cuda.is_available() and not self.use_cpu:
+        if gpu:
             self.dataloader_num_workers = GPU_DATALOADER_WORKERS
             return f"{GPU_DATALOADER_WORKERS} per GPU process: batches are collated while the GPU computes"
         self.dataloader_num_workers = 0
