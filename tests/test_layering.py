@@ -34,7 +34,7 @@ LAYERS: list[set[str]] = [
         "head_init",
         "resume",
     },
-    {"data", "data_checks", "checkpoints", "optim", "class_weights", "recipes"},
+    {"data", "data_checks", "long_text", "checkpoints", "optim", "class_weights", "recipes"},
     {
         "config",
         "metrics",
