@@ -30,6 +30,7 @@ StrategyName = Literal["full", "freeze", "lora", "hybrid", "scratch"]
 PoolingName = Literal["auto", "pooler", "cls", "mean", "max"]
 HeadInitName = Literal["auto", "random", "probe"]
 TrainSampleName = Literal["random", "stratified"]
+LongTextMode = Literal["truncate-head", "truncate-tail", "head-tail"]
 EVAL_FILE_NAME = re.compile(r"[A-Za-z0-9_]+")
 RESERVED_SPLIT_NAMES = ("train", "validation", "test", "eval")
 BALANCED = "balanced"
@@ -228,6 +229,16 @@ class DataArguments:
             "at 512). Batches are padded to their longest text, never to a fixed length."
         },
     )
+    long_text: LongTextMode = field(
+        default="truncate-head",
+        metadata={
+            "help": "How a text longer than --max-length is read. truncate-head (default): its first tokens; "
+            "truncate-tail: its last tokens; head-tail: the first quarter of the budget from its start and the "
+            "rest from its end (Sun et al. 2019: head 128 + tail 382 of 512 read long reviews best). Saved with "
+            "the model: predict and evaluate read texts the same way. Each split's token lengths and share of "
+            "truncated texts are logged and kept in metrics.json (long_text)."
+        },
+    )
     drop_invalid_rows: bool = field(
         default=False,
         metadata={"help": "Drop rows with an empty text or missing label instead of stopping with an error."},
@@ -251,6 +262,11 @@ class DataArguments:
                 raise UserInputError(f"{option_flag(name)} must be a positive number, not {value}.")
         if self.max_length is not None and self.max_length <= 0:
             raise UserInputError(f"--max-length must be a positive number of tokens, not {self.max_length}.")
+        if self.long_text != "truncate-head" and self.text_pair_column:
+            raise UserInputError(
+                f"--long-text {self.long_text} reads single texts, and --text-pair-column {self.text_pair_column} "
+                "makes pairs: join the two texts into one column, or use --long-text truncate-head."
+            )
 
     def eval_files(self) -> dict[str, str]:
         """--eval-file as {name: path}; a name is letters, digits and '_', unique, and not a split of the run."""

@@ -37,6 +37,7 @@ from nlp_transfer.data_checks import (
     warn_shared_texts,
 )
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.long_text import LongTextSettings, encode_documents
 from nlp_transfer.tasks import MULTI_LABEL, PROBLEM_TYPES, REGRESSION, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
@@ -815,18 +816,31 @@ def resolve_max_length(tokenizer: Any, requested: int | None) -> int:
     return requested
 
 
-def tokenize(data: PreparedData, tokenizer: Any, max_length: int | None) -> DatasetDict:
-    """Encode every split once, batched, truncated to the resolved max length, unpadded.
+def tokenize(
+    data: PreparedData, tokenizer: Any, max_length: int | None, long_text: str = "truncate-head"
+) -> DatasetDict:
+    """Encode every split once, batched, cut to the resolved max length as `long_text` says, unpadded.
 
     Padding happens per batch in the collator (DataCollatorWithPadding), never to a fixed length here.
     """
     limit = resolve_max_length(tokenizer, max_length)
     text, pair = data.text_column, data.text_pair_column
+    settings = LongTextSettings(mode=long_text, max_length=limit)
+    settings.check()
+    if pair and long_text != "truncate-head":
+        raise UserInputError(
+            f"--long-text {long_text} reads single texts, and this data has text pairs ({text}, {pair}): join the "
+            "two texts into one column, or use --long-text truncate-head."
+        )
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
         first = [str(t) for t in batch[text]]
         second = [str(t) for t in batch[pair]] if pair else None
-        return tokenizer(first, second, truncation=True, max_length=limit)
+        if long_text == "truncate-head":
+            return tokenizer(first, second, truncation=True, max_length=limit)
+        encoded = encode_documents(tokenizer, first, settings)
+        del encoded["document"]  # one row per text in these modes
+        return encoded
 
     drop = [c for c in (text, pair, ROW_COLUMN) if c]
     return data.splits.map(encode, batched=True, remove_columns=drop, desc="Tokenizing")

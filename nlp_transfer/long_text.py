@@ -237,13 +237,17 @@ def length_report(lengths: list[int], max_length: int) -> dict[str, Any]:
     }
 
 
-def truncation_advice(report: dict[str, Any], mode: str) -> str | None:
-    """One line suggesting a long-text mode when more than 10% of the documents lose tokens; None otherwise."""
+def truncation_advice(report: dict[str, Any], mode: str, offered: tuple[str, ...] = LONG_TEXT_MODES) -> str | None:
+    """One line suggesting a long-text mode when more than 10% of the documents lose tokens; None otherwise.
+
+    `offered`: the modes the caller can run (a suggestion of one it cannot would send the user nowhere).
+    """
     share = report["truncated_share"]
     if mode == "chunk" or share <= ADVICE_SHARE:
         return None
-    options = [m for m in dict.fromkeys((RECOMMENDED_MODE, "chunk")) if m != mode]
+    options = [m for m in dict.fromkeys((RECOMMENDED_MODE, "chunk")) if m != mode and m in offered]
     suggestion = " or ".join(f"--long-text {m} ({_KEPT[m]})" for m in options)
+    suggestion = suggestion or "a larger --max-length, up to the model's limit"
     return (
         f"{share:.1%} of {report['documents']} documents ({report['truncated']}) are longer than "
         f"{report['max_length']} tokens and lose {_LOST.get(mode, 'tokens')} to --long-text {mode}; try {suggestion}."

@@ -21,6 +21,7 @@ from transformers.utils import logging as transformers_logging
 from nlp_transfer.data import longest_first, resolve_max_length
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.heads import register_heads
+from nlp_transfer.long_text import LongTextSettings, encode_documents
 from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
 from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from nlp_transfer.settings import PackageSettings
@@ -47,6 +48,8 @@ class Classifier:
     task: str
     max_length: int
     thresholds: dict[str, float] = field(default_factory=dict)
+    long_text: str = "truncate-head"
+    """How a text longer than max_length is cut, as in training (nlp_transfer.long_text)."""
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any) -> Classifier:
@@ -54,7 +57,8 @@ class Classifier:
         settings = PackageSettings.read(model)
         # Truncate as training did; folders not written by this package get the training default.
         max_length = int(settings.max_length or resolve_max_length(tokenizer, None))
-        return cls(model, tokenizer, task_of(model.config), max_length, settings.thresholds)
+        long_text = settings.long_text or "truncate-head"
+        return cls(model, tokenizer, task_of(model.config), max_length, settings.thresholds, long_text)
 
     @property
     def labels(self) -> list[str]:
@@ -76,16 +80,20 @@ class Classifier:
         logits = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            encoded = self.tokenizer(
-                [texts[i] for i in rows],
-                [pairs[i] for i in rows] if pairs else None,
-                truncation=True,
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
-            logits[rows] = self.model(**encoded).logits.float().cpu().numpy()
+            encoded = self._encode([texts[i] for i in rows], [pairs[i] for i in rows] if pairs else None)
+            logits[rows] = self.model(**encoded.to(device)).logits.float().cpu().numpy()
         return logits
+
+    def _encode(self, texts: list[str], pairs: list[str] | None) -> Any:
+        """One padded batch, each text cut as training cut it."""
+        if self.long_text == "truncate-head":
+            return self.tokenizer(
+                texts, pairs, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
+            )
+        settings = LongTextSettings(mode=self.long_text, max_length=self.max_length)
+        columns = encode_documents(self.tokenizer, texts, settings, pairs)
+        del columns["document"]  # one row per text in these modes
+        return self.tokenizer.pad(columns, return_tensors="pt")
 
     def predict(
         self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32

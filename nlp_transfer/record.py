@@ -33,6 +33,7 @@ ABSENT_WHEN_NONE = (
     "resumed_from_step",
     "learning_curve",
     "training_cost",
+    "long_text",
 )
 # Keys inside one of the record's dicts that are likewise absent when None.
 NESTED_ABSENT_WHEN_NONE = {
@@ -156,6 +157,9 @@ class RunRecord:
     eval_files: dict[str, dict[str, Any]] | None = None
     """Each --eval-file NAME=FILE, like `eval`, by NAME."""
     max_length: int | None = None
+    long_text: dict[str, Any] | None = None
+    """How texts longer than max_length were read: mode, max_length, each split's token lengths and share of
+    truncated texts (`splits`), and the advice logged when more than 10% were cut."""
     adapter: bool = False
     pooling: dict[str, Any] | None = None
     """How the head reads the encoder: mode, reason, own_head (heads.PoolingChoice)."""

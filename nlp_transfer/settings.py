@@ -21,6 +21,8 @@ class PackageSettings:
     version: str | None = __version__
     max_length: int | None = None
     """Tokens per text at training time; prediction truncates the same way."""
+    long_text: str | None = None
+    """How texts longer than max_length were read (nlp_transfer.long_text's modes); None: truncate-head."""
     primary_metric: str | None = None
     label_separator: str | None = None
     """The multi-label separator of the training CSV, so `evaluate` reads files written the same way."""
@@ -49,6 +51,8 @@ class PackageSettings:
         values = asdict(self)
         if not values["thresholds"]:
             del values["thresholds"]  # as before: the key appears only when thresholds were tuned
+        if values["long_text"] is None:
+            del values["long_text"]  # a folder written before the option: truncate-head
         return values
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from transformers import set_seed
 
@@ -34,13 +34,22 @@ from nlp_transfer.checkpoints import (
     resolve_checkpoint,
 )
 from nlp_transfer.class_weights import LossWeights, label_counts, resolve_loss_weights
-from nlp_transfer.config import EvaluationArguments, RunConfig, TransferTrainingArguments
-from nlp_transfer.data import EVAL_FILE_PREFIX, LabelSchema, PreparedData, load_data, resolve_max_length, tokenize
+from nlp_transfer.config import EvaluationArguments, LongTextMode, RunConfig, TransferTrainingArguments
+from nlp_transfer.data import (
+    EVAL_FILE_PREFIX,
+    LabelSchema,
+    PreparedData,
+    column_values,
+    load_data,
+    resolve_max_length,
+    tokenize,
+)
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation import FinalEvaluation, evaluate_splits, extra_splits, write_plots
 from nlp_transfer.head_init import HeadInit, initialise_head, resolve_head_init
 from nlp_transfer.heads import PoolingChoice, classification_config, resolve_pooling
 from nlp_transfer.hub import write_model_card
+from nlp_transfer.long_text import length_report, token_lengths, truncation_advice
 from nlp_transfer.metrics import (
     MetricSuite,
     PrimaryMetric,
@@ -144,6 +153,8 @@ class RunData:
     suite: MetricSuite
     label_counts: list[int] | None
     loss_weights: LossWeights | None
+    text_lengths: dict[str, Any] | None = None
+    """How long the texts were and how they were cut (`text_lengths`): metrics.json's `long_text`."""
 
 
 @dataclass
@@ -226,8 +237,41 @@ def read_data(plan: RunPlan) -> RunData:
         logger.info("Loss %s (%s): %s", loss_weights.kind, loss_weights.mode, loss_weights.to_dict()["weights"])
     tokenizer = load_tokenizer(plan.checkpoint)
     max_length = resolve_max_length(tokenizer, config.data.max_length)
-    encoded = tokenize(data, tokenizer, max_length)
-    return RunData(data, tokenizer, max_length, encoded, primary, suite, counts, loss_weights)
+    encoded = tokenize(data, tokenizer, max_length, config.data.long_text)
+    lengths = text_lengths(data, tokenizer, max_length, config.data.long_text)
+    return RunData(data, tokenizer, max_length, encoded, primary, suite, counts, loss_weights, lengths)
+
+
+def text_lengths(data: PreparedData, tokenizer: Any, max_length: int, long_text: str) -> dict[str, Any]:
+    """Each split's token lengths and share of texts longer than `max_length`, logged; advice when many are cut.
+
+    metrics.json keeps it (`long_text`): how much of the data the model never read is part of its result.
+    """
+    splits = {}
+    for name, split in data.splits.items():
+        texts = [str(t) for t in column_values(split, data.text_column)]
+        pairs = [str(t) for t in column_values(split, data.text_pair_column)] if data.text_pair_column else None
+        report = length_report(token_lengths(tokenizer, texts, pairs), max_length)
+        tokens = report["tokens"]
+        logger.info(
+            "Token lengths of %s (%d texts): median %g, p90 %g, p99 %g, max %d; %.1f%% longer than %d (%s)",
+            name,
+            report["documents"],
+            tokens["p50"],
+            tokens["p90"],
+            tokens["p99"],
+            tokens["max"],
+            100 * report["truncated_share"],
+            max_length,
+            long_text,
+        )
+        splits[name] = report
+    most_cut = max(splits, key=lambda name: splits[name]["truncated_share"])
+    advice = truncation_advice(splits[most_cut], long_text, offered=get_args(LongTextMode))
+    if advice:
+        advice = f"In {most_cut}, {advice}"
+        logger.warning("%s", advice)
+    return {"mode": long_text, "max_length": max_length, "splits": splits, "advice": advice}
 
 
 def build_model(plan: RunPlan, run_data: RunData) -> RunModel:
@@ -256,6 +300,7 @@ def build_model(plan: RunPlan, run_data: RunData) -> RunModel:
     model_config = classification_config(model_config, pooling)
     settings = PackageSettings(
         max_length=run_data.max_length,
+        long_text=config.data.long_text,
         primary_metric=run_data.primary.name,
         label_separator=config.data.label_separator,
     )
@@ -502,6 +547,7 @@ def build_record(
         class_weights=run_data.loss_weights.to_dict() if run_data.loss_weights is not None else None,
         decision_thresholds=final.thresholds,
         max_length=run_data.max_length,
+        long_text=run_data.text_lengths,
         adapter=prepared.is_adapter,
         pooling={**run_model.pooling.to_dict(), "head_init": run_model.head_init.to_dict()},
         recipe=run_model.recipe.to_dict(),

@@ -112,6 +112,7 @@ def test_config_json_records_label_names_and_problem_type(sentiment_run: dict[st
     assert config["nlp_transfer"] == {
         "version": "0.1.0",
         "max_length": 128,
+        "long_text": "truncate-head",
         "primary_metric": "accuracy",
         "label_separator": None,
     }
