@@ -496,7 +496,7 @@ class TransferTrainingArguments(TrainingArguments):
         default="group_by_length",
         metadata={
             "help": "Order of training examples. group_by_length (default): shuffled, then sorted by length "
-            "within groups of 50 batches, so a batch pads little; random: shuffled; sequential."
+            "within groups of up to 50 batches, so a batch pads little; random: shuffled; sequential."
         },
     )
     dataloader_num_workers: int | None = field(

@@ -15,7 +15,7 @@ from nlp_transfer.cli import main
 from nlp_transfer.config import DataArguments, RunConfig
 from nlp_transfer.data import load_data
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.experiments import aggregate, expand_grid, run_grid, write_report
+from nlp_transfer.experiments import aggregate, expand_grid, load_grid, run_grid, write_report
 from nlp_transfer.record import RunRecord
 
 FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
@@ -375,3 +375,10 @@ def test_the_ray_backend_gives_the_local_table(
             assert other[column] == row[column], column
     tables = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("local", "ray")]
     assert [entry["eval_accuracy_mean"] for entry in tables[0]] == [entry["eval_accuracy_mean"] for entry in tables[1]]
+
+
+@pytest.mark.parametrize(("name", "cells"), [("sst2", 66), ("sst2_batch_size", 6)])
+def test_the_grids_benchmarks_cites_load(name: str, cells: int) -> None:
+    # Loading reads no data: the paths are only resolved, so this holds where ../shared is absent too.
+    grid = load_grid(Path(__file__).parent.parent / "configs" / "grids" / f"{name}.yaml")
+    assert len(grid.cells) == cells
