@@ -496,7 +496,8 @@ class TransferTrainingArguments(TrainingArguments):
         default="group_by_length",
         metadata={
             "help": "Order of training examples. group_by_length (default): shuffled, then sorted by length "
-            "within groups of up to 50 batches, so a batch pads little; random: shuffled; sequential."
+            "within groups of up to 50 batches, so a batch pads little; random: shuffled; sequential.",
+            "choices": ["group_by_length", "random", "sequential", "batch_rebalance"],
         },
     )
     dataloader_num_workers: int | None = field(
@@ -615,7 +616,7 @@ class TransferTrainingArguments(TrainingArguments):
         import torch
 
         gpu = torch.cuda.is_available() and not self.use_cpu
-        if not gpu:
+        if self.use_cpu:
             self.dataloader_pin_memory = False  # pinned memory speeds copies to a GPU; without one torch warns
         if self.dataloader_num_workers is not None:
             return None
@@ -623,7 +624,7 @@ class TransferTrainingArguments(TrainingArguments):
             self.dataloader_num_workers = GPU_DATALOADER_WORKERS
             return f"{GPU_DATALOADER_WORKERS} per GPU process: batches are collated while the GPU computes"
         self.dataloader_num_workers = 0
-        return "none on a CPU: the texts are tokenized before training, and a worker would take a core from the model"
+        return "none without a CUDA GPU: the texts are tokenized before training, and a worker would take a core"
 
     def _choose_precision(self) -> str | None:
         """An unset --bf16, decided for the machine (see `default_precision`); the reason, or None if given."""

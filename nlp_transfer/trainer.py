@@ -17,6 +17,7 @@ import torch
 from datasets import Dataset
 from torch.utils.data import Sampler
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PredictionOutput
 
 from nlp_transfer.class_weights import LossWeights
@@ -102,6 +103,23 @@ class TransferTrainer(Trainer):
         self.cost.checkpoint_s += time.perf_counter() - started
         self.cost.checkpoints += 1
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """Length-grouped batches in an order drawn from (seed + epoch), so a resumed run replays its epoch.
+
+        Trainer's own LengthGroupedSampler draws from torch's global random state when an epoch starts, and a
+        resumed run restores that state only after the resumed epoch has drawn its order: from the second
+        epoch on, the batches it skips would not be the ones the interrupted run trained.
+        """
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        strategy = str(getattr(self.args.train_sampling_strategy, "value", self.args.train_sampling_strategy))
+        if strategy != "group_by_length" or not isinstance(dataset, Dataset) or "input_ids" not in dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        lengths = [len(ids) for ids in column_values(dataset, "input_ids")]  # a column read, not a row loop
+        return SeededLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths, seed
+        )
+
     def _get_eval_sampler(self, eval_dataset: Any) -> Any:
         """Evaluation rows longest first, so batches pad little; `predict` puts its rows back in order."""
         order = self._length_order(eval_dataset)
@@ -171,6 +189,19 @@ class BatchCounts:
 def _flop_rates(model: Any) -> tuple[float, float, float]:
     """FLOPs of a training step per sequence, per real token and per squared length, as the model trains now."""
     return tuple(training_flops(model, TokenCounts(*unit)).total for unit in ((1, 0, 0), (0, 1, 0), (0, 0, 1)))
+
+
+class SeededLengthGroupedSampler(LengthGroupedSampler):
+    """transformers' length-grouped order (shuffled, sorted by length within groups of batches), drawn from its
+    own generator seeded with seed + epoch: Trainer calls `set_epoch` before every epoch."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + int(epoch))
 
 
 class InOrder(Sampler[int]):

@@ -97,6 +97,8 @@ from nlp_transfer.verification import verify_reload
 from nlp_transfer.version import __version__
 
 logger = logging.getLogger(__name__)
+LENGTH_BATCH = 1000
+"""Texts measured per tokenizer call by `text_lengths` (whole long documents, untruncated)."""
 
 
 @dataclass
@@ -251,7 +253,12 @@ def text_lengths(data: PreparedData, tokenizer: Any, max_length: int, long_text:
     for name, split in data.splits.items():
         texts = [str(t) for t in column_values(split, data.text_column)]
         pairs = [str(t) for t in column_values(split, data.text_pair_column)] if data.text_pair_column else None
-        report = length_report(token_lengths(tokenizer, texts, pairs), max_length)
+        lengths = []
+        for start in range(0, len(texts), LENGTH_BATCH):  # keeps only the lengths of each batch's encodings
+            lengths += token_lengths(
+                tokenizer, texts[start : start + LENGTH_BATCH], pairs[start : start + LENGTH_BATCH] if pairs else None
+            )
+        report = length_report(lengths, max_length)
         tokens = report["tokens"]
         logger.info(
             "Token lengths of %s (%d texts): median %g, p90 %g, p99 %g, max %d; %.1f%% longer than %d (%s)",

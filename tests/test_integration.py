@@ -58,6 +58,9 @@ def test_sst2_is_learned_and_the_folder_works_in_a_pipeline(shared_data: Path, t
         validation_file=str(shared_data / "sst2" / "test.csv"),
         max_eval_samples=200,
         class_names="negative,positive",
+        # 13 steps at 1e-3 (BRIEF) learn or not by the order of the first batches: shuffled ones, as measured.
+        # (Length-grouped ones, the default, left this one seed at 0.55: a smoke test, not a comparison.)
+        train_sampling_strategy="random",
     )
     metrics = _read_json(out / "metrics.json")
     assert metrics["task"] == "single_label"

@@ -5,8 +5,12 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+import pytest
+import torch
+
 from nlp_transfer import RunConfig, fine_tune
 from nlp_transfer.data import demo_data_files
+from nlp_transfer.errors import UserInputError
 
 SEEDS = (0, 1, 2)
 
@@ -50,3 +54,29 @@ def test_length_grouped_batches_pad_less_and_score_within_seed_noise(tiny_checkp
         (mean_grouped, sd_grouped), (mean_shuffled, sd_shuffled) = spread(grouped, metric), spread(shuffled, metric)
         noise = 2 * max(sd_grouped, sd_shuffled) + 0.02
         assert abs(mean_grouped - mean_shuffled) <= noise, (metric, mean_grouped, mean_shuffled, noise)
+
+
+def test_the_grouped_order_depends_on_seed_and_epoch_only() -> None:
+    # A resumed run draws the resumed epoch's order before Trainer restores the random state: the order must
+    # not come from torch's global generator, or the batches it skips are not those the killed run trained.
+    from nlp_transfer.trainer import SeededLengthGroupedSampler
+
+    lengths = [(7 * i) % 23 + 1 for i in range(64)]
+    sampler = SeededLengthGroupedSampler(4, lengths, seed=3)
+
+    def order(epoch: int, global_seed: int) -> list[int]:
+        torch.manual_seed(global_seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    assert order(2, global_seed=0) == order(2, global_seed=99)
+    assert order(2, global_seed=0) != order(1, global_seed=0)
+    assert sorted(order(1, global_seed=0)) == list(range(64))
+    batches = [order(1, 0)[i : i + 4] for i in range(0, 64, 4)]
+    padding = sum(4 * max(lengths[j] for j in b) - sum(lengths[j] for j in b) for b in batches)
+    assert padding < 0.5 * sum(lengths)  # grouped: far less padding than the lengths' spread would give
+
+
+def test_a_mistyped_sampling_strategy_is_refused() -> None:
+    with pytest.raises(UserInputError, match=r"'group-by-length'; choose one of \['group_by_length', 'random'"):
+        RunConfig.from_dict({"train_sampling_strategy": "group-by-length", "output_dir": "unused"})

@@ -265,7 +265,7 @@ def test_a_given_batch_size_is_kept_and_an_unset_one_is_decided() -> None:
 def test_data_loading_workers_are_chosen_for_the_device() -> None:
     # This machine has no GPU: no worker processes (they would take a core from the model), said why.
     args = training_args()
-    assert args.dataloader_num_workers == 0 and "CPU" in args.dataloader_reason
+    assert args.dataloader_num_workers == 0 and "without a CUDA GPU" in args.dataloader_reason
     assert args.dataloader_pin_memory is False  # nothing to pin for: torch would warn on every run
     given = training_args(dataloader_num_workers=3)
     assert given.dataloader_num_workers == 3 and given.dataloader_reason is None
