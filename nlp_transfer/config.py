@@ -22,6 +22,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.long_text import LongTextSettings
 from nlp_transfer.metrics.suite import all_metric_names, foreign_metric_refusal
 from nlp_transfer.tasks import REGRESSION
 
@@ -30,7 +31,8 @@ StrategyName = Literal["full", "freeze", "lora", "hybrid", "scratch"]
 PoolingName = Literal["auto", "pooler", "cls", "mean", "max"]
 HeadInitName = Literal["auto", "random", "probe"]
 TrainSampleName = Literal["random", "stratified"]
-LongTextMode = Literal["truncate-head", "truncate-tail", "head-tail"]
+LongTextMode = Literal["truncate-head", "truncate-tail", "head-tail", "chunk"]
+ChunkAggregate = Literal["mean", "max", "first", "attention"]
 EVAL_FILE_NAME = re.compile(r"[A-Za-z0-9_]+")
 RESERVED_SPLIT_NAMES = ("train", "validation", "test", "eval")
 BALANCED = "balanced"
@@ -236,7 +238,25 @@ class DataArguments:
             "truncate-tail: its last tokens; head-tail: the first quarter of the budget from its start and the "
             "rest from its end (Sun et al. 2019: head 128 + tail 382 of 512 read long reviews best). Saved with "
             "the model: predict and evaluate read texts the same way. Each split's token lengths and share of "
-            "truncated texts are logged and kept in metrics.json (long_text)."
+            "truncated texts are logged and kept in metrics.json (long_text). chunk: all of every text, in windows "
+            "of --max-length tokens that share --chunk-stride tokens; each window trains as an example with its "
+            "text's label, and evaluation and prediction combine a text's windows (--chunk-aggregate) into one "
+            "answer per text: the metrics are per text, never per window."
+        },
+    )
+    chunk_stride: int = field(
+        default=0,
+        metadata={
+            "help": "With --long-text chunk: the tokens consecutive windows share, so that a sentence cut at a "
+            "window's edge is read whole in the next (e.g. 64 of 512). 0: windows side by side."
+        },
+    )
+    chunk_aggregate: ChunkAggregate = field(
+        default="mean",
+        metadata={
+            "help": "With --long-text chunk: how a text's window logits become its logits. mean (default) and max: "
+            "element-wise; first: the first window only; attention: a weighted mean, each window weighted by its "
+            "own confidence (softmax over windows of the log-probability of its top class), no extra weights."
         },
     )
     drop_invalid_rows: bool = field(
@@ -262,11 +282,16 @@ class DataArguments:
                 raise UserInputError(f"{option_flag(name)} must be a positive number, not {value}.")
         if self.max_length is not None and self.max_length <= 0:
             raise UserInputError(f"--max-length must be a positive number of tokens, not {self.max_length}.")
+        self.long_text_settings(max_length=self.max_length or 512).check()  # stride, aggregation, mode
         if self.long_text != "truncate-head" and self.text_pair_column:
             raise UserInputError(
                 f"--long-text {self.long_text} reads single texts, and --text-pair-column {self.text_pair_column} "
                 "makes pairs: join the two texts into one column, or use --long-text truncate-head."
             )
+
+    def long_text_settings(self, max_length: int) -> LongTextSettings:
+        """How texts longer than `max_length` (the resolved --max-length) are read: mode, stride, aggregation."""
+        return LongTextSettings(self.long_text, max_length, self.chunk_stride, self.chunk_aggregate)
 
     def eval_files(self) -> dict[str, str]:
         """--eval-file as {name: path}; a name is letters, digits and '_', unique, and not a split of the run."""

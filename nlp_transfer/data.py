@@ -12,6 +12,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from nlp_transfer.data_checks import (
     warn_shared_texts,
 )
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.long_text import LongTextSettings, encode_documents
+from nlp_transfer.long_text import DOCUMENT, LongTextSettings, encode_documents
 from nlp_transfer.tasks import MULTI_LABEL, PROBLEM_TYPES, REGRESSION, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
@@ -817,20 +818,35 @@ def resolve_max_length(tokenizer: Any, requested: int | None) -> int:
 
 
 def tokenize(
-    data: PreparedData, tokenizer: Any, max_length: int | None, long_text: str = "truncate-head"
+    data: PreparedData,
+    tokenizer: Any,
+    max_length: int | None,
+    long_text: str = "truncate-head",
+    chunk_stride: int = 0,
 ) -> DatasetDict:
     """Encode every split once, batched, cut to the resolved max length as `long_text` says, unpadded.
 
-    Padding happens per batch in the collator (DataCollatorWithPadding), never to a fixed length here.
+    Padding happens per batch in the collator (DataCollatorWithPadding), never to a fixed length here. With
+    `chunk`, a text becomes one row per window, each with the text's label and a `document` column (the text's
+    row in its split), by which evaluation puts a text's windows back together.
     """
     limit = resolve_max_length(tokenizer, max_length)
     text, pair = data.text_column, data.text_pair_column
-    settings = LongTextSettings(mode=long_text, max_length=limit)
+    settings = LongTextSettings(mode=long_text, max_length=limit, stride=chunk_stride)
     settings.check()
     if pair and long_text != "truncate-head":
         raise UserInputError(
             f"--long-text {long_text} reads single texts, and this data has text pairs ({text}, {pair}): join the "
             "two texts into one column, or use --long-text truncate-head."
+        )
+    drop = [c for c in (text, pair, ROW_COLUMN) if c]
+    if long_text == "chunk":
+        return data.splits.map(
+            partial(_encode_chunks, tokenizer=tokenizer, settings=settings, text=text, drop=drop),
+            batched=True,
+            with_indices=True,
+            remove_columns=data.splits["train"].column_names,  # rows multiply: every column is written anew
+            desc="Tokenizing (chunks)",
         )
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
@@ -839,8 +855,26 @@ def tokenize(
         if long_text == "truncate-head":
             return tokenizer(first, second, truncation=True, max_length=limit)
         encoded = encode_documents(tokenizer, first, settings)
-        del encoded["document"]  # one row per text in these modes
+        del encoded[DOCUMENT]  # one row per text in these modes
         return encoded
 
-    drop = [c for c in (text, pair, ROW_COLUMN) if c]
     return data.splits.map(encode, batched=True, remove_columns=drop, desc="Tokenizing")
+
+
+def _encode_chunks(
+    batch: dict[str, list[Any]],
+    indices: list[int],
+    tokenizer: Any,
+    settings: LongTextSettings,
+    text: str,
+    drop: list[str],
+) -> dict[str, list[Any]]:
+    """One batch of texts as chunk rows: the tokenizer's columns, `document` (the text's row in the split), and
+    every kept column (labels) repeated for each of the text's chunks."""
+    encoded = encode_documents(tokenizer, [str(t) for t in batch[text]], settings)
+    local = encoded[DOCUMENT]
+    encoded[DOCUMENT] = [indices[i] for i in local]
+    for name, values in batch.items():
+        if name not in drop:
+            encoded[name] = [values[i] for i in local]
+    return encoded

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transformers.trainer_utils import PredictionOutput
+
 from nlp_transfer.data import EVAL_FILE_PREFIX, LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.long_text import per_document
 from nlp_transfer.metrics import (
     EvaluationReport,
     MetricSuite,
@@ -55,20 +58,30 @@ class FinalEvaluation:
 
 
 def evaluate_splits(
-    trainer: Any, encoded: Any, suite: MetricSuite, primary: PrimaryMetric, tune: bool
+    trainer: Any,
+    encoded: Any,
+    suite: MetricSuite,
+    primary: PrimaryMetric,
+    tune: bool,
+    chunk_aggregate: str = "mean",
 ) -> FinalEvaluation:
     """Score validation (and test) with the suite; with `tune`, first pick thresholds on validation.
 
     The training Trainer gathers the predictions (across processes too, with the run's loss weights in its
     loss); the suite then scores the gathered logits with the thresholds, which are returned, not stored.
+    Chunked splits are scored per document: their chunks' logits aggregated `chunk_aggregate` says.
     """
     keys = {**{key: split for key, split in RECORD_SPLITS.items() if split in encoded}, **extra_splits(encoded)}
-    outputs = {key: trainer.predict(encoded[split], metric_key_prefix=key) for key, split in keys.items()}
+    outputs = {}
+    for key, split in keys.items():
+        output = trainer.predict(encoded[split], metric_key_prefix=key)
+        logits, labels = per_document(logits_of(output.predictions), output.label_ids, chunk_aggregate, suite.task)
+        outputs[key] = PredictionOutput(logits, labels, output.metrics)
     final = FinalEvaluation()
     if tune:
         final.thresholds = _tune_on_validation(suite, primary, outputs["eval"])
     for key, output in outputs.items():
-        report = suite.evaluate(logits_of(output.predictions), output.label_ids, thresholds=final.threshold_values)
+        report = suite.evaluate(output.predictions, output.label_ids, thresholds=final.threshold_values)
         trainer_figures = {
             name.removeprefix(f"{key}_"): value
             for name, value in output.metrics.items()

@@ -26,6 +26,8 @@ from nlp_transfer.tasks import MULTI_LABEL, SINGLE_LABEL, TASKS
 
 LONG_TEXT_MODES = ("truncate-head", "truncate-tail", "head-tail", "chunk")
 AGGREGATIONS = ("mean", "max", "first", "attention")
+DOCUMENT = "document"
+"""The column of a chunk row that names its document (the text's row in its split)."""
 RECOMMENDED_MODE = "head-tail"
 """What `truncation_advice` suggests first (Sun et al. 2019); to be confirmed by our own measurements."""
 ADVICE_SHARE = 0.10
@@ -148,7 +150,7 @@ def encode_documents(
             "column or use --long-text truncate-head."
         )
     if not texts:
-        return {**{name: [] for name in tokenizer.model_input_names}, "document": []}
+        return {**{name: [] for name in tokenizer.model_input_names}, DOCUMENT: []}
     if mode == "truncate-head":  # today's behaviour, unchanged
         columns = dict(tokenizer(texts, pairs, truncation=True, max_length=limit))
     elif mode == "truncate-tail":
@@ -158,7 +160,7 @@ def encode_documents(
         columns = _head_tail(tokenizer, texts, limit)
     else:
         return _chunks(tokenizer, texts, settings)
-    return {**columns, "document": list(range(len(texts)))}
+    return {**columns, DOCUMENT: list(range(len(texts)))}
 
 
 @contextmanager
@@ -207,7 +209,7 @@ def _chunks(tokenizer: Any, texts: list[str], settings: LongTextSettings) -> dic
         return_overflowing_tokens=True,
     )
     columns = dict(encoded)
-    columns["document"] = columns.pop("overflow_to_sample_mapping")
+    columns[DOCUMENT] = columns.pop("overflow_to_sample_mapping")
     return columns
 
 
@@ -326,3 +328,21 @@ def aggregate_labels(labels: np.ndarray, documents: np.ndarray) -> tuple[np.ndar
         rows = np.flatnonzero(~same.reshape(len(labels), -1).all(axis=1))
         raise ValueError(f"rows of document {ids[group[rows[0]]]} carry different labels (row {rows[0]})")
     return ids, labels[first]
+
+
+def per_document(logits: np.ndarray, label_ids: Any, how: str, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Trainer's outputs on a split -> (logits, labels) per document.
+
+    A chunked split is evaluated with label_names (labels, document), so its `label_ids` is the pair (chunk
+    labels, document ids): the chunks are aggregated `how` says, one row per document in first-appearance order.
+    Any other split's `label_ids` is the labels themselves, returned with the logits as they are.
+    """
+    if not isinstance(label_ids, (tuple, list)):
+        return logits, label_ids
+    labels, documents = label_ids
+    documents = np.asarray(documents).reshape(-1)
+    ids, document_logits = aggregate_logits(logits, documents, how, task)
+    label_ids_in_order, document_labels = aggregate_labels(labels, documents)
+    if not np.array_equal(ids, label_ids_in_order):  # both use first-appearance order; a guard for the next reader
+        raise ValueError("document order of logits and labels differs")
+    return document_logits.astype(np.asarray(logits).dtype, copy=False), document_labels

@@ -21,7 +21,7 @@ from transformers.utils import logging as transformers_logging
 from nlp_transfer.data import longest_first, resolve_max_length
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.heads import register_heads
-from nlp_transfer.long_text import LongTextSettings, encode_documents
+from nlp_transfer.long_text import DOCUMENT, LongTextSettings, aggregate_logits, encode_documents
 from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
 from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from nlp_transfer.settings import PackageSettings
@@ -49,7 +49,10 @@ class Classifier:
     max_length: int
     thresholds: dict[str, float] = field(default_factory=dict)
     long_text: str = "truncate-head"
-    """How a text longer than max_length is cut, as in training (nlp_transfer.long_text)."""
+    """How a text longer than max_length is read, as in training (nlp_transfer.long_text)."""
+    chunk_stride: int = 0
+    chunk_aggregate: str = "mean"
+    """With long_text chunk: the tokens windows share, and how a text's window logits become its logits."""
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any) -> Classifier:
@@ -57,8 +60,20 @@ class Classifier:
         settings = PackageSettings.read(model)
         # Truncate as training did; folders not written by this package get the training default.
         max_length = int(settings.max_length or resolve_max_length(tokenizer, None))
-        long_text = settings.long_text or "truncate-head"
-        return cls(model, tokenizer, task_of(model.config), max_length, settings.thresholds, long_text)
+        return cls(
+            model,
+            tokenizer,
+            task_of(model.config),
+            max_length,
+            settings.thresholds,
+            settings.long_text or "truncate-head",
+            settings.chunk_stride or 0,
+            settings.chunk_aggregate or "mean",
+        )
+
+    @property
+    def long_text_settings(self) -> LongTextSettings:
+        return LongTextSettings(self.long_text, self.max_length, self.chunk_stride, self.chunk_aggregate)
 
     @property
     def labels(self) -> list[str]:
@@ -80,7 +95,11 @@ class Classifier:
         logits = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            encoded = self._encode([texts[i] for i in rows], [pairs[i] for i in rows] if pairs else None)
+            batch = [texts[i] for i in rows]
+            if self.long_text == "chunk":
+                logits[rows] = self._chunked_logits(batch, batch_size, device)
+                continue
+            encoded = self._encode(batch, [pairs[i] for i in rows] if pairs else None)
             logits[rows] = self.model(**encoded.to(device)).logits.float().cpu().numpy()
         return logits
 
@@ -90,10 +109,21 @@ class Classifier:
             return self.tokenizer(
                 texts, pairs, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
             )
-        settings = LongTextSettings(mode=self.long_text, max_length=self.max_length)
-        columns = encode_documents(self.tokenizer, texts, settings, pairs)
-        del columns["document"]  # one row per text in these modes
+        columns = encode_documents(self.tokenizer, texts, self.long_text_settings, pairs)
+        del columns[DOCUMENT]  # one row per text in these modes
         return self.tokenizer.pad(columns, return_tensors="pt")
+
+    def _chunked_logits(self, texts: list[str], batch_size: int, device: Any) -> np.ndarray:
+        """Each text's logits from its windows, aggregated as in evaluation (long_text.aggregate_logits)."""
+        columns = encode_documents(self.tokenizer, texts, self.long_text_settings)
+        documents = np.asarray(columns.pop(DOCUMENT))
+        outputs = []
+        for start in range(0, len(documents), batch_size):  # a long text's windows can fill many batches
+            window = {name: values[start : start + batch_size] for name, values in columns.items()}
+            encoded = self.tokenizer.pad(window, return_tensors="pt")
+            outputs.append(self.model(**encoded.to(device)).logits.float().cpu().numpy())
+        _, logits = aggregate_logits(np.concatenate(outputs), documents, self.chunk_aggregate, self.task)
+        return logits  # encode_documents numbers texts 0..n-1 in order, which is first-appearance order
 
     def predict(
         self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32

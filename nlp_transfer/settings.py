@@ -23,6 +23,10 @@ class PackageSettings:
     """Tokens per text at training time; prediction truncates the same way."""
     long_text: str | None = None
     """How texts longer than max_length were read (nlp_transfer.long_text's modes); None: truncate-head."""
+    chunk_stride: int | None = None
+    """With long_text chunk: the tokens consecutive windows share."""
+    chunk_aggregate: str | None = None
+    """With long_text chunk: how a text's window logits become its logits (long_text.AGGREGATIONS)."""
     primary_metric: str | None = None
     label_separator: str | None = None
     """The multi-label separator of the training CSV, so `evaluate` reads files written the same way."""
@@ -51,8 +55,9 @@ class PackageSettings:
         values = asdict(self)
         if not values["thresholds"]:
             del values["thresholds"]  # as before: the key appears only when thresholds were tuned
-        if values["long_text"] is None:
-            del values["long_text"]  # a folder written before the option: truncate-head
+        for name in ("long_text", "chunk_stride", "chunk_aggregate"):
+            if values[name] is None:
+                del values[name]  # absent unless set: a folder written before the option reads as truncate-head
         return values
 
 

@@ -25,6 +25,7 @@ from nlp_transfer.config import TransferTrainingArguments
 from nlp_transfer.data import column_values, longest_first
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.flops import TokenCounts, training_flops
+from nlp_transfer.long_text import DOCUMENT
 from nlp_transfer.metrics import MetricSuite, PrimaryMetric, TrainerMetrics
 from nlp_transfer.recipes import effective_batch_size
 from nlp_transfer.record import Hyperparameters, Precision, TrainingCost
@@ -60,6 +61,8 @@ class TransferTrainer(Trainer):
         self.loss_is_scaled_for_ga = False
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if DOCUMENT in inputs:  # a chunk row's document id is for evaluation (a label name), not for the model
+            inputs = {name: value for name, value in inputs.items() if name != DOCUMENT}
         if self.loss_weights is None or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = dict(inputs)
@@ -288,8 +291,13 @@ def build_trainer(
     param_groups: list[dict[str, Any]] | None,
     loss_weights: LossWeights | None,
     extra_callbacks: list[Any],
+    chunk_aggregate: str = "mean",
 ) -> TransferTrainer:
-    compute_metrics = TrainerMetrics(suite)
+    if DOCUMENT in encoded["train"].column_names:
+        # Chunk rows: Trainer gathers each row's document id beside its label (across processes too), and the
+        # metrics put a document's chunks back together (chunk_aggregate) before scoring.
+        args.label_names = ["labels", DOCUMENT]
+    compute_metrics = TrainerMetrics(suite, chunk_aggregate)
     callbacks = [PrimaryMetricCheck(compute_metrics, primary.name), *extra_callbacks]
     if args.early_stopping_patience is not None:
         callbacks.insert(1, EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))

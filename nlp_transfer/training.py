@@ -239,8 +239,12 @@ def read_data(plan: RunPlan) -> RunData:
         logger.info("Loss %s (%s): %s", loss_weights.kind, loss_weights.mode, loss_weights.to_dict()["weights"])
     tokenizer = load_tokenizer(plan.checkpoint)
     max_length = resolve_max_length(tokenizer, config.data.max_length)
-    encoded = tokenize(data, tokenizer, max_length, config.data.long_text)
+    encoded = tokenize(data, tokenizer, max_length, config.data.long_text, config.data.chunk_stride)
     lengths = text_lengths(data, tokenizer, max_length, config.data.long_text)
+    if config.data.long_text == "chunk":
+        for name, report in lengths["splits"].items():
+            report["chunks"] = len(encoded[name])
+            logger.info("Chunks of %s: %d windows from %d texts", name, report["chunks"], report["documents"])
     return RunData(data, tokenizer, max_length, encoded, primary, suite, counts, loss_weights, lengths)
 
 
@@ -281,6 +285,13 @@ def text_lengths(data: PreparedData, tokenizer: Any, max_length: int, long_text:
     return {"mode": long_text, "max_length": max_length, "splits": splits, "advice": advice}
 
 
+def _chunk_settings(data: Any) -> dict[str, Any]:
+    """--chunk-stride and --chunk-aggregate for the saved settings; none unless the texts were chunked."""
+    if data.long_text != "chunk":
+        return {}
+    return {"chunk_stride": data.chunk_stride, "chunk_aggregate": data.chunk_aggregate}
+
+
 def build_model(plan: RunPlan, run_data: RunData) -> RunModel:
     """The checkpoint with a head for these labels, shaped by the strategy (frozen parts, LoRA, groups)."""
     config, schema = plan.config, run_data.data.schema
@@ -308,6 +319,7 @@ def build_model(plan: RunPlan, run_data: RunData) -> RunModel:
     settings = PackageSettings(
         max_length=run_data.max_length,
         long_text=config.data.long_text,
+        **_chunk_settings(config.data),
         primary_metric=run_data.primary.name,
         label_separator=config.data.label_separator,
     )
@@ -385,6 +397,7 @@ def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel
         run_model.prepared.param_groups,
         run_data.loss_weights,
         [run_model.unfreeze] if run_model.unfreeze is not None else [],
+        chunk_aggregate=plan.config.data.chunk_aggregate,
     )
     stop = StopOnSignal()
     trainer.add_callback(stop)
@@ -414,6 +427,7 @@ def evaluate(plan: RunPlan, run_data: RunData, trained: TrainedModel) -> FinalEv
         run_data.suite,
         run_data.primary,
         tune=plan.config.evaluation.tune_threshold,
+        chunk_aggregate=plan.config.data.chunk_aggregate,
     )
 
 

@@ -20,6 +20,7 @@ from sklearn import metrics as sk
 from transformers import EvalPrediction
 
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.long_text import per_document
 from nlp_transfer.metrics import modules as m
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
@@ -473,12 +474,17 @@ class TrainerMetrics:
     primary metric is undefined (Trainer could not compare checkpoints by a missing value).
     """
 
-    def __init__(self, suite: MetricSuite) -> None:
+    def __init__(self, suite: MetricSuite, chunk_aggregate: str = "mean") -> None:
         self.suite = suite
+        self.chunk_aggregate = chunk_aggregate
+        """How a chunked split's chunk logits become document logits (long_text.per_document)."""
         self.undefined: dict[str, str] = {}
         """The reasons of the last call's undefined metrics."""
 
     def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
-        report = self.suite.evaluate(logits_of(prediction.predictions), prediction.label_ids, details=False)
+        logits, labels = per_document(
+            logits_of(prediction.predictions), prediction.label_ids, self.chunk_aggregate, self.suite.task
+        )
+        report = self.suite.evaluate(logits, labels, details=False)
         self.undefined = dict(report.undefined)
         return report.metrics
