@@ -197,7 +197,27 @@ def _training(record: RunRecord) -> dict[str, Any]:
         "class_weights": record.class_weights,
         "hyperparameters": _hyperparameters(record),
         "max_length": record.max_length if record.max_length is not None else 512,
+        "long_text_reading": _long_text_reading(record.long_text),
     }
+
+
+def _long_text_reading(long_text: dict[str, Any] | None) -> str:
+    """How a text over max_length is read, for the card; `pipeline` only truncates the end, so the others say so."""
+    mode = (long_text or {}).get("mode", "truncate-head")
+    if mode == "truncate-head":
+        return "truncated: their end is not read"
+    reading = {
+        "truncate-tail": "cut from the start: only their last tokens are read",
+        "head-tail": "read by their start and their end (Sun et al. 2019): their middle is not read",
+        "chunk": (
+            f"read whole, in windows sharing {long_text.get('chunk_stride', 0)} tokens, and the windows' logits "
+            f"combined by {long_text.get('chunk_aggregate', 'mean')}"
+        ),
+    }.get(mode, mode)
+    return (
+        f"{reading} (`--long-text {mode}`). nlp-transfer's `load_classifier` reads them so; `transformers.pipeline` "
+        "would truncate their end instead"
+    )
 
 
 def render_model_card(

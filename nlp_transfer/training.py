@@ -245,6 +245,7 @@ def read_data(plan: RunPlan) -> RunData:
         for name, report in lengths["splits"].items():
             report["chunks"] = len(encoded[name])
             logger.info("Chunks of %s: %d windows from %d texts", name, report["chunks"], report["documents"])
+        lengths.update(_chunk_settings(config.data))
     return RunData(data, tokenizer, max_length, encoded, primary, suite, counts, loss_weights, lengths)
 
 

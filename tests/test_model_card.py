@@ -114,3 +114,17 @@ def test_the_card_module_does_not_import_push() -> None:
 def test_public_is_a_leaf_that_imports_only_the_file_names() -> None:
     ours = {name.split(".")[1] for name in _imported_modules(public) if name.startswith("nlp_transfer.")}
     assert ours <= {"outputs"}
+
+
+def test_the_card_says_how_long_texts_were_read_and_that_pipeline_would_truncate_them() -> None:
+    assert (
+        "Texts longer than 512 tokens are truncated: their end is not read."
+        in render_model_card(_record(), base_model=None).text
+    )
+    chunked = {"mode": "chunk", "max_length": 512, "chunk_stride": 64, "chunk_aggregate": "attention"}
+    text = render_model_card(_record(long_text=chunked), base_model=None).text
+    assert (
+        "Texts longer than 512 tokens are read whole, in windows sharing 64 tokens, and the windows' logits combined "
+        "by attention (`--long-text chunk`). nlp-transfer's `load_classifier` reads them so; `transformers.pipeline` "
+        "would truncate their end instead."
+    ) in " ".join(text.split())
