@@ -90,18 +90,41 @@ class Classifier:
         device = next(self.model.parameters()).device
         texts = [str(t) for t in texts]
         pairs = [str(t) for t in text_pairs] if text_pairs is not None else None
+        logits = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
+        if self.long_text == "chunk":
+            if pairs is not None:
+                raise UserInputError("This model reads long texts in chunks (--long-text chunk): give single texts.")
+            windows, documents = self.window_logits(texts, batch_size)
+            if len(documents):
+                ids, by_document = aggregate_logits(windows, documents, self.chunk_aggregate, self.task)
+                logits[ids] = by_document
+            return logits
         # Batches of texts of similar length (characters stand in for tokens) pad little; rows return in order.
         order = longest_first([len(t) + (len(pairs[i]) if pairs else 0) for i, t in enumerate(texts)])
-        logits = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            batch = [texts[i] for i in rows]
-            if self.long_text == "chunk":
-                logits[rows] = self._chunked_logits(batch, batch_size, device)
-                continue
-            encoded = self._encode(batch, [pairs[i] for i in rows] if pairs else None)
+            encoded = self._encode([texts[i] for i in rows], [pairs[i] for i in rows] if pairs else None)
             logits[rows] = self.model(**encoded.to(device)).logits.float().cpu().numpy()
         return logits
+
+    @torch.inference_mode()
+    def window_logits(self, texts: Sequence[str], batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """(logits of every window, index in `texts` of each window's text): the texts read as `long_text_settings`
+        says (chunk: several windows a text), before any aggregation. `logits` aggregates them."""
+        device = next(self.model.parameters()).device
+        texts = [str(t) for t in texts]
+        outputs, documents = [np.zeros((0, self.model.config.num_labels), dtype=np.float32)], []
+        order = longest_first([len(t) for t in texts])
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            columns = encode_documents(self.tokenizer, [texts[i] for i in rows], self.long_text_settings)
+            local = columns.pop(DOCUMENT)
+            for first in range(0, len(local), batch_size):  # a long text's windows can fill many batches
+                window = {name: values[first : first + batch_size] for name, values in columns.items()}
+                encoded = self.tokenizer.pad(window, return_tensors="pt")
+                outputs.append(self.model(**encoded.to(device)).logits.float().cpu().numpy())
+            documents.extend(int(rows[i]) for i in local)
+        return np.concatenate(outputs), np.asarray(documents, dtype=np.int64)
 
     def _encode(self, texts: list[str], pairs: list[str] | None) -> Any:
         """One padded batch, each text cut as training cut it."""
@@ -112,18 +135,6 @@ class Classifier:
         columns = encode_documents(self.tokenizer, texts, self.long_text_settings, pairs)
         del columns[DOCUMENT]  # one row per text in these modes
         return self.tokenizer.pad(columns, return_tensors="pt")
-
-    def _chunked_logits(self, texts: list[str], batch_size: int, device: Any) -> np.ndarray:
-        """Each text's logits from its windows, aggregated as in evaluation (long_text.aggregate_logits)."""
-        columns = encode_documents(self.tokenizer, texts, self.long_text_settings)
-        documents = np.asarray(columns.pop(DOCUMENT))
-        outputs = []
-        for start in range(0, len(documents), batch_size):  # a long text's windows can fill many batches
-            window = {name: values[start : start + batch_size] for name, values in columns.items()}
-            encoded = self.tokenizer.pad(window, return_tensors="pt")
-            outputs.append(self.model(**encoded.to(device)).logits.float().cpu().numpy())
-        _, logits = aggregate_logits(np.concatenate(outputs), documents, self.chunk_aggregate, self.task)
-        return logits  # encode_documents numbers texts 0..n-1 in order, which is first-appearance order
 
     def predict(
         self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32

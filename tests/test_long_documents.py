@@ -161,6 +161,9 @@ def test_chunk_trains_on_windows_scores_documents_and_reloads_alike(tiny_checkpo
     confidence = np.log(np.exp(window_logits).max(axis=1) / np.exp(window_logits).sum(axis=1))
     weights = np.exp(confidence) / np.exp(confidence).sum()
     np.testing.assert_allclose(classifier.logits([long]), [weights @ window_logits], atol=1e-5)
+    windows_read, documents = classifier.window_logits([_text(0, 6), long])  # before aggregation, longest first
+    assert documents.tolist() == [1, 1, 1, 1, 1, 0]
+    np.testing.assert_allclose(windows_read[:5], window_logits, atol=1e-5)
 
     # The run's validation metrics are per document: the reloaded model scoring the 4 texts gives the same.
     metrics = json.loads((result.output_dir / "metrics.json").read_text(encoding="utf-8"))["eval"]
