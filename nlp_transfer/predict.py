@@ -23,6 +23,7 @@ from nlp_transfer.errors import UserInputError
 from nlp_transfer.heads import register_heads
 from nlp_transfer.long_text import DOCUMENT, LongTextSettings, aggregate_logits, encode_documents
 from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
+from nlp_transfer.onnx_runtime import OnnxSequenceClassifier
 from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
@@ -194,7 +195,8 @@ def load_adapter_model(path: Path) -> Any:
 def load_classifier(model_dir: str | Path, device: str | None = None) -> Classifier:
     """Load a trained classifier (plain model or LoRA adapter, with tokenizer and labels) for prediction.
 
-    `model_dir` is a folder written by `nlp-transfer train`, or the Hub id of one pushed with `nlp-transfer push`.
+    `model_dir` is a folder written by `nlp-transfer train` or `nlp-transfer export` (run by onnxruntime), or the
+    Hub id of one pushed with `nlp-transfer push`.
     """
     register_heads()  # folders with a pooled head need them known to AutoModelForSequenceClassification
     path = Path(model_dir).expanduser()
@@ -203,6 +205,12 @@ def load_classifier(model_dir: str | Path, device: str | None = None) -> Classif
     if not (path / CONFIG_FILE).is_file():
         raise UserInputError(
             f"{path} is not a trained classifier folder (no config.json). Give the --output-dir of a training run."
+        )
+    onnx_file = PackageSettings.read(AutoConfig.from_pretrained(path)).onnx_file
+    if onnx_file:  # a folder of 'nlp-transfer export': its graph runs in onnxruntime, on the CPU
+        return Classifier.from_model(
+            OnnxSequenceClassifier(path / onnx_file, AutoConfig.from_pretrained(path)).to(device or "cpu"),
+            AutoTokenizer.from_pretrained(path),
         )
     if (path / ADAPTER_CONFIG_FILE).is_file():
         model = load_adapter_model(path)

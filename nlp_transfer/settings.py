@@ -30,6 +30,8 @@ class PackageSettings:
     primary_metric: str | None = None
     label_separator: str | None = None
     """The multi-label separator of the training CSV, so `evaluate` reads files written the same way."""
+    onnx_file: str | None = None
+    """In a folder written by `nlp-transfer export`: the ONNX graph `load_classifier` runs (fp32 or int8)."""
     thresholds: dict[str, float] = field(default_factory=dict)
     """Tuned decision thresholds (label name -> probability); empty means argmax / 0.5."""
 
@@ -55,7 +57,7 @@ class PackageSettings:
         values = asdict(self)
         if not values["thresholds"]:
             del values["thresholds"]  # as before: the key appears only when thresholds were tuned
-        for name in ("long_text", "chunk_stride", "chunk_aggregate"):
+        for name in ("long_text", "chunk_stride", "chunk_aggregate", "onnx_file"):
             if values[name] is None:
                 del values[name]  # absent unless set: a folder written before the option reads as truncate-head
         return values

@@ -69,6 +69,17 @@ def scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"accuracy": accuracy_score(labels, predicted), "macro_f1": f1_score(labels, predicted, average="macro")}
 
 
+def merged(path: Path, results: list[dict]) -> list[dict]:
+    """An earlier run's rows (e.g. other --modes), with the rows measured now replacing theirs."""
+    fresh = {(r["max_length"], r["mode"]) for r in results}
+    earlier = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    rows = [r for r in earlier if (r["max_length"], r["mode"]) not in fresh] + results
+    return sorted(rows, key=lambda r: (r["max_length"], _MODE_ORDER.index(r["mode"].split(" ")[0])))
+
+
+_MODE_ORDER = [*TRUNCATIONS, "chunk"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-root", required=True, type=Path, help="Folder for one run folder per mode.")
@@ -113,11 +124,14 @@ def main() -> int:
             windows, documents = classifier.window_logits(texts, batch_size=PREDICT_BATCH)  # logits() less its mean
             seconds = time.perf_counter() - started
             for how in AGGREGATIONS:
-                _, logits = aggregate_logits(windows, documents, how, classifier.task)
+                ids, by_document = aggregate_logits(windows, documents, how, classifier.task)
+                logits = np.zeros_like(by_document)
+                logits[ids] = by_document  # ids come in the windows' (length) order: back to the file's order
                 row = {**common, "mode": f"chunk ({how})", "predict_s": seconds, **scores(logits, labels)}
                 results.append({**row, "test_windows": len(documents)})
                 print(json.dumps(results[-1]), flush=True)
     args.output_root.mkdir(parents=True, exist_ok=True)
+    results = merged(args.output_root / "results.json", results)
     (args.output_root / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     rows = [
         [

@@ -26,6 +26,8 @@ LAYERS: list[set[str]] = [
         "evaluation",
         "verification",
         "predict",
+        "onnx_runtime",
+        "export",
         "saving",
         "push",
         "hub",
@@ -34,8 +36,11 @@ LAYERS: list[set[str]] = [
         "head_init",
         "resume",
     },
-    {"data", "data_checks", "long_text", "checkpoints", "optim", "class_weights", "recipes"},
+    {"data", "data_checks", "checkpoints", "optim", "class_weights", "recipes"},
     {
+        # long_text: pure functions over token ids and logit arrays (it imports only tasks and errors), so the
+        # options check its modes and the metrics aggregate chunks with it.
+        "long_text",
         "config",
         "metrics",
         "layers",

@@ -66,7 +66,8 @@ def test_head_tail_is_reported_saved_and_read_back_by_prediction(
     assert report["splits"]["validation"]["truncated"] == 2
     assert report["advice"] == (
         "In validation, 50.0% of 4 documents (2) are longer than 12 tokens and lose their middle to "
-        "--long-text head-tail; try --long-text chunk (reads all of each document in windows)."
+        "--long-text head-tail; try --long-text chunk (reads all of each document in windows) or --long-text "
+        "truncate-tail (keeps the end)."
     )
     assert report["advice"] in caplog.text
     assert "Token lengths of train (20 texts): median 8, p90 32, p99 32, max 32; 40.0% longer than 12" in caplog.text
@@ -111,8 +112,8 @@ def test_an_older_folder_reads_as_truncate_head(tiny_checkpoint: Path, tmp_path:
     assert load_classifier(result.output_dir).long_text == "truncate-head"
     assert result.record.long_text["advice"] == (
         "In validation, 50.0% of 4 documents (2) are longer than 12 tokens and lose their end to "
-        "--long-text truncate-head; try --long-text head-tail (keeps the start and the end) or --long-text chunk "
-        "(reads all of each document in windows)."
+        "--long-text truncate-head; try --long-text chunk (reads all of each document in windows) or --long-text "
+        "truncate-tail (keeps the end)."
     )
 
 

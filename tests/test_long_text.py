@@ -10,7 +10,7 @@ import pytest
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.long_text import (
-    RECOMMENDED_MODE,
+    RECOMMENDED_MODES,
     LongTextSettings,
     aggregate_labels,
     aggregate_logits,
@@ -257,12 +257,14 @@ def test_truncation_advice() -> None:
     advice = truncation_advice(report, "truncate-head")
     assert advice == (
         "40.0% of 5 documents (2) are longer than 32 tokens and lose their end to --long-text truncate-head; try "
-        "--long-text head-tail (keeps the start and the end) or --long-text chunk (reads all of each document in "
-        "windows)."
+        "--long-text chunk (reads all of each document in windows) or --long-text truncate-tail (keeps the end)."
     )
-    assert RECOMMENDED_MODE == "head-tail"
+    assert RECOMMENDED_MODES == ("chunk", "truncate-tail")  # the IMDB measurement's order (BENCHMARKS.md)
     assert "lose their middle" in truncation_advice(report, "head-tail")
     assert "try --long-text chunk (reads" in truncation_advice(report, "head-tail")
+    assert truncation_advice(report, "truncate-tail").endswith(
+        "try --long-text chunk (reads all of each document in windows)."
+    )
     assert truncation_advice(report, "chunk") is None
     assert truncation_advice(length_report([33] + [1] * 9, 32), "truncate-head") is None  # exactly 10%: fine
     assert truncation_advice(length_report([33, 33] + [1] * 17, 32), "truncate-tail").startswith("10.5% of 19")

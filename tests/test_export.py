@@ -1,0 +1,189 @@
+"""nlp-transfer export: the ONNX graph and its int8 form score like the PyTorch folder, or the export stops."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import sentiment_rows, write_csv
+
+pytest.importorskip("onnxruntime", reason="export needs the onnx extra: pip install 'nlp-transfer[onnx]'")
+pytest.importorskip("onnxscript", reason="export needs the onnx extra: pip install 'nlp-transfer[onnx]'")
+
+import onnx  # noqa: E402
+
+from nlp_transfer import RunConfig, fine_tune  # noqa: E402
+from nlp_transfer import export as export_module  # noqa: E402
+from nlp_transfer.cli import main  # noqa: E402
+from nlp_transfer.errors import UserInputError  # noqa: E402
+from nlp_transfer.evaluation import evaluate_folder  # noqa: E402
+from nlp_transfer.export import ExportOptions, ExportVerificationError, export_model  # noqa: E402
+from nlp_transfer.onnx_runtime import OnnxSequenceClassifier  # noqa: E402
+from nlp_transfer.predict import load_classifier  # noqa: E402
+
+LONG = " ".join(["great product works well"] * 12)  # 48 words: several windows at max length 12
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("export-data")
+    validation = sentiment_rows(6) + [{"text": LONG, "label": "positive"}]
+    return {
+        "train": write_csv(folder / "train.csv", sentiment_rows(12)),
+        "validation": write_csv(folder / "validation.csv", validation),
+    }
+
+
+def _train(checkpoint: Path, data: dict[str, Path], folder: Path, **options: object) -> Path:
+    config = {
+        "model": str(checkpoint),
+        "train_file": str(data["train"]),
+        "validation_file": str(data["validation"]),
+        "output_dir": str(folder),
+        "num_train_epochs": 2,
+        "learning_rate": 1e-3,
+        "disable_tqdm": True,
+        **options,
+    }
+    return fine_tune(RunConfig.from_dict(config)).output_dir
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_checkpoint: Path, data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pooled head (mean pooling) reading long texts in windows: the package's own settings must survive export."""
+    folder = tmp_path_factory.mktemp("export-trained") / "model"
+    return _train(tiny_checkpoint, data, folder, pooling="mean", long_text="chunk", max_length=12, chunk_stride=2)
+
+
+@pytest.fixture(scope="module")
+def exported(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, export_module.ExportReport]:
+    folder = tmp_path_factory.mktemp("export-onnx") / "onnx"
+    return folder, export_model(ExportOptions(model=str(trained), output_dir=str(folder)))
+
+
+def _texts(data: dict[str, Path]) -> list[str]:
+    return [row["text"] for row in sentiment_rows(6)] + [LONG]
+
+
+def test_the_graph_scores_like_pytorch_and_loads_like_the_trained_folder(
+    trained: Path, exported: tuple[Path, export_module.ExportReport], data: dict[str, Path]
+) -> None:
+    folder, report = exported
+    check = report.forms["fp32"]
+    assert report.passed and check.label_agreement == 1.0 and check.max_abs_logit_difference < 1e-4
+    assert report.validation == {"file": str(data["validation"]), "rows": 13}  # metrics.json's validation file
+    assert {p.name for p in folder.iterdir()} >= {"model.onnx", "config.json", "export_report.json", "README.md"}
+    assert json.loads((folder / "export_report.json").read_text(encoding="utf-8"))["passed"] is True
+    graph = onnx.load(str(folder / "model.onnx"))
+    axes = {
+        node.name: [d.dim_param or d.dim_value for d in node.type.tensor_type.shape.dim] for node in graph.graph.input
+    }
+    assert axes == {name: ["batch", "sequence"] for name in ("input_ids", "attention_mask", "token_type_ids")}
+
+    original, onnx_classifier = load_classifier(trained), load_classifier(folder)
+    assert isinstance(onnx_classifier.model, OnnxSequenceClassifier)
+    assert (onnx_classifier.long_text, onnx_classifier.chunk_stride, onnx_classifier.max_length) == ("chunk", 2, 12)
+    texts = _texts(data)
+    np.testing.assert_allclose(onnx_classifier.logits(texts), original.logits(texts), atol=1e-4)
+    ours, theirs = onnx_classifier.predict(texts), original.predict(texts)
+    assert [p["label"] for p in ours] == [p["label"] for p in theirs]
+    assert [p["score"] for p in ours] == pytest.approx([p["score"] for p in theirs], abs=1e-5)
+    ours, theirs = (evaluate_folder(path, str(data["validation"])).report.metrics for path in (folder, trained))
+    assert ours.keys() == theirs.keys()
+    assert all(ours[k] == pytest.approx(theirs[k], abs=1e-6, nan_ok=True) for k in ours)
+
+
+def test_int8_is_verified_timed_and_deployed(
+    trained: Path, tmp_path: Path, data: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # onnxruntime's quantisation tools write temporary files into the cwd
+    report = export_model(ExportOptions(model=str(trained), output_dir=str(tmp_path / "int8"), quantize="int8"))
+    assert not list((tmp_path / "cwd").iterdir())
+    assert set(report.forms) == {"fp32", "int8"} and report.deployed_file == "model_int8.onnx"
+    int8 = report.forms["int8"]
+    assert int8.min_agreement == 0.98 and int8.label_agreement >= 0.98 and int8.max_abs_logit_difference > 0
+    assert set(report.latency) == {"pytorch", "fp32", "int8"}
+    for speed in report.latency.values():
+        assert speed["batch_1_ms"] > 0 and speed["batch_32_texts_per_s"] > 0
+        assert speed["texts"] == {"batch_1": 13, "batch_32": 13}
+    classifier = load_classifier(tmp_path / "int8")
+    assert classifier.model.path.name == "model_int8.onnx"
+    card = (tmp_path / "int8" / "README.md").read_text(encoding="utf-8")
+    assert card.startswith((trained / "README.md").read_text(encoding="utf-8").rstrip())  # the trained card first
+    assert (
+        "## ONNX export" in card and "| int8 (`model_int8.onnx`) | " in card and "onnxruntime.InferenceSession" in card
+    )
+
+
+def test_a_corrupted_graph_fails_verification_and_writes_nothing(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_export = export_module.export_graph
+
+    def corrupted(model, tokenizer, path):  # the classifier layer's weights and bias, negated in the graph
+        opset = real_export(model, tokenizer, path)
+        graph = onnx.load(str(path))
+        heads = [tensor for tensor in graph.graph.initializer if tensor.name.startswith("model.classifier.")]
+        assert len(heads) == 2, [tensor.name for tensor in graph.graph.initializer]
+        for tensor in heads:
+            tensor.CopyFrom(onnx.numpy_helper.from_array(-onnx.numpy_helper.to_array(tensor), tensor.name))
+        onnx.save(graph, str(path))
+        return opset
+
+    monkeypatch.setattr(export_module, "export_graph", corrupted)
+    target = tmp_path / "bad"
+    with pytest.raises(ExportVerificationError, match=r"fp32 \(model\.onnx\): .* decisions agree with PyTorch, below"):
+        export_model(ExportOptions(model=str(trained), output_dir=str(target), latency=False))
+    assert not target.exists() and not list(tmp_path.glob(".bad*"))
+
+
+def test_a_lora_folder_is_merged_and_exported(tiny_checkpoint: Path, data: dict[str, Path], tmp_path: Path) -> None:
+    adapter = _train(tiny_checkpoint, data, tmp_path / "lora", strategy="lora")
+    report = export_model(ExportOptions(model=str(adapter), output_dir=str(tmp_path / "onnx"), latency=False))
+    assert report.forms["fp32"].max_abs_logit_difference < 1e-4
+    texts = _texts(data)
+    np.testing.assert_allclose(
+        load_classifier(tmp_path / "onnx").logits(texts), load_classifier(adapter).logits(texts), atol=1e-4
+    )
+
+
+def test_without_a_validation_file_to_read_the_export_asks_for_one(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(trained, copy)
+    metrics = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
+    metrics["data_sources"]["validation"] = "carved from train"
+    (copy / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    assert main(["export", "--model", str(copy), "--output-dir", str(tmp_path / "out")]) == 2
+    assert "Give one with --validation-file FILE" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"quantize": "int4"}, r"--quantize 'int4' is not supported; use int8"),
+        ({"min_agreement": 1.5}, r"--min-agreement must be in \(0, 1\]"),
+        ({"format": "tflite"}, r"--format 'tflite' is not supported; use one of onnx"),
+        ({"max_rows": 0}, r"--max-rows must be at least 1"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(UserInputError, match=message):
+        export_model(ExportOptions(model=str(tmp_path / "absent"), output_dir=str(tmp_path / "out"), **options))
+
+
+def test_without_onnxruntime_export_and_loading_say_how_to_install_it(
+    exported: tuple[Path, export_module.ExportReport], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    with pytest.raises(UserInputError, match=r"pip install 'nlp-transfer\[onnx\]'"):
+        export_model(ExportOptions(model=str(tmp_path / "absent"), output_dir=str(tmp_path / "out")))
+    with pytest.raises(UserInputError, match=r"ONNX models run with onnxruntime, which is not installed"):
+        load_classifier(exported[0])
