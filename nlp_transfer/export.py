@@ -12,7 +12,6 @@ agreement below the threshold stops the export with nothing written. A LoRA fold
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -46,6 +45,7 @@ from nlp_transfer.outputs import (
     write_json,
 )
 from nlp_transfer.predict import Classifier, load_classifier
+from nlp_transfer.record import RunRecord
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tables import markdown_table
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
@@ -196,10 +196,9 @@ def _validation_data(
 
 def _training_validation_file(folder: Path) -> str | None:
     """The validation file named in the folder's metrics.json, when it is a file that still exists."""
-    metrics = folder / METRICS_FILE
-    if not metrics.is_file():
+    if not (folder / METRICS_FILE).is_file():
         return None
-    source = (json.loads(metrics.read_text(encoding="utf-8")).get("data_sources") or {}).get("validation")
+    source = (RunRecord.load(folder).data_sources or {}).get("validation")
     return source if source and Path(source).is_file() else None
 
 
