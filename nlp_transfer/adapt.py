@@ -23,6 +23,7 @@ from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, 
 from nlp_transfer.checkpoints import BUNDLED_ALIAS, Checkpoint, load_tokenizer, resolve_checkpoint
 from nlp_transfer.config import TransferTrainingArguments
 from nlp_transfer.data import read_texts as read_table_texts
+from nlp_transfer.data_checks import check_encoding_name, describe_read_error
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.heads import copy_sentence_transformers_files
 from nlp_transfer.outputs import check_output_dir, discard, publish, remove_intermediates, staging_dir, write_json
@@ -63,6 +64,10 @@ class AdaptArguments:
     text_column: str | None = field(
         default=None, metadata={"help": "Column with the text in a table file (default: 'text' or 'sentence')."}
     )
+    encoding: str = field(
+        default="utf-8",
+        metadata={"help": "Text encoding of --text-file (default utf-8; e.g. latin-1 or cp1252 for older files)."},
+    )
     held_out_fraction: float = field(
         default=0.1, metadata={"help": "Share of the texts held out to measure masked-LM loss before and after."}
     )
@@ -75,6 +80,7 @@ class AdaptArguments:
     def check(self) -> None:
         if not self.text_file:
             raise UserInputError("--text-file is required: a .txt (one text per line) or table of unlabelled text.")
+        check_encoding_name(self.encoding)
         if not 0 < self.held_out_fraction < 1:
             raise UserInputError(f"--held-out-fraction must be between 0 and 1, not {self.held_out_fraction}.")
         if not 0 < self.mlm_probability < 1:
@@ -95,15 +101,19 @@ class AdaptResult:
     texts: dict[str, int]
 
 
-def read_domain_texts(path_str: str, column: str | None) -> list[str]:
+def read_domain_texts(path_str: str, column: str | None, encoding: str = "utf-8") -> list[str]:
     """The distinct non-empty texts of a .txt file (one per line) or of a table file's column."""
     path = Path(path_str).expanduser()
     if not path.is_file():
         raise UserInputError(f"Text file {path} does not exist. Check the path (relative to {Path.cwd()}).")
     if path.suffix.lower() == ".txt":
-        texts = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+        try:
+            lines = path.read_text(encoding=encoding).splitlines()
+        except UnicodeDecodeError:  # name the line and the bytes, as for training data
+            raise UserInputError(describe_read_error(path, ".txt", encoding) or f"{path} is not {encoding}.") from None
+        texts = [line.strip() for line in lines]
     else:
-        texts = [text.strip() for text in read_table_texts(str(path), column, None)[0]]
+        texts = [text.strip() for text in read_table_texts(str(path), column, None, encoding)[0]]
     texts = list(dict.fromkeys(text for text in texts if text))  # a repeated text held out is no test
     if len(texts) < 2:
         raise UserInputError(f"Text file {path} has {len(texts)} distinct non-empty texts; adapting needs at least 2.")
@@ -122,7 +132,7 @@ def adapt(args: AdaptArguments, training: TransferTrainingArguments) -> AdaptRes
         raise UserInputError("adapt does not push: fine-tune the adapted checkpoint, then push the classifier.")
     target = check_output_dir(training.given_output_dir, training.overwrite_output_dir, "the adapted checkpoint")
     checkpoint = resolve_checkpoint(args.model, trust_remote_code=args.trust_remote_code)
-    texts = read_domain_texts(args.text_file, args.text_column)
+    texts = read_domain_texts(args.text_file, args.text_column, args.encoding)
     train_texts, held_out = _hold_out(texts, args.held_out_fraction, training.seed)
     tokenizer = load_tokenizer(checkpoint)
     model, new_head = _masked_lm_model(checkpoint)

@@ -889,6 +889,14 @@ def _check_report_to(report_to: Any) -> None:
             raise UserInputError(
                 f"--report-to {item} is not an integration transformers knows.{hint} Choose from: {', '.join(known)}."
             )
+    # Trainer reads 'none' and 'all' only as the whole value; beside other names it fails deep inside.
+    alone = [item for item in ("none", "all") if item in items]
+    if alone and len(items) > 1:
+        raise UserInputError(
+            f"--report-to {alone[0]} stands alone ({'report nowhere' if alone[0] == 'none' else 'every integration'}"
+            f"), not beside other names ({', '.join(map(str, items))}): write 'report_to: {alone[0]}', or list the "
+            "integrations to use."
+        )
 
 
 def _check_foreign_metrics(names: list[str], trust_remote_code: bool) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nlp_transfer.adapt import read_domain_texts
 from nlp_transfer.cli import main
 from nlp_transfer.record import RunRecord
 
@@ -79,6 +80,7 @@ def test_adapting_a_sentence_transformers_checkpoint_keeps_its_pooling_files(tmp
     [
         (["--held-out-fraction", "1.5"], "--held-out-fraction must be between 0 and 1"),
         (["--mlm-probability", "0"], "--mlm-probability must be between 0 and 1"),
+        (["--encoding", "latin-9x"], "--encoding 'latin-9x' is not a text encoding Python knows"),
     ],
 )
 def test_bad_adapt_options_are_refused(
@@ -96,3 +98,16 @@ def test_a_text_file_with_one_text_is_refused(
     one.write_text("only one line\n\nonly one line\n")
     assert main(_adapt_argv(tiny_checkpoint, one, tmp_path / "out")) == 2
     assert "has 1 distinct non-empty texts; adapting needs at least 2" in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_text_file_is_read_in_its_encoding(
+    tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A Latin-1 file: refused as UTF-8 with the line and bytes named, read word for word with --encoding latin-1."""
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Le café était fermé.\nLa crème brûlée, délicieuse.\n".encode("latin-1"))
+    assert main(_adapt_argv(tiny_checkpoint, latin, tmp_path / "out")) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert "is not valid utf-8 text: line 1 has the byte(s) 0xe9" in message and "--encoding latin-1" in message
+    assert not (tmp_path / "out").exists()
+    assert read_domain_texts(str(latin), None, "latin-1") == ["Le café était fermé.", "La crème brûlée, délicieuse."]

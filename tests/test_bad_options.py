@@ -126,6 +126,13 @@ def test_known_report_to_names_pass() -> None:
         RunConfig.from_dict({"output_dir": "runs/x", "report_to": ["none", "TensorBoard"]})
 
 
+@pytest.mark.parametrize("word", ["none", "all"])
+def test_none_or_all_beside_other_integrations_is_refused(word: str) -> None:
+    """Trainer takes 'none' and 'all' only alone; in a list it raised a ValueError from inside transformers."""
+    with pytest.raises(UserInputError, match=rf"--report-to {word} stands alone .*not beside other names \({word}, "):
+        RunConfig.from_dict({"output_dir": "runs/x", "report_to": [word, "tensorboard"]})
+
+
 # ------------------------------------------------------------------------------------------ output folder
 
 
