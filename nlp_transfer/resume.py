@@ -125,6 +125,24 @@ def resolve_resume(resume: bool, given: str | None, staging: Path, save_only_mod
     return ResumePoint(checkpoint.resolve(), True)
 
 
+def check_resume_batch(checkpoint: Path, batch_size: int) -> None:
+    """Refuse to continue a checkpoint at another batch size per device than the one it was trained at.
+
+    Trainer would resume without a word: it skips as many batches as the checkpoint's step count, which at
+    another batch size lands elsewhere in the data, and rebuilds the learning-rate schedule for another number
+    of steps. The batch can change unasked: the recipe chooses it from the number of processes and rows.
+    """
+    state = json.loads((checkpoint / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
+    saved = state.get("train_batch_size")
+    if saved is not None and saved != batch_size:
+        raise UserInputError(
+            f"--resume: {checkpoint} was trained at batch {saved} per device ({TRAINER_STATE_FILE}), this run "
+            f"would train at {batch_size}: it would not continue where it stopped (other batches, another "
+            f"learning-rate schedule). Resume with --per-device-train-batch-size {saved} (and the same number of "
+            "processes), or train from the start without --resume."
+        )
+
+
 # ------------------------------------------------------------------------------------------ stopping
 
 

@@ -76,6 +76,7 @@ from nlp_transfer.resume import (
     ResumePoint,
     StopOnSignal,
     TrainingInterrupted,
+    check_resume_batch,
     checkpoint_step,
     interrupted_message,
     latest_checkpoint,
@@ -314,6 +315,8 @@ def build_model(plan: RunPlan, run_data: RunData) -> RunModel:
     )
     for name, decision in recipe.decisions.items():
         logger.info("Recipe: %s = %s (%s)", name, decision.value, decision.reason)
+    if plan.resume_from is not None:
+        check_resume_batch(plan.resume_from.checkpoint, plan.args.train_batch_size)
     pooling = resolve_pooling(config.model.pooling, plan.checkpoint, model_config)
     logger.info("Pooling %s: %s", pooling.mode, pooling.reason)
     model_config = classification_config(model_config, pooling)

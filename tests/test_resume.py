@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import sentiment_rows, write_csv
 
+from nlp_transfer.cli import main
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.outputs import METRICS_FILE, staging_path
 from nlp_transfer.resume import (
@@ -223,3 +224,19 @@ def test_the_stop_callback_saves_and_stops_only_when_asked(tmp_path: Path) -> No
     message = interrupted_message(callback, tmp_path / "checkpoint-7")
     assert message.startswith("Stopped by SIGTERM at step 7; the checkpoint is ")
     assert "before any checkpoint" in interrupted_message(callback, None)
+
+
+def test_resuming_at_another_batch_size_is_refused(
+    tiny_checkpoint: Path, data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Trainer would skip 5 batches of 2 where the checkpoint had seen 5 of 4, and go on without a word."""
+    output = tmp_path / "run"
+    write_checkpoint(staging_path(output), 5, state=json.dumps({"global_step": 5, "train_batch_size": 4}))
+    command = train_command(tiny_checkpoint, data, output, "--resume")[3:]  # the arguments after `-m nlp_transfer.cli`
+
+    assert main(command) == 2
+
+    message = " ".join(capsys.readouterr().err.split())
+    assert "checkpoint-5 was trained at batch 4 per device (trainer_state.json), this run would train at 2" in message
+    assert "Resume with --per-device-train-batch-size 4" in message
+    assert not output.exists() and is_resumable(staging_path(output) / "checkpoint-5")  # the checkpoint is kept
