@@ -691,7 +691,7 @@ class TransferTrainingArguments(TrainingArguments):
         if self.early_stopping_patience is not None:
             if self.early_stopping_patience < 1:
                 raise UserInputError("--early-stopping-patience must be at least 1 evaluation.")
-            if str(getattr(self.eval_strategy, "value", self.eval_strategy)) == "no":
+            if option_text(self.eval_strategy) == "no":
                 raise UserInputError("--early-stopping-patience needs evaluations: leave --eval-strategy at 'epoch'.")
             if not self.load_best_model_at_end:
                 raise UserInputError("--early-stopping-patience needs --load-best-model-at-end (the default).")
@@ -848,6 +848,11 @@ def _check_training_length(epochs: float | None, max_steps: int) -> None:
             "pretrained encoder with an untrained, random head. Give a positive number of epochs (e.g. 3) or "
             "--max-steps N, or leave both out for the package's default."
         )
+
+
+def option_text(value: Any) -> str:
+    """An option as its text: TrainingArguments turns some (eval_strategy, optim, ...) into enums, some not."""
+    return str(getattr(value, "value", value))
 
 
 def _check_learning_rate(rate: float | None) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-from nlp_transfer.config import StrategyArguments, TransferTrainingArguments
+from nlp_transfer.config import StrategyArguments, TransferTrainingArguments, option_text
 from nlp_transfer.record import EffectiveBatchSize
 
 REFERENCE_HIDDEN_SIZE = 768
@@ -192,7 +192,7 @@ def _choose_epochs(args: TransferTrainingArguments, train_rows: int, recipe: Rec
 
 def _spread_evaluations(args: TransferTrainingArguments, epochs: int, steps_per_epoch: int, recipe: Recipe) -> None:
     """Per-epoch evaluation of a raised run becomes about EVALUATIONS evaluations (and checkpoints)."""
-    if not (_strategy(args.eval_strategy) == _strategy(args.save_strategy) == "epoch") or epochs <= EVALUATIONS:
+    if not (option_text(args.eval_strategy) == option_text(args.save_strategy) == "epoch") or epochs <= EVALUATIONS:
         return
     every = math.ceil(epochs / EVALUATIONS) * steps_per_epoch
     args.eval_strategy, args.save_strategy = IntervalStrategy.STEPS, SaveStrategy.STEPS
@@ -204,9 +204,5 @@ def _spread_evaluations(args: TransferTrainingArguments, epochs: int, steps_per_
     )
 
 
-def _strategy(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
 def _evaluates(args: TransferTrainingArguments) -> bool:
-    return _strategy(args.eval_strategy) != "no" and bool(args.load_best_model_at_end)
+    return option_text(args.eval_strategy) != "no" and bool(args.load_best_model_at_end)

@@ -21,7 +21,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PredictionOutput
 
 from nlp_transfer.class_weights import LossWeights
-from nlp_transfer.config import TransferTrainingArguments
+from nlp_transfer.config import TransferTrainingArguments, option_text
 from nlp_transfer.data import column_values, longest_first
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.flops import TokenCounts, training_flops
@@ -114,7 +114,7 @@ class TransferTrainer(Trainer):
         epoch on, the batches it skips would not be the ones the interrupted run trained.
         """
         dataset = self.train_dataset if train_dataset is None else train_dataset
-        strategy = str(getattr(self.args.train_sampling_strategy, "value", self.args.train_sampling_strategy))
+        strategy = option_text(self.args.train_sampling_strategy)
         if strategy != "group_by_length" or not isinstance(dataset, Dataset) or "input_ids" not in dataset.column_names:
             return super()._get_train_sampler(train_dataset)
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
@@ -334,10 +334,10 @@ def hyperparameters(args: TransferTrainingArguments) -> Hyperparameters:
         effective_batch_size=effective_batch_size(args).total,
         weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps,
-        lr_scheduler_type=str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
-        optim=str(getattr(args.optim, "value", args.optim)),
+        lr_scheduler_type=option_text(args.lr_scheduler_type),
+        optim=option_text(args.optim),
         seed=args.seed,
         precision=precision(args).used,
-        train_sampling_strategy=str(getattr(args.train_sampling_strategy, "value", args.train_sampling_strategy)),
+        train_sampling_strategy=option_text(args.train_sampling_strategy),
         dataloader_num_workers=args.dataloader_num_workers,
     )

@@ -34,7 +34,7 @@ from nlp_transfer.checkpoints import (
     resolve_checkpoint,
 )
 from nlp_transfer.class_weights import LossWeights, label_counts, resolve_loss_weights
-from nlp_transfer.config import EvaluationArguments, LongTextMode, RunConfig, TransferTrainingArguments
+from nlp_transfer.config import EvaluationArguments, LongTextMode, RunConfig, TransferTrainingArguments, option_text
 from nlp_transfer.data import (
     EVAL_FILE_PREFIX,
     LabelSchema,
@@ -387,7 +387,7 @@ def train(plan: RunPlan, run_data: RunData, run_model: RunModel) -> TrainedModel
         batch.per_device,
         batch.processes,
         batch.gradient_accumulation_steps,
-        str(getattr(args.train_sampling_strategy, "value", args.train_sampling_strategy)),
+        option_text(args.train_sampling_strategy),
         args.dataloader_num_workers,
         precision(args).reason or precision(args).used,
     )
