@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
@@ -25,6 +26,7 @@ from nlp_transfer.export import ExportOptions, ExportVerificationError, export_m
 from nlp_transfer.onnx_runtime import OnnxSequenceClassifier  # noqa: E402
 from nlp_transfer.predict import load_classifier  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 LONG = " ".join(["great product works well"] * 12)  # 48 words: several windows at max length 12
 
 
@@ -199,3 +201,23 @@ def test_without_onnxruntime_export_and_loading_say_how_to_install_it(
         export_model(ExportOptions(model=str(tmp_path / "absent"), output_dir=str(tmp_path / "out")))
     with pytest.raises(UserInputError, match=r"ONNX models run with onnxruntime, which is not installed"):
         load_classifier(exported[0])
+
+
+def test_the_int8_settings_script_scores_three_quantisations_beside_pytorch(
+    trained: Path, data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scripts/benchmark_int8.py (BENCHMARKS "Export") runs on export's own functions; a rename there breaks it."""
+    spec = importlib.util.spec_from_file_location("benchmark_int8", ROOT / "scripts" / "benchmark_int8.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "settings"
+    argv = ["benchmark_int8.py", "--model", str(trained), "--validation-file", str(data["validation"])]
+    monkeypatch.setattr(sys, "argv", [*argv, "--output-dir", str(out)])
+
+    assert script.main() == 0
+
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))["results"]
+    assert [entry["form"] for entry in results[:2]] == ["pytorch", "fp32"] and len(results) == 5
+    assert results[1]["agreement"] == 1.0 and results[1]["max_abs_logit_difference"] < 1e-4
+    assert all(0 <= entry["agreement"] <= 1 and entry["batch_32_texts_per_s"] > 0 for entry in results[1:])
+    assert "(nlp-transfer)" in results[-1]["form"] and (out / "results.md").read_text(encoding="utf-8").count("\n") == 7
