@@ -14,7 +14,7 @@ text each row came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -36,6 +36,8 @@ ADVICE_SHARE = 0.10
 """Advice is given when more than this share of the documents is truncated."""
 HEAD_SHARE = (128, 510)
 """head-tail's head: 128 of BERT's 510 text tokens (Sun et al.), scaled to other budgets."""
+LENGTH_BATCH = 1000
+"""Texts per tokenizer call in `token_lengths` (whole long documents, untruncated)."""
 
 _LOST = {"truncate-head": "their end", "truncate-tail": "their start", "head-tail": "their middle"}
 _KEPT = {
@@ -128,12 +130,21 @@ def head_tail_split(content: int) -> tuple[int, int]:
     return head, content - head
 
 
-def token_lengths(tokenizer: Any, texts: list[str], pairs: list[str] | None = None) -> list[int]:
-    """Each text's (or pair's) full length in tokens, special tokens included, untruncated."""
-    if not texts:
-        return []
-    encoded = tokenizer(texts, pairs, truncation=False, verbose=False, return_attention_mask=False)
-    return [len(ids) for ids in encoded["input_ids"]]
+def token_lengths(
+    tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None, batch: int = LENGTH_BATCH
+) -> list[int]:
+    """Each text's (or pair's) full length in tokens, special tokens included, untruncated.
+
+    Tokenized `batch` texts at a time, keeping only the lengths: the encodings of a whole split of long
+    documents at once would hold every token id in memory.
+    """
+    lengths: list[int] = []
+    for start in range(0, len(texts), batch):
+        chunk = list(texts[start : start + batch])
+        paired = list(pairs[start : start + batch]) if pairs else None
+        encoded = tokenizer(chunk, paired, truncation=False, verbose=False, return_attention_mask=False)
+        lengths += [len(ids) for ids in encoded["input_ids"]]
+    return lengths
 
 
 def encode_documents(

@@ -98,8 +98,6 @@ from nlp_transfer.verification import verify_reload
 from nlp_transfer.version import __version__
 
 logger = logging.getLogger(__name__)
-LENGTH_BATCH = 1000
-"""Texts measured per tokenizer call by `text_lengths` (whole long documents, untruncated)."""
 
 
 @dataclass
@@ -259,11 +257,7 @@ def text_lengths(data: PreparedData, tokenizer: Any, max_length: int, long_text:
     for name, split in data.splits.items():
         texts = [str(t) for t in column_values(split, data.text_column)]
         pairs = [str(t) for t in column_values(split, data.text_pair_column)] if data.text_pair_column else None
-        lengths = []
-        for start in range(0, len(texts), LENGTH_BATCH):  # keeps only the lengths of each batch's encodings
-            lengths += token_lengths(
-                tokenizer, texts[start : start + LENGTH_BATCH], pairs[start : start + LENGTH_BATCH] if pairs else None
-            )
+        lengths = token_lengths(tokenizer, texts, pairs)
         report = length_report(lengths, max_length)
         tokens = report["tokens"]
         logger.info(

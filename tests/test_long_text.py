@@ -224,6 +224,9 @@ def test_token_lengths_are_untruncated(tokenizer, words) -> None:
     texts = [text_of(words, 80)[0], text_of(words, 3)[0]]
     assert token_lengths(tokenizer, texts) == [82, 5]
     assert token_lengths(tokenizer, texts, [text_of(words, 4)[0], "paris"]) == [87, 7]  # [CLS] a [SEP] b [SEP]
+    # Measured a text at a time (the batches a split of long documents is read in), pairs kept with their texts.
+    assert token_lengths(tokenizer, texts, [text_of(words, 4)[0], "paris"], batch=1) == [87, 7]
+    assert token_lengths(tokenizer, texts * 3, batch=2) == [82, 5] * 3
 
 
 # ---------------------------------------------------------------------------------- lengths and advice
