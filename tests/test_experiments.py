@@ -77,7 +77,7 @@ def test_a_list_option_is_an_axis_only_as_a_list_of_lists(tmp_path: Path) -> Non
     assert one_list.axis_names == [] and one_list.cells[0].options["label_names"] == ["labels"]
     two_lists = _grid(tmp_path, label_names=[["labels"], ["label"]], seeds=[0])
     assert two_lists.axis_names == ["label_names"] and len(two_lists.cells) == 2
-    reporting = _grid(tmp_path, report_to=["tensorboard", "none"], seeds=[0])
+    reporting = _grid(tmp_path, report_to=["tensorboard", "codecarbon"], seeds=[0])
     assert reporting.axis_names == [] and len(reporting.cells) == 1
     models = _grid(tmp_path, model=["minilm", str(tmp_path)], seeds=[0])
     assert "_model=minilm_" in models.cells[0].key and f"_model={tmp_path.name}_" in models.cells[1].key
