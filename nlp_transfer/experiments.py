@@ -578,10 +578,19 @@ def report_grid(grid: Grid) -> list[dict[str, Any]]:
 
 
 def _current_rows(grid: Grid) -> list[dict[str, Any]]:
-    """The rows of runs.jsonl; refused when a row's cell now has other options (the grid file was edited)."""
+    """The rows of runs.jsonl; refused when a row's cell now has other options (the grid file was edited).
+
+    Rows of cells the grid no longer has (a size or seed taken out) are kept in the file and left out of the tables.
+    """
     rows = _finished_rows(grid.folder)
     fingerprints = {cell.key: cell.fingerprint for cell in grid.cells}
-    stale = sorted({row["cell"] for row in rows if row.get("options") not in (None, fingerprints.get(row["cell"]))})
+    stale = sorted(
+        {
+            row["cell"]
+            for row in rows
+            if row["cell"] in fingerprints and row.get("options") not in (None, fingerprints[row["cell"]])
+        }
+    )
     if stale:
         raise UserInputError(
             f"{grid.folder / RUNS_FILE} holds results of cells whose options have changed since ({stale[0]}"

@@ -249,6 +249,15 @@ def test_a_grid_whose_options_changed_refuses_its_old_rows(tmp_path: Path) -> No
         run_grid(changed, train=FakeTraining(), progress=False)
 
 
+def test_a_grid_with_a_seed_taken_out_keeps_resuming(tmp_path: Path) -> None:
+    """The other cells' rows still count; the dropped cell's row stays in runs.jsonl, out of the tables."""
+    run_grid(_grid(tmp_path, seeds=[0, 1]), train=FakeTraining(), progress=False)
+    smaller = run_grid(_grid(tmp_path, seeds=[0]), train=FakeTraining(), progress=False)
+    assert smaller.trained == [] and smaller.skipped == ["full_nall_s0"]
+    assert [row["cell"] for row in smaller.rows] == ["full_nall_s0"]
+    assert len((tmp_path / "grid" / "runs.jsonl").read_text().splitlines()) == 2
+
+
 def test_a_row_cut_by_a_kill_does_not_swallow_the_next_one(tmp_path: Path) -> None:
     grid = _grid(tmp_path, seeds=[0, 1])
     grid.folder.mkdir(parents=True)
