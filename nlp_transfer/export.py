@@ -12,7 +12,6 @@ agreement below the threshold stops the export with nothing written. A LoRA fold
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -47,7 +46,7 @@ from nlp_transfer.outputs import (
 )
 from nlp_transfer.predict import Classifier, load_classifier
 from nlp_transfer.record import RunRecord
-from nlp_transfer.settings import PACKAGE_CONFIG_KEY, PackageSettings
+from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tables import markdown_table
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
 
@@ -150,7 +149,7 @@ def export_model(options: ExportOptions) -> ExportReport:
         write_json(staging / REPORT_FILE, report.to_dict())
         if not report.passed:
             raise ExportVerificationError(_failure_message(report))
-        _write_card(staging, Path(options.model), report)
+        _write_card(staging, Path(options.model), report, PackageSettings.read(reference.model))
         publish(staging, target)
     except BaseException:
         discard(staging)
@@ -357,7 +356,9 @@ def feed_forward_outputs(graph: Any, sizes: tuple[int, int] | None) -> list[str]
     ]
 
 
-def quantize_int8(source: Path, target: Path, feed_forward: tuple[int, int] | None = None) -> None:
+def quantize_int8(
+    source: Path, target: Path, feed_forward: tuple[int, int] | None = None, per_channel: bool = True
+) -> None:
     """Dynamic int8 quantisation of the graph's weights (onnxruntime.quantization); activations stay float.
 
     Two departures from onnxruntime's defaults, both measured on MiniLM fine-tuned on SST-2 (BENCHMARKS.md,
@@ -367,6 +368,7 @@ def quantize_int8(source: Path, target: Path, feed_forward: tuple[int, int] | No
       inputs, after the activation function, have the widest range in the encoder, and one int8 scale for such
       an input costs most (0.7% changed; the graph is 33 MB instead of 23, fp32's 91; batch-32 throughput
       about a sixth lower than all-int8, still 1.5x fp32's).
+    `feed_forward=None, per_channel=False` is onnxruntime's default quantisation (scripts/benchmark_int8.py).
     onnxruntime recommends its pre-processing first (graph optimisation and shape inference); its symbolic shape
     inference does not finish on torch.export's graphs, so only ONNX's own shape inference runs, and a graph
     that cannot be pre-processed at all is quantised as it is.
@@ -386,7 +388,7 @@ def quantize_int8(source: Path, target: Path, feed_forward: tuple[int, int] | No
         kept = feed_forward_outputs(onnx.load(str(prepared)), feed_forward)
         logger.info("int8: %d feed-forward output projections stay fp32", len(kept))
         quantize_dynamic(
-            str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=kept
+            str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=per_channel, nodes_to_exclude=kept
         )
 
 
@@ -461,18 +463,18 @@ def _failure_message(report: ExportReport) -> str:
     )
 
 
-def _write_card(staging: Path, source: Path, report: ExportReport) -> None:
-    """README.md: the trained folder's card (when it has one) and a section on running the graph in onnxruntime."""
+def _write_card(staging: Path, source: Path, report: ExportReport, settings: PackageSettings) -> None:
+    """README.md: the trained folder's card (when it has one) and a section on running the graph in onnxruntime.
+
+    The graph's own snippet must cut texts where the verified runs did: the saved max length, not 512."""
     from jinja2 import Template
 
-    # The graph's own snippet must cut texts where the verified runs did: the saved max length, not 512.
-    saved = json.loads((staging / CONFIG_FILE).read_text(encoding="utf-8")).get(PACKAGE_CONFIG_KEY, {})
     section = Template(template_path("onnx_section.md").read_text(encoding="utf-8")).render(
         report=report.to_dict(),
         config_file=CONFIG_FILE,
         report_file=REPORT_FILE,
-        max_length=saved.get("max_length") or 512,
-        long_text=saved.get("long_text"),
+        max_length=settings.max_length or 512,
+        long_text=settings.long_text,
     )
     card = source / CARD_FILE
     text = card.read_text(encoding="utf-8").rstrip() + "\n\n" if card.is_file() else ""

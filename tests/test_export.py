@@ -221,3 +221,7 @@ def test_the_int8_settings_script_scores_three_quantisations_beside_pytorch(
     assert results[1]["agreement"] == 1.0 and results[1]["max_abs_logit_difference"] < 1e-4
     assert all(0 <= entry["agreement"] <= 1 and entry["batch_32_texts_per_s"] > 0 for entry in results[1:])
     assert "(nlp-transfer)" in results[-1]["form"] and (out / "results.md").read_text(encoding="utf-8").count("\n") == 7
+    # onnxruntime's default, as the first int8 row says: one scale per weight tensor (the export's are per channel).
+    per_tensor = onnx.load(str(out / "int8_0.onnx")).graph.initializer
+    scales = [tuple(t.dims) for t in per_tensor if t.name.endswith("_scale")]
+    assert scales and all(dims in ((), (1,)) for dims in scales)
