@@ -28,6 +28,7 @@ import re
 import shutil
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -597,7 +598,20 @@ def _current_rows(grid: Grid) -> list[dict[str, Any]]:
             f"{f' and {len(stale) - 1} more' if len(stale) > 1 else ''}): give the grid a new output_dir, or "
             "delete those rows to re-run them."
         )
-    return rows
+    return _one_row_per_cell(rows, grid.folder / RUNS_FILE)
+
+
+def _one_row_per_cell(rows: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """The latest row of each cell, in the order cells first appear: a cell trained twice (two `compare`
+    processes on one folder) would otherwise count as two seeds and shrink the spread the tables report."""
+    repeated = sorted(key for key, count in Counter(row["cell"] for row in rows).items() if count > 1)
+    if repeated:
+        logger.warning(
+            "%s has more than one row for %s (trained more than once): the latest row of each is used.",
+            path,
+            ", ".join(repeated),
+        )
+    return list({row["cell"]: row for row in rows}.values())
 
 
 def write_report(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import statistics
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from nlp_transfer.cli import main
 from nlp_transfer.config import DataArguments, RunConfig
 from nlp_transfer.data import load_data
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.experiments import aggregate, expand_grid, load_grid, run_grid, write_report
+from nlp_transfer.experiments import aggregate, expand_grid, load_grid, report_grid, run_grid, write_report
 from nlp_transfer.record import RunRecord
 
 FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
@@ -256,6 +257,24 @@ def test_a_grid_with_a_seed_taken_out_keeps_resuming(tmp_path: Path) -> None:
     assert smaller.trained == [] and smaller.skipped == ["full_nall_s0"]
     assert [row["cell"] for row in smaller.rows] == ["full_nall_s0"]
     assert len((tmp_path / "grid" / "runs.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_cell_trained_twice_counts_as_one_seed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two `compare` processes on one folder can both train a cell and append its row: the tables use the latest
+    row once, or the seed would count twice and the spread shrink."""
+    grid = _grid(tmp_path, train_sizes=[8], seeds=[0, 1])
+    run_grid(grid, train=FakeTraining(), progress=False)
+    runs = grid.folder / "runs.jsonl"
+    first, second = runs.read_text().splitlines()
+    again = {**json.loads(first), "eval_accuracy": 0.3}
+    runs.write_text("\n".join([first, second, json.dumps(again)]) + "\n")
+
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.experiments"):
+        rows = report_grid(grid)
+    assert [row["cell"] for row in rows] == ["full_n8_s0", "full_n8_s1"] and rows[0]["eval_accuracy"] == 0.3
+    assert "more than one row for full_n8_s0 (trained more than once)" in caplog.text
+    (entry,) = json.loads((grid.folder / "summary.json").read_text())
+    assert entry["seeds"] == 2 and entry["eval_accuracy_mean"] == pytest.approx((0.3 + 0.1) / 2)
 
 
 def test_a_row_cut_by_a_kill_does_not_swallow_the_next_one(tmp_path: Path) -> None:
