@@ -623,6 +623,7 @@ def write_report(
     """runs.csv (one row per run); summary.csv / .json / .md (mean +- std over seeds, with the derived figures
     of `savings`); recommendations.json; and the three plots."""
     curves = curves or {}
+    _warn_of_mixed_batch_sizes(rows, axis_names)
     summary = aggregate(rows, axis_names)
     scores = scores_of(rows)
     lines: list[str] = []
@@ -646,6 +647,23 @@ def write_report(
     if scores is not None:
         paths.update(_plots(folder, summary, rows, curves, scores, axis_names))
     return paths
+
+
+def _warn_of_mixed_batch_sizes(rows: list[dict[str, Any]], axis_names: list[str]) -> None:
+    """Seeds of one strategy and size trained at different batch sizes: a cell's options (its fingerprint) do not
+    hold the package's defaults, so a grid resumed after an upgrade that changed a recipe mixes two settings."""
+    sizes: dict[str, set[Any]] = {}
+    for row in rows:
+        group = " ".join(_short(row.get(name)) for name in ("strategy", "train_size", *axis_names))
+        sizes.setdefault(group, set()).add(row.get("batch_size"))
+    for group, batches in sizes.items():
+        if len(batches) > 1:
+            logger.warning(
+                "The seeds of %s trained at different batch sizes (%s): the package's defaults changed between "
+                "their runs. Re-run the grid into a new output_dir to compare like with like.",
+                group,
+                ", ".join(sorted(map(str, batches))),
+            )
 
 
 def add_derived_figures(

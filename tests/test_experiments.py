@@ -277,6 +277,20 @@ def test_a_cell_trained_twice_counts_as_one_seed(tmp_path: Path, caplog: pytest.
     assert entry["seeds"] == 2 and entry["eval_accuracy_mean"] == pytest.approx((0.3 + 0.1) / 2)
 
 
+def test_seeds_trained_at_different_batch_sizes_are_flagged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A grid resumed after an upgrade whose recipe picks another batch size mixes two settings in one row."""
+    rows = [
+        {"cell": f"full_n16_s{seed}", "strategy": "full", "train_size": 16, "seed": seed, "batch_size": batch}
+        | {"primary_metric": "accuracy", "eval_accuracy": 0.5}
+        for seed, batch in ((0, 8), (1, 8), (2, 16))
+    ]
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.experiments"):
+        write_report(tmp_path, rows[:2], [])
+        assert "different batch sizes" not in caplog.text
+        write_report(tmp_path, rows, [])
+    assert "The seeds of full 16 trained at different batch sizes (16, 8)" in caplog.text
+
+
 def test_a_row_cut_by_a_kill_does_not_swallow_the_next_one(tmp_path: Path) -> None:
     grid = _grid(tmp_path, seeds=[0, 1])
     grid.folder.mkdir(parents=True)
