@@ -42,7 +42,14 @@ from nlp_transfer.grid_plots import plot_learning_curves, plot_metric_vs_paramet
 from nlp_transfer.metrics import resolve_primary_metric
 from nlp_transfer.outputs import METRICS_FILE
 from nlp_transfer.record import RECORD_SPLITS, RunRecord, is_finite_number
-from nlp_transfer.savings import Scores, data_reduction, iteration_reduction, recommendations
+from nlp_transfer.savings import (
+    TARGET_FRACTION,
+    Scores,
+    data_reduction,
+    iteration_reduction,
+    recommendations,
+    reduction_against_best_scratch,
+)
 from nlp_transfer.tables import markdown_table
 from nlp_transfer.training import fine_tune
 
@@ -50,6 +57,13 @@ logger = logging.getLogger(__name__)
 
 GRID_KEYS = ("strategies", "train_sizes", "seeds", "output_dir", "split_seed", "keep_models")
 ALL_ROWS = "all"
+ITERATION_FIGURES = ("target", "steps_to_target", "examples_to_target", "seeds_reached", "iteration_reduction")
+BEST_SCRATCH_FIGURES = (
+    "scratch_target",
+    "steps_to_scratch_target",
+    "seeds_reached_scratch_target",
+    "iteration_reduction_vs_best_scratch",
+)
 DEFAULT_SPLIT_SEED = 42
 RUNS_FILE = "runs.jsonl"
 FAILED_FILE = "failed.jsonl"
@@ -677,10 +691,11 @@ def add_derived_figures(
     not apply: scratch itself, or no scratch in the grid)."""
     factors = data_reduction(summary, scores, axis_names)
     iterations = iteration_reduction(summary, rows, curves, scores, axis_names)
+    against_best = reduction_against_best_scratch(summary, rows, curves, scores, axis_names)
     for index, entry in enumerate(summary):
         entry["data_reduction"] = factors.get(index)
-        figures = iterations.get(index, {})
-        for name in ("target", "steps_to_target", "examples_to_target", "seeds_reached", "iteration_reduction"):
+        figures = {**iterations.get(index, {}), **against_best.get(index, {})}
+        for name in (*ITERATION_FIGURES, *BEST_SCRATCH_FIGURES):
             entry[name] = figures.get(name)
 
 
@@ -733,6 +748,9 @@ def summary_markdown(
     derived = any(entry.get("data_reduction") or entry.get("iteration_reduction") for entry in summary)
     if derived:
         headers += ["data reduction", "steps to target", "iteration reduction"]
+    against_best = any(entry.get("scratch_target") is not None for entry in summary)
+    if against_best:
+        headers += [f"iteration reduction to {TARGET_FRACTION:.0%} of scratch's best"]
     headers += ["trainable parameters", "optimizer steps", "train time (s)", "seeds"]
     lines = []
     for entry in summary:
@@ -742,10 +760,22 @@ def summary_markdown(
             steps = entry.get("steps_to_target")
             reached = f"{steps:.0f} ({entry.get('seeds_reached')})" if steps is not None else "never"
             cells += [entry.get("data_reduction") or "–", reached, entry.get("iteration_reduction") or "–"]
+        if against_best:
+            cells += [_against_best_scratch(entry)]
         cells += [_mean(entry, "trainable_parameters", "{:,.0f}"), _mean(entry, "optimizer_steps", "{:.0f}")]
         cells += [_mean(entry, "train_runtime_s", "{:.1f}"), str(entry["seeds"])]
         lines.append(cells)
     return markdown_table(headers, lines)
+
+
+def _against_best_scratch(entry: dict[str, Any]) -> str:
+    reduction, steps = entry.get("iteration_reduction_vs_best_scratch"), entry.get("steps_to_scratch_target")
+    if reduction is None:
+        return "–"
+    target = f"to {entry['scratch_target']:.4f}"
+    if steps is None:
+        return f"{reduction} ({target})"
+    return f"{reduction} ({steps:.0f} steps {target}, {entry.get('seeds_reached_scratch_target')} seeds)"
 
 
 def _mean_std(entry: dict[str, Any], column: str) -> str:

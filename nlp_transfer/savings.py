@@ -12,6 +12,10 @@ checked by hand. Definitions (also in README.md):
   1 - steps / scratch's steps; "scratch never reached it" when so. Where the runs record their batch size the
   ratio is of training examples (steps x batch size): the same as the step ratio at equal batch sizes, and still
   fair when scratch runs at a larger batch than transfer (fewer, larger steps).
+- iteration reduction against scratch's best: the same ratio, with the target at TARGET_FRACTION of scratch's best
+  final mean at any size (at equal data scratch seldom reaches transfer's score, so the per-size figure is mostly
+  "scratch never reached it"): how many fewer steps (examples) a strategy at N rows needs to reach what scratch
+  reached with the most data, against scratch's own steps to it there.
 - recommendation: the best strategy by mean, and whether its lead over the runner-up exceeds the seed spread
   (the larger of the two standard deviations).
 """
@@ -120,16 +124,7 @@ def iteration_reduction(
         if key not in best:
             continue
         target = scores.target(best[key], fraction)
-        members = [row for row in rows if _same_cell(row, entry, axis_names)]
-        steps = [(steps_to_reach(curves.get(row["cell"]), target, scores), row.get("batch_size")) for row in members]
-        reached = [(step, batch) for step, batch in steps if step is not None]
-        examples = [step * batch for step, batch in reached if batch]
-        figures[index] = {
-            "target": target,
-            "steps_to_target": statistics.mean(step for step, _ in reached) if reached else None,
-            "examples_to_target": statistics.mean(examples) if examples and len(examples) == len(reached) else None,
-            "seeds_reached": f"{len(reached)}/{len(members)}",
-        }
+        figures[index] = {"target": target, **_steps_to(target, entry, rows, curves, scores, axis_names)}
     for index, entry in enumerate(summary):
         if index not in figures or entry["strategy"] == BASELINE:
             continue
@@ -147,6 +142,66 @@ def iteration_reduction(
     return figures
 
 
+def reduction_against_best_scratch(
+    summary: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    curves: dict[str, list[dict[str, float]] | None],
+    scores: Scores,
+    axis_names: list[str],
+    fraction: float = TARGET_FRACTION,
+) -> dict[int, dict[str, Any]]:
+    """{index of a transfer entry: scratch_target, steps_to_scratch_target, iteration_reduction_vs_best_scratch}.
+
+    At equal data scratch rarely reaches transfer's score, so the per-size iteration reduction is mostly "scratch
+    never reached it". This figure asks the other way round: the target is `fraction` of scratch's best final
+    validation mean at any size (its largest, usually), and each transfer entry's steps (examples) to reach it
+    are set against what that best scratch entry took to reach the same target.
+    """
+    column = f"{scores.column('eval')}_mean"
+    candidates: dict[str, list[tuple[float, int]]] = {}
+    for index, entry in enumerate(summary):
+        if entry["strategy"] == BASELINE and entry.get(column) is not None:
+            candidates.setdefault(_group(entry, axis_names), []).append((entry[column], index))
+    pick = max if scores.greater_is_better else min
+    best = {group: pick(values) for group, values in candidates.items()}
+    figures: dict[int, dict[str, Any]] = {}
+    for index, entry in enumerate(summary):
+        group = _group(entry, axis_names)
+        if entry["strategy"] == BASELINE or group not in best:
+            continue
+        baseline_mean, baseline_index = best[group]
+        target = scores.target(baseline_mean, fraction)
+        own = _steps_to(target, entry, rows, curves, scores, axis_names)
+        baseline = _steps_to(target, summary[baseline_index], rows, curves, scores, axis_names)
+        figures[index] = {
+            "scratch_target": target,
+            "steps_to_scratch_target": own["steps_to_target"],
+            "seeds_reached_scratch_target": own["seeds_reached"],
+            "iteration_reduction_vs_best_scratch": _reduction_text(own, baseline),
+        }
+    return figures
+
+
+def _steps_to(
+    target: float,
+    entry: dict[str, Any],
+    rows: list[dict[str, Any]],
+    curves: dict[str, list[dict[str, float]] | None],
+    scores: Scores,
+    axis_names: list[str],
+) -> dict[str, Any]:
+    """An entry's steps and training examples (steps x batch size) to `target`, means over the seeds that got there."""
+    members = [row for row in rows if _same_cell(row, entry, axis_names)]
+    steps = [(steps_to_reach(curves.get(row["cell"]), target, scores), row.get("batch_size")) for row in members]
+    reached = [(step, batch) for step, batch in steps if step is not None]
+    examples = [step * batch for step, batch in reached if batch]
+    return {
+        "steps_to_target": statistics.mean(step for step, _ in reached) if reached else None,
+        "examples_to_target": statistics.mean(examples) if examples and len(examples) == len(reached) else None,
+        "seeds_reached": f"{len(reached)}/{len(members)}",
+    }
+
+
 def _same_cell(row: dict[str, Any], entry: dict[str, Any], axis_names: list[str]) -> bool:
     return all(row.get(name) == entry.get(name) for name in ("strategy", "train_size", *axis_names))
 
@@ -159,8 +214,13 @@ def _reduction_text(own: dict[str, Any], baseline: dict[str, Any] | None) -> str
     if own["steps_to_target"] is None:
         return "never reached it"
     if own["examples_to_target"] is not None and baseline["examples_to_target"] is not None:
-        return f"{1 - own['examples_to_target'] / baseline['examples_to_target']:.0%}"
-    return f"{1 - own['steps_to_target'] / baseline['steps_to_target']:.0%}"
+        return _percent(1 - own["examples_to_target"] / baseline["examples_to_target"])
+    return _percent(1 - own["steps_to_target"] / baseline["steps_to_target"])
+
+
+def _percent(reduction: float) -> str:
+    """Whole percent; one decimal from 99% up, where whole percent would round 99.5% to an impossible 100%."""
+    return f"{reduction:.1%}" if 0.99 <= reduction < 1 else f"{reduction:.0%}"
 
 
 def recommendations(summary: list[dict[str, Any]], scores: Scores, axis_names: list[str]) -> list[str]:

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from nlp_transfer.savings import Scores, data_reduction, iteration_reduction, recommendations, steps_to_reach
+from nlp_transfer.savings import (
+    Scores,
+    data_reduction,
+    iteration_reduction,
+    recommendations,
+    reduction_against_best_scratch,
+    steps_to_reach,
+)
 
 ACCURACY = Scores("eval", "accuracy")
 MSE = Scores("eval", "mse", greater_is_better=False)
@@ -95,6 +102,38 @@ def test_iteration_reduction_against_scratch_with_never_reached_cases() -> None:
     assert iteration_reduction(summary, rows, curves, ACCURACY, [])[0]["iteration_reduction"] == (
         "scratch never reached it"
     )
+
+
+def test_iteration_reduction_against_scratchs_best_score_at_any_size() -> None:
+    """Transfer at 16 and 64 rows against scratch's best (at 1024 rows, batch 32): target 0.95 x 0.80 = 0.76."""
+    summary = [
+        _entry("full", 16, 0.70),
+        _entry("full", 64, 0.85),
+        _entry("scratch", 64, 0.60),
+        _entry("scratch", 1024, 0.80),
+    ]
+    rows = [
+        {"cell": "f16", "strategy": "full", "train_size": 16, "batch_size": 8},
+        {"cell": "f64a", "strategy": "full", "train_size": 64, "batch_size": 8},
+        {"cell": "f64b", "strategy": "full", "train_size": 64, "batch_size": 8},
+        {"cell": "s64", "strategy": "scratch", "train_size": 64, "batch_size": 32},
+        {"cell": "s1024", "strategy": "scratch", "train_size": 1024, "batch_size": 32},
+    ]
+    curves = {
+        "f16": [{"step": 10, "value": 0.70}],
+        "f64a": [{"step": 10, "value": 0.70}, {"step": 20, "value": 0.77}],
+        "f64b": [{"step": 40, "value": 0.80}],
+        "s64": [{"step": 50, "value": 0.60}],
+        "s1024": [{"step": 100, "value": 0.75}, {"step": 200, "value": 0.76}],
+    }
+    figures = reduction_against_best_scratch(summary, rows, curves, ACCURACY, [])
+    assert set(figures) == {0, 1}, "scratch entries get no figure of their own"
+    assert figures[1]["scratch_target"] == pytest.approx(0.76)
+    # full at 64: (20 + 40) / 2 = 30 steps x 8 = 240 examples; scratch at 1024: 200 steps x 32 = 6400 -> 1 - 240/6400
+    assert figures[1]["steps_to_scratch_target"] == 30 and figures[1]["iteration_reduction_vs_best_scratch"] == "96%"
+    assert figures[1]["seeds_reached_scratch_target"] == "2/2" and figures[0]["steps_to_scratch_target"] is None
+    assert figures[0]["iteration_reduction_vs_best_scratch"] == "never reached it"
+    assert reduction_against_best_scratch(summary[:2], rows, curves, ACCURACY, []) == {}, "no scratch, no figure"
 
 
 def test_the_target_of_a_metric_near_zero_stays_below_the_best() -> None:
