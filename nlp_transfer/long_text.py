@@ -273,12 +273,11 @@ def truncation_advice(report: dict[str, Any], mode: str, offered: tuple[str, ...
 
 
 def _groups(documents: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(document ids in first-appearance order, each row's position in that order, each document's first row)."""
+    """(document ids in ascending order, each row's position among them, each document's first row).
+
+    Ascending, not the rows' order: windows computed longest first still come back in the documents' own order."""
     ids, first, inverse = np.unique(np.asarray(documents), return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return ids[order], rank[inverse.reshape(-1)], first[order]
+    return ids, inverse.reshape(-1), first
 
 
 def _confidence(logits: np.ndarray, task: str) -> np.ndarray:
@@ -292,7 +291,7 @@ def _confidence(logits: np.ndarray, task: str) -> np.ndarray:
 
 
 def aggregate_logits(logits: np.ndarray, documents: np.ndarray, how: str, task: str) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk logits (rows x outputs) -> (document ids in first-appearance order, document logits).
+    """Chunk logits (rows x outputs) -> (document ids in ascending order, document logits).
 
     Rows of a document need not be contiguous. `mean` and `max` are element-wise over a document's rows;
     `first` takes its lowest-index row. `attention` is attention over chunks by their own confidence, with no
@@ -329,7 +328,7 @@ def aggregate_logits(logits: np.ndarray, documents: np.ndarray, how: str, task: 
 
 
 def aggregate_labels(labels: np.ndarray, documents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(document ids in first-appearance order, each document's label). Every chunk of a document carries the
+    """(document ids in ascending order, each document's label). Every chunk of a document carries the
     document's label, so rows that disagree are a bug upstream and raise ValueError."""
     labels = np.asarray(labels)
     ids, group, first = _groups(documents)
@@ -347,7 +346,7 @@ def per_document(logits: np.ndarray, label_ids: Any, how: str, task: str) -> tup
     """Trainer's outputs on a split -> (logits, labels) per document.
 
     A chunked split is evaluated with label_names (labels, document), so its `label_ids` is the pair (chunk
-    labels, document ids): the chunks are aggregated `how` says, one row per document in first-appearance order.
+    labels, document ids): the chunks are aggregated `how` says, one row per document in ascending id order.
     Any other split's `label_ids` is the labels themselves, returned with the logits as they are.
     """
     if not isinstance(label_ids, (tuple, list)):
@@ -356,6 +355,6 @@ def per_document(logits: np.ndarray, label_ids: Any, how: str, task: str) -> tup
     documents = np.asarray(documents).reshape(-1)
     ids, document_logits = aggregate_logits(logits, documents, how, task)
     label_ids_in_order, document_labels = aggregate_labels(labels, documents)
-    if not np.array_equal(ids, label_ids_in_order):  # both use first-appearance order; a guard for the next reader
+    if not np.array_equal(ids, label_ids_in_order):  # both sort by id; a guard for the next reader
         raise ValueError("document order of logits and labels differs")
     return document_logits.astype(np.asarray(logits).dtype, copy=False), document_labels

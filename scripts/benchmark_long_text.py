@@ -124,9 +124,7 @@ def main() -> int:
             windows, documents = classifier.window_logits(texts, batch_size=PREDICT_BATCH)  # logits() less its mean
             seconds = time.perf_counter() - started
             for how in AGGREGATIONS:
-                ids, by_document = aggregate_logits(windows, documents, how, classifier.task)
-                logits = np.zeros_like(by_document)
-                logits[ids] = by_document  # ids come in the windows' (length) order: back to the file's order
+                _, logits = aggregate_logits(windows, documents, how, classifier.task)  # by document id: file order
                 row = {**common, "mode": f"chunk ({how})", "predict_s": seconds, **scores(logits, labels)}
                 results.append({**row, "test_windows": len(documents)})
                 print(json.dumps(results[-1]), flush=True)

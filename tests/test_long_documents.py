@@ -241,7 +241,7 @@ def test_trainer_metrics_score_the_aggregated_documents() -> None:
     suite = MetricSuite("single_label", ["neg", "pos"], ["accuracy", "log_loss"])
     scored = TrainerMetrics(suite, "mean")(_Prediction(logits, (labels, documents)))
     _, by_document = aggregate_logits(logits, documents, "mean", "single_label")
-    expected = suite.evaluate(by_document, np.array([0, 1, 0]), details=False).metrics
+    expected = suite.evaluate(by_document, np.array([1, 0, 0]), details=False).metrics  # documents 3, 7, 9
     assert scored == expected and scored["accuracy"] == 1.0
     # per chunk, the second row of document 7 would have been wrong
     assert TrainerMetrics(suite)(_Prediction(logits, labels))["accuracy"] == 0.8

@@ -287,16 +287,16 @@ def sigmoid(z: float) -> float:
 @pytest.mark.parametrize(
     ("how", "expected"),
     [
-        ("mean", [[2.0, 1.0], [1.0, 2.0], [5.0, 6.0]]),
-        ("max", [[3.0, 3.0], [2.0, 4.0], [5.0, 6.0]]),
-        ("first", [[1.0, 3.0], [0.0, 0.0], [5.0, 6.0]]),
+        ("mean", [[1.0, 2.0], [2.0, 1.0], [5.0, 6.0]]),
+        ("max", [[2.0, 4.0], [3.0, 3.0], [5.0, 6.0]]),
+        ("first", [[0.0, 0.0], [1.0, 3.0], [5.0, 6.0]]),
         ("attention", None),  # regression: equal weights, the mean
     ],
 )
 def test_simple_aggregations(how: str, expected: list | None) -> None:
     ids, logits = aggregate_logits(LOGITS, DOCUMENTS, how, REGRESSION)
-    assert ids.tolist() == [7, 5, 9]  # first-appearance order
-    assert np.allclose(logits, expected or [[2.0, 1.0], [1.0, 2.0], [5.0, 6.0]])
+    assert ids.tolist() == [5, 7, 9]  # ascending, whatever the rows' order
+    assert np.allclose(logits, expected or [[1.0, 2.0], [2.0, 1.0], [5.0, 6.0]])
 
 
 def test_attention_single_label_weighs_by_top_probability() -> None:
@@ -305,10 +305,10 @@ def test_attention_single_label_weighs_by_top_probability() -> None:
     p0, p2 = sigmoid(2), sigmoid(4)  # rows 0 and 2 of document 7
     w0 = p0 / (p0 + p2)
     assert w0 == pytest.approx(0.47283, abs=1e-5)
-    assert np.allclose(logits[0], [w0 * 1 + (1 - w0) * 3, w0 * 3 + (1 - w0) * -1])
+    assert np.allclose(logits[1], [w0 * 1 + (1 - w0) * 3, w0 * 3 + (1 - w0) * -1])
     p1, p3 = 0.5, sigmoid(2)  # document 5: [0, 0] is a coin toss
     w1 = p1 / (p1 + p3)
-    assert np.allclose(logits[1], [(1 - w1) * 2, (1 - w1) * 4])
+    assert np.allclose(logits[0], [(1 - w1) * 2, (1 - w1) * 4])
     assert np.allclose(logits[2], [5.0, 6.0])  # a single chunk keeps its logits
 
 
@@ -317,11 +317,11 @@ def test_attention_multi_label_weighs_by_geometric_confidence() -> None:
     # exp(mean over labels of log max(p, 1 - p)) = geometric mean of sigmoid(|z|)
     c0, c2 = math.sqrt(sigmoid(1) * sigmoid(3)), math.sqrt(sigmoid(3) * sigmoid(1))
     assert c0 == pytest.approx(c2)  # equal confidence: the plain mean
-    assert np.allclose(logits[0], [2.0, 1.0])
+    assert np.allclose(logits[1], [2.0, 1.0])
     c1, c3 = math.sqrt(0.5 * 0.5), math.sqrt(sigmoid(2) * sigmoid(4))
     w3 = c3 / (c1 + c3)
     assert w3 == pytest.approx(0.65036, abs=1e-5)
-    assert np.allclose(logits[1], [w3 * 2, w3 * 4])
+    assert np.allclose(logits[0], [w3 * 2, w3 * 4])
 
 
 def test_attention_is_stable_for_large_logits() -> None:
@@ -341,9 +341,9 @@ def test_aggregate_refuses_unknown_names() -> None:
 
 def test_aggregate_labels() -> None:
     ids, labels = aggregate_labels(np.array([1, 0, 1, 0, 2]), DOCUMENTS)
-    assert ids.tolist() == [7, 5, 9] and labels.tolist() == [1, 0, 2]
+    assert ids.tolist() == [5, 7, 9] and labels.tolist() == [0, 1, 2]
     multi = np.array([[1, 0], [0, 1], [1, 0], [0, 1], [1, 1]])
-    assert aggregate_labels(multi, DOCUMENTS)[1].tolist() == [[1, 0], [0, 1], [1, 1]]
+    assert aggregate_labels(multi, DOCUMENTS)[1].tolist() == [[0, 1], [1, 0], [1, 1]]
     with pytest.raises(ValueError, match="rows of document 5 carry different labels \\(row 3\\)"):
         aggregate_labels(np.array([1, 0, 1, 2, 2]), DOCUMENTS)
     with pytest.raises(ValueError, match="document 7"):
