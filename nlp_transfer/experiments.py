@@ -666,17 +666,21 @@ def write_report(
 def _warn_of_mixed_batch_sizes(rows: list[dict[str, Any]], axis_names: list[str]) -> None:
     """Seeds of one strategy and size trained at different batch sizes: a cell's options (its fingerprint) do not
     hold the package's defaults, so a grid resumed after an upgrade that changed a recipe mixes two settings."""
-    sizes: dict[str, set[Any]] = {}
+    coordinates = ("strategy", "train_size", *axis_names)
+    sizes: dict[tuple, set[int]] = {}
+    names: dict[tuple, str] = {}
     for row in rows:
-        group = " ".join(_short(row.get(name)) for name in ("strategy", "train_size", *axis_names))
-        sizes.setdefault(group, set()).add(row.get("batch_size"))
+        group = tuple(json.dumps(row.get(name), default=str) for name in coordinates)  # as aggregate() groups
+        names[group] = " ".join(_short(row.get(name)) for name in coordinates)
+        if row.get("batch_size") is not None:  # rows of older versions did not record it
+            sizes.setdefault(group, set()).add(row["batch_size"])
     for group, batches in sizes.items():
         if len(batches) > 1:
             logger.warning(
                 "The seeds of %s trained at different batch sizes (%s): the package's defaults changed between "
                 "their runs. Re-run the grid into a new output_dir to compare like with like.",
-                group,
-                ", ".join(sorted(map(str, batches))),
+                names[group],
+                ", ".join(map(str, sorted(batches))),
             )
 
 

@@ -149,7 +149,7 @@ def export_model(options: ExportOptions) -> ExportReport:
         write_json(staging / REPORT_FILE, report.to_dict())
         if not report.passed:
             raise ExportVerificationError(_failure_message(report))
-        _write_card(staging, Path(options.model), report, PackageSettings.read(reference.model))
+        _write_card(staging, Path(options.model), report, reference)
         publish(staging, target)
     except BaseException:
         discard(staging)
@@ -463,18 +463,18 @@ def _failure_message(report: ExportReport) -> str:
     )
 
 
-def _write_card(staging: Path, source: Path, report: ExportReport, settings: PackageSettings) -> None:
+def _write_card(staging: Path, source: Path, report: ExportReport, reference: Classifier) -> None:
     """README.md: the trained folder's card (when it has one) and a section on running the graph in onnxruntime.
 
-    The graph's own snippet must cut texts where the verified runs did: the saved max length, not 512."""
+    The graph's own snippet must cut texts where the verified runs did: the reference's max length, not 512."""
     from jinja2 import Template
 
     section = Template(template_path("onnx_section.md").read_text(encoding="utf-8")).render(
         report=report.to_dict(),
         config_file=CONFIG_FILE,
         report_file=REPORT_FILE,
-        max_length=settings.max_length or 512,
-        long_text=settings.long_text,
+        max_length=reference.max_length or 512,
+        long_text=reference.long_text,
     )
     card = source / CARD_FILE
     text = card.read_text(encoding="utf-8").rstrip() + "\n\n" if card.is_file() else ""

@@ -15,7 +15,7 @@ checked by hand. Definitions (also in README.md):
 - iteration reduction against scratch's best: the same ratio, with the target at TARGET_FRACTION of scratch's best
   final mean at any size (at equal data scratch seldom reaches transfer's score, so the per-size figure is mostly
   "scratch never reached it"): how many fewer steps (examples) a strategy at N rows needs to reach what scratch
-  reached with the most data, against scratch's own steps to it there.
+  reached at its best size (usually its largest), against scratch's own steps to it there.
 - recommendation: the best strategy by mean, and whether its lead over the runner-up exceeds the seed spread
   (the larger of the two standard deviations).
 """
@@ -23,6 +23,7 @@ checked by hand. Definitions (also in README.md):
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -150,7 +151,8 @@ def reduction_against_best_scratch(
     axis_names: list[str],
     fraction: float = TARGET_FRACTION,
 ) -> dict[int, dict[str, Any]]:
-    """{index of a transfer entry: scratch_target, steps_to_scratch_target, iteration_reduction_vs_best_scratch}.
+    """{index of a transfer entry: scratch_target, steps_to_scratch_target, seeds_reached_scratch_target,
+    iteration_reduction_vs_best_scratch}.
 
     At equal data scratch rarely reaches transfer's score, so the per-size iteration reduction is mostly "scratch
     never reached it". This figure asks the other way round: the target is `fraction` of scratch's best final
@@ -158,12 +160,13 @@ def reduction_against_best_scratch(
     are set against what that best scratch entry took to reach the same target.
     """
     column = f"{scores.column('eval')}_mean"
-    candidates: dict[str, list[tuple[float, int]]] = {}
+    best: dict[str, tuple[float, int]] = {}  # group -> (mean, index) of scratch's best entry; ties: the first
     for index, entry in enumerate(summary):
-        if entry["strategy"] == BASELINE and entry.get(column) is not None:
-            candidates.setdefault(_group(entry, axis_names), []).append((entry[column], index))
-    pick = max if scores.greater_is_better else min
-    best = {group: pick(values) for group, values in candidates.items()}
+        value, group = entry.get(column), _group(entry, axis_names)
+        if entry["strategy"] != BASELINE or value is None:
+            continue
+        if group not in best or (value != best[group][0] and scores.reaches(value, best[group][0])):
+            best[group] = (value, index)
     figures: dict[int, dict[str, Any]] = {}
     for index, entry in enumerate(summary):
         group = _group(entry, axis_names)
@@ -219,8 +222,10 @@ def _reduction_text(own: dict[str, Any], baseline: dict[str, Any] | None) -> str
 
 
 def _percent(reduction: float) -> str:
-    """Whole percent; one decimal from 99% up, where whole percent would round 99.5% to an impossible 100%."""
-    return f"{reduction:.1%}" if 0.99 <= reduction < 1 else f"{reduction:.0%}"
+    """Whole percent; from 99% up one decimal, rounded down, where rounding would print an impossible 100%."""
+    if 0.99 <= reduction < 1:
+        return f"{math.floor(reduction * 1000) / 10:.1f}%"
+    return f"{reduction:.0%}"
 
 
 def recommendations(summary: list[dict[str, Any]], scores: Scores, axis_names: list[str]) -> list[str]:

@@ -124,7 +124,9 @@ def main() -> int:
             windows, documents = classifier.window_logits(texts, batch_size=PREDICT_BATCH)  # logits() less its mean
             seconds = time.perf_counter() - started
             for how in AGGREGATIONS:
-                _, logits = aggregate_logits(windows, documents, how, classifier.task)  # by document id: file order
+                ids, by_document = aggregate_logits(windows, documents, how, classifier.task)
+                logits = np.zeros((len(texts), by_document.shape[1]))
+                logits[ids] = by_document  # ids are the texts' rows (a text without windows would keep zeros)
                 row = {**common, "mode": f"chunk ({how})", "predict_s": seconds, **scores(logits, labels)}
                 results.append({**row, "test_windows": len(documents)})
                 print(json.dumps(results[-1]), flush=True)

@@ -288,7 +288,10 @@ def test_seeds_trained_at_different_batch_sizes_are_flagged(tmp_path: Path, capl
         write_report(tmp_path, rows[:2], [])
         assert "different batch sizes" not in caplog.text
         write_report(tmp_path, rows, [])
-    assert "The seeds of full 16 trained at different batch sizes (16, 8)" in caplog.text
+    assert "The seeds of full 16 trained at different batch sizes (8, 16)" in caplog.text
+    caplog.clear()
+    write_report(tmp_path, [*rows[:2], {**rows[2], "batch_size": None}], [])  # a row of a version before batch_size
+    assert "different batch sizes" not in caplog.text
 
 
 def test_a_row_cut_by_a_kill_does_not_swallow_the_next_one(tmp_path: Path) -> None:

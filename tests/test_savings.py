@@ -136,6 +136,17 @@ def test_iteration_reduction_against_scratchs_best_score_at_any_size() -> None:
     assert reduction_against_best_scratch(summary[:2], rows, curves, ACCURACY, []) == {}, "no scratch, no figure"
 
 
+@pytest.mark.parametrize(
+    ("scratch_steps", "text"), [(100, "75%"), (500, "95%"), (4000, "99.3%"), (100_000, "99.9%")]
+)
+def test_reductions_from_99_percent_keep_a_decimal_rounded_down(scratch_steps: int, text: str) -> None:
+    """25 steps against scratch's: 1 - 25/4000 = 99.375% -> 99.3%; 1 - 25/100000 = 99.975% -> 99.9%, never 100%."""
+    summary = [_entry("full", 64, 0.9), _entry("scratch", 64, 0.5)]
+    rows = [{"cell": "f", "strategy": "full", "train_size": 64}, {"cell": "s", "strategy": "scratch", "train_size": 64}]
+    curves = {"f": [{"step": 25, "value": 0.9}], "s": [{"step": scratch_steps, "value": 0.9}]}
+    assert iteration_reduction(summary, rows, curves, ACCURACY, [])[0]["iteration_reduction"] == text
+
+
 def test_the_target_of_a_metric_near_zero_stays_below_the_best() -> None:
     assert Scores("eval", "mcc").target(-0.2, 0.95) == pytest.approx(-0.21)
     assert Scores("eval", "mcc").target(0.6, 0.95) == pytest.approx(0.57)
