@@ -160,12 +160,12 @@ def reduction_against_best_scratch(
     are set against what that best scratch entry took to reach the same target.
     """
     column = f"{scores.column('eval')}_mean"
-    best: dict[str, tuple[float, int]] = {}  # group -> (mean, index) of scratch's best entry; ties: the first
+    best: dict[str, tuple[float, int]] = {}  # group -> (mean, index) of scratch's best entry
     for index, entry in enumerate(summary):
         value, group = entry.get(column), _group(entry, axis_names)
         if entry["strategy"] != BASELINE or value is None:
             continue
-        if group not in best or (value != best[group][0] and scores.reaches(value, best[group][0])):
+        if group not in best or _better_scratch(entry, value, summary[best[group][1]], best[group][0], scores):
             best[group] = (value, index)
     figures: dict[int, dict[str, Any]] = {}
     for index, entry in enumerate(summary):
@@ -183,6 +183,16 @@ def reduction_against_best_scratch(
             "iteration_reduction_vs_best_scratch": _reduction_text(own, baseline),
         }
     return figures
+
+
+def _better_scratch(
+    entry: dict[str, Any], value: float, incumbent: dict[str, Any], incumbent_value: float, scores: Scores
+) -> bool:
+    """A higher mean wins; at an equal mean the larger size (scratch stuck at chance at every size would otherwise
+    be compared at its smallest, where its few steps make every strategy look slow)."""
+    if value != incumbent_value:
+        return scores.reaches(value, incumbent_value)
+    return (numeric_size(entry) or 0) > (numeric_size(incumbent) or 0)
 
 
 def _steps_to(

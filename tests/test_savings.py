@@ -134,11 +134,15 @@ def test_iteration_reduction_against_scratchs_best_score_at_any_size() -> None:
     assert figures[1]["seeds_reached_scratch_target"] == "2/2" and figures[0]["steps_to_scratch_target"] is None
     assert figures[0]["iteration_reduction_vs_best_scratch"] == "never reached it"
     assert reduction_against_best_scratch(summary[:2], rows, curves, ACCURACY, []) == {}, "no scratch, no figure"
+    # Scratch equally good at 64 and 1024 rows (stuck at chance, say): the figure is set against the larger size.
+    tied = [*summary[:2], _entry("scratch", 64, 0.80), summary[3]]
+    curves["s64"] = [{"step": 5, "value": 0.80}]
+    assert reduction_against_best_scratch(tied, rows, curves, ACCURACY, [])[1][
+        "iteration_reduction_vs_best_scratch"
+    ] == ("96%")
 
 
-@pytest.mark.parametrize(
-    ("scratch_steps", "text"), [(100, "75%"), (500, "95%"), (4000, "99.3%"), (100_000, "99.9%")]
-)
+@pytest.mark.parametrize(("scratch_steps", "text"), [(100, "75%"), (500, "95%"), (4000, "99.3%"), (100_000, "99.9%")])
 def test_reductions_from_99_percent_keep_a_decimal_rounded_down(scratch_steps: int, text: str) -> None:
     """25 steps against scratch's: 1 - 25/4000 = 99.375% -> 99.3%; 1 - 25/100000 = 99.975% -> 99.9%, never 100%."""
     summary = [_entry("full", 64, 0.9), _entry("scratch", 64, 0.5)]
