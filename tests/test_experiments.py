@@ -422,7 +422,9 @@ def test_the_ray_backend_gives_the_local_table(
     assert [entry["eval_accuracy_mean"] for entry in tables[0]] == [entry["eval_accuracy_mean"] for entry in tables[1]]
 
 
-@pytest.mark.parametrize(("name", "cells"), [("sst2", 66), ("sst2_batch_size", 6), ("sst2_scratch_longer", 2)])
+@pytest.mark.parametrize(
+    ("name", "cells"), [("sst2", 66), ("sst2_batch_size", 6), ("sst2_scratch_longer", 1), ("sst2_scratch_lr", 1)]
+)
 def test_the_grids_benchmarks_cites_load(name: str, cells: int) -> None:
     # Loading reads no data: the paths are only resolved, so this holds where ../shared is absent too.
     grid = load_grid(Path(__file__).parent.parent / "configs" / "grids" / f"{name}.yaml")
