@@ -542,8 +542,7 @@ def aggregate(rows: list[dict[str, Any]], axis_names: list[str]) -> list[dict[st
     one entry per strategy x size x other axes, in the order the rows first appear."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        coordinates = ("strategy", "train_size", *axis_names)
-        groups.setdefault(tuple(json.dumps(row.get(name), default=str) for name in coordinates), []).append(row)
+        groups.setdefault(_group_key(row, axis_names), []).append(row)
     summary = []
     for members in groups.values():
         first = members[0]
@@ -556,6 +555,11 @@ def aggregate(rows: list[dict[str, Any]], axis_names: list[str]) -> list[dict[st
             entry[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else None
         summary.append(entry)
     return summary
+
+
+def _group_key(row: dict[str, Any], axis_names: list[str]) -> tuple[str, ...]:
+    """The seeds of one strategy x size x other axes share this key (values as JSON: lists and paths compare)."""
+    return tuple(json.dumps(row.get(name), default=str) for name in ("strategy", "train_size", *axis_names))
 
 
 def _numeric_columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -666,12 +670,11 @@ def write_report(
 def _warn_of_mixed_batch_sizes(rows: list[dict[str, Any]], axis_names: list[str]) -> None:
     """Seeds of one strategy and size trained at different batch sizes: a cell's options (its fingerprint) do not
     hold the package's defaults, so a grid resumed after an upgrade that changed a recipe mixes two settings."""
-    coordinates = ("strategy", "train_size", *axis_names)
     sizes: dict[tuple, set[int]] = {}
     names: dict[tuple, str] = {}
     for row in rows:
-        group = tuple(json.dumps(row.get(name), default=str) for name in coordinates)  # as aggregate() groups
-        names[group] = " ".join(_short(row.get(name)) for name in coordinates)
+        group = _group_key(row, axis_names)
+        names[group] = " ".join(_short(row.get(name)) for name in ("strategy", "train_size", *axis_names))
         if row.get("batch_size") is not None:  # rows of older versions did not record it
             sizes.setdefault(group, set()).add(row["batch_size"])
     for group, batches in sizes.items():
