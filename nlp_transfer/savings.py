@@ -160,38 +160,37 @@ def reduction_against_best_scratch(
     are set against what that best scratch entry took to reach the same target.
     """
     column = f"{scores.column('eval')}_mean"
-    best: dict[str, tuple[float, int]] = {}  # group -> (mean, index) of scratch's best entry
-    for index, entry in enumerate(summary):
-        value, group = entry.get(column), _group(entry, axis_names)
-        if entry["strategy"] != BASELINE or value is None:
+    best: dict[str, dict[str, Any]] = {}  # group -> scratch's best entry
+    for entry in summary:
+        group = _group(entry, axis_names)
+        if entry["strategy"] != BASELINE or entry.get(column) is None:
             continue
-        if group not in best or _better_scratch(entry, value, summary[best[group][1]], best[group][0], scores):
-            best[group] = (value, index)
+        if group not in best or _better_scratch(entry, best[group], column, scores):
+            best[group] = entry
+    targets = {group: scores.target(entry[column], fraction) for group, entry in best.items()}
+    baselines = {
+        group: _steps_to(targets[group], entry, rows, curves, scores, axis_names) for group, entry in best.items()
+    }
     figures: dict[int, dict[str, Any]] = {}
     for index, entry in enumerate(summary):
         group = _group(entry, axis_names)
         if entry["strategy"] == BASELINE or group not in best:
             continue
-        baseline_mean, baseline_index = best[group]
-        target = scores.target(baseline_mean, fraction)
-        own = _steps_to(target, entry, rows, curves, scores, axis_names)
-        baseline = _steps_to(target, summary[baseline_index], rows, curves, scores, axis_names)
+        own = _steps_to(targets[group], entry, rows, curves, scores, axis_names)
         figures[index] = {
-            "scratch_target": target,
+            "scratch_target": targets[group],
             "steps_to_scratch_target": own["steps_to_target"],
             "seeds_reached_scratch_target": own["seeds_reached"],
-            "iteration_reduction_vs_best_scratch": _reduction_text(own, baseline),
+            "iteration_reduction_vs_best_scratch": _reduction_text(own, baselines[group]),
         }
     return figures
 
 
-def _better_scratch(
-    entry: dict[str, Any], value: float, incumbent: dict[str, Any], incumbent_value: float, scores: Scores
-) -> bool:
+def _better_scratch(entry: dict[str, Any], incumbent: dict[str, Any], column: str, scores: Scores) -> bool:
     """A higher mean wins; at an equal mean the larger size (scratch stuck at chance at every size would otherwise
     be compared at its smallest, where its few steps make every strategy look slow)."""
-    if value != incumbent_value:
-        return scores.reaches(value, incumbent_value)
+    if entry[column] != incumbent[column]:
+        return scores.reaches(entry[column], incumbent[column])
     return (numeric_size(entry) or 0) > (numeric_size(incumbent) or 0)
 
 
