@@ -11,22 +11,35 @@ push_folder(result.output_dir, "my-user/support-classifier")             # HF_TO
 RunRecord.load(result.output_dir).primary_value()                        # metrics.json, typed
 """
 
-from nlp_transfer.config import (
-    DataArguments,
-    EvaluationArguments,
-    ModelArguments,
-    RunConfig,
-    StrategyArguments,
-    TransferTrainingArguments,
-)
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
+
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.evaluation import FolderEvaluation, evaluate_folder
-from nlp_transfer.heads import register_heads as _register_heads  # noqa: F401  (importing registers the heads)
-from nlp_transfer.predict import Classifier, load_classifier, predict
-from nlp_transfer.push import PushResult, push_folder
-from nlp_transfer.record import RunRecord
-from nlp_transfer.training import FineTuneResult, fine_tune
 from nlp_transfer.version import __version__
+
+# Each public name and the module that defines it. Under the console script they load on first use (PEP 562), so
+# that --help and argument errors do not pay for torch and transformers; elsewhere all of them load below.
+_PUBLIC = {
+    "Classifier": "nlp_transfer.predict",
+    "DataArguments": "nlp_transfer.config",
+    "EvaluationArguments": "nlp_transfer.config",
+    "FineTuneResult": "nlp_transfer.training",
+    "FolderEvaluation": "nlp_transfer.evaluation",
+    "ModelArguments": "nlp_transfer.config",
+    "PushResult": "nlp_transfer.push",
+    "RunConfig": "nlp_transfer.config",
+    "RunRecord": "nlp_transfer.record",
+    "StrategyArguments": "nlp_transfer.config",
+    "TransferTrainingArguments": "nlp_transfer.config",
+    "evaluate_folder": "nlp_transfer.evaluation",
+    "fine_tune": "nlp_transfer.training",
+    "load_classifier": "nlp_transfer.predict",
+    "predict": "nlp_transfer.predict",
+    "push_folder": "nlp_transfer.push",
+}
 
 __all__ = [
     "Classifier",
@@ -48,3 +61,41 @@ __all__ = [
     "predict",
     "push_folder",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'nlp_transfer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+# `import nlp_transfer` registers the pooled heads with transformers' Auto classes, so that `transformers.pipeline`
+# loads a folder with one (README, the model cards). It imports torch; the console script, which registers them
+# in the commands that load models, skips it here (see nlp_transfer_cli.py).
+# Importing them all now also keeps `nlp_transfer.predict` the function: importing the submodule of that name
+# later would otherwise leave the module in its place.
+if "nlp_transfer_cli" not in sys.modules:
+    importlib.import_module("nlp_transfer.heads")
+    for _name in _PUBLIC:
+        __getattr__(_name)
+
+if TYPE_CHECKING:
+    from nlp_transfer.config import (
+        DataArguments,
+        EvaluationArguments,
+        ModelArguments,
+        RunConfig,
+        StrategyArguments,
+        TransferTrainingArguments,
+    )
+    from nlp_transfer.evaluation import FolderEvaluation, evaluate_folder
+    from nlp_transfer.predict import Classifier, load_classifier, predict
+    from nlp_transfer.push import PushResult, push_folder
+    from nlp_transfer.record import RunRecord
+    from nlp_transfer.training import FineTuneResult, fine_tune

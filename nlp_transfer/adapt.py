@@ -20,11 +20,18 @@ import numpy as np
 from datasets import Dataset
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer, set_seed
 
-from nlp_transfer.checkpoints import BUNDLED_ALIAS, Checkpoint, load_tokenizer, resolve_checkpoint
+from nlp_transfer.checkpoints import (
+    BUNDLED_ALIAS,
+    Checkpoint,
+    load_tokenizer,
+    quiet_load_report,
+    resolve_checkpoint,
+)
 from nlp_transfer.config import TransferTrainingArguments
 from nlp_transfer.data import read_texts as read_table_texts
 from nlp_transfer.data_checks import check_encoding_name, describe_read_error
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.folder_lock import folder_lock
 from nlp_transfer.heads import copy_sentence_transformers_files
 from nlp_transfer.outputs import check_output_dir, discard, publish, remove_intermediates, staging_dir, write_json
 
@@ -42,7 +49,10 @@ ADAPT_DEFAULTS = {
     "metric_for_best_model": None,
     "report_to": "none",
 }
-MIN_HELD_OUT = 1
+MIN_HELD_OUT = 3
+MIN_TEXTS = 10
+UNMEASURED = "no token of the held-out texts was masked, so there is no loss to report; give more or longer texts"
+"""Fewer texts leave too few held out to measure anything (2 texts gave one held-out text, and a NaN loss)."""
 ADAPT_BATCH_SIZE = 8
 
 
@@ -115,9 +125,17 @@ def read_domain_texts(path_str: str, column: str | None, encoding: str = "utf-8"
     else:
         texts = [text.strip() for text in read_table_texts(str(path), column, None, encoding)[0]]
     texts = list(dict.fromkeys(text for text in texts if text))  # a repeated text held out is no test
-    if len(texts) < 2:
-        raise UserInputError(f"Text file {path} has {len(texts)} distinct non-empty texts; adapting needs at least 2.")
     return texts
+
+
+def _check_enough(texts: list[str], path: Path) -> None:
+    """Refuse a text file too small to train on and still hold out enough texts to measure the loss."""
+    if len(texts) < MIN_TEXTS:
+        raise UserInputError(
+            f"Text file {path} has {len(texts)} distinct non-empty texts; adapting needs at least {MIN_TEXTS}: some to "
+            f"train on, and at least {MIN_HELD_OUT} held out to measure the masked-LM loss before and after. Give "
+            "more text of your domain (one text per line)."
+        )
 
 
 def adapt(args: AdaptArguments, training: TransferTrainingArguments) -> AdaptResult:
@@ -130,9 +148,21 @@ def adapt(args: AdaptArguments, training: TransferTrainingArguments) -> AdaptRes
         training.per_device_train_batch_size = ADAPT_BATCH_SIZE
     if training.push_to_hub:
         raise UserInputError("adapt does not push: fine-tune the adapted checkpoint, then push the classifier.")
-    target = check_output_dir(training.given_output_dir, training.overwrite_output_dir, "the adapted checkpoint")
+    target = check_output_dir(
+        training.given_output_dir,
+        training.overwrite_output_dir,
+        "the adapted checkpoint",
+        inputs={"--text-file": args.text_file, "--model": args.model},
+    )
+    with folder_lock(target):
+        return _adapt_into(target, args, training)
+
+
+def _adapt_into(target: Path, args: AdaptArguments, training: TransferTrainingArguments) -> AdaptResult:
+    """Read, train and publish, holding the output folder's lock."""
     checkpoint = resolve_checkpoint(args.model, trust_remote_code=args.trust_remote_code)
     texts = read_domain_texts(args.text_file, args.text_column, args.encoding)
+    _check_enough(texts, Path(args.text_file).expanduser())
     train_texts, held_out = _hold_out(texts, args.held_out_fraction, training.seed)
     tokenizer = load_tokenizer(checkpoint)
     model, new_head = _masked_lm_model(checkpoint)
@@ -152,10 +182,10 @@ def adapt(args: AdaptArguments, training: TransferTrainingArguments) -> AdaptRes
             processing_class=tokenizer,
         )
         before = _masked_lm_figures(trainer, training.seed)
-        logger.info("Held-out masked-LM loss before: %.4f (perplexity %.1f)", before["loss"], before["perplexity"])
+        logger.info("Held-out masked-LM loss before: %s", _figures_text(before))
         trainer.train()
         after = _masked_lm_figures(trainer, training.seed)
-        logger.info("Held-out masked-LM loss after: %.4f (perplexity %.1f)", after["loss"], after["perplexity"])
+        logger.info("Held-out masked-LM loss after: %s", _figures_text(after))
         trainer.save_model(str(staging))
         remove_intermediates(staging)
         copied = copy_sentence_transformers_files(checkpoint, staging)
@@ -166,7 +196,7 @@ def adapt(args: AdaptArguments, training: TransferTrainingArguments) -> AdaptRes
         counts = {"train": len(train_texts), "held_out": len(held_out)}
         record = _record(args, checkpoint, before, after, new_head, counts)
         write_json(staging / ADAPT_RECORD, record)
-        publish(staging, target)
+        publish(staging, target, command="adapt")
     except BaseException:
         discard(staging)
         raise
@@ -186,9 +216,10 @@ def _masked_lm_model(checkpoint: Checkpoint) -> tuple[Any, bool]:
     """The checkpoint with a masked-LM head; a plain encoder (the bundled MiniLM is a `BertModel`) gets a new one
     whose decoder is tied to the input embeddings, which the log says."""
     try:
-        model, info = AutoModelForMaskedLM.from_pretrained(
-            checkpoint.source, output_loading_info=True, **checkpoint.pretrained_kwargs()
-        )
+        with quiet_load_report():  # the missing masked-LM head is said below, in one line
+            model, info = AutoModelForMaskedLM.from_pretrained(
+                checkpoint.source, output_loading_info=True, **checkpoint.pretrained_kwargs()
+            )
     except (OSError, ValueError) as error:
         raise UserInputError(
             f"Could not load {checkpoint.source} as a masked language model: {str(error).splitlines()[0]}. "
@@ -228,6 +259,8 @@ def _masked_lm_figures(trainer: Trainer, seed: int) -> dict[str, float]:
     figures before and after training score the same masked positions."""
     set_seed(seed)
     loss = float(trainer.evaluate(metric_key_prefix="held_out")["held_out_loss"])
+    if not math.isfinite(loss):  # no position of the held-out texts was masked: nothing was measured
+        return {"loss": None, "perplexity": None, "reason": UNMEASURED}
     return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
 
@@ -252,13 +285,19 @@ def _record(
     }
 
 
+def _figures_text(figures: dict[str, Any]) -> str:
+    if figures["loss"] is None:
+        return f"undefined ({figures['reason']})"
+    return f"{figures['loss']:.4f} (perplexity {figures['perplexity']:.1f})"
+
+
 def summary(result: AdaptResult) -> str:
     """The lines `nlp-transfer adapt` prints."""
     before, after = result.before, result.after
     return "\n".join(
         [
-            f"Held-out masked-LM loss {before['loss']:.4f} -> {after['loss']:.4f} "
-            f"(perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f}) on {result.texts['held_out']} texts",
+            f"Held-out masked-LM loss {_figures_text(before)} -> {_figures_text(after)} "
+            f"on {result.texts['held_out']} texts",
             f"Adapted checkpoint in {result.output_dir}: nlp-transfer train --model {result.output_dir} ...",
             json.dumps({"before": before, "after": after}),
         ]

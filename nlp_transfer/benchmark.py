@@ -40,6 +40,7 @@ from nlp_transfer.config import DataArguments
 from nlp_transfer.data import column_values, demo_data_files, load_data
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.flops import TokenCounts, training_flops
+from nlp_transfer.outputs import check_incremental_folder, mark_owned, read_owner
 from nlp_transfer.record import TrainingCost
 from nlp_transfer.tables import markdown_table
 from nlp_transfer.tasks import SINGLE_LABEL
@@ -356,18 +357,25 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
     from tqdm.auto import tqdm
 
     folder = settings.output_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    inputs = {
+        "--train-file": settings.train_file,
+        "--validation-file": settings.validation_file,
+        "--model": settings.model,
+    }
+    check_incremental_folder(folder, "benchmark", inputs, recognised=RESULTS_FILE)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # The package trains in bf16 where the GPU has it (config.default_precision); the peer always in fp32.
     precision = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-    stages = ["peak", *settings.strategies] + (["peer"] if settings.peer else [])
-    bar = tqdm(total=len(stages), desc="benchmark", unit="run", disable=not progress, file=sys.stderr)
-
+    files = write_benchmark_data(settings)  # reads and checks the data before anything else is written
+    if read_owner(folder) is None:
+        mark_owned(folder, "benchmark", whole=False)
     model = settings.model or str(bundled_model_path())
     if settings.architecture:
         model = build_architecture(settings.architecture, folder / f"model-{settings.architecture}")
-    files = write_benchmark_data(settings)
     texts = _read_texts(files["validation"], settings.predict_texts)
+    # The bar starts once the data is read and checked: a bad file's message is then all the user sees.
+    stages = ["peak", *settings.strategies] + (["peer"] if settings.peer else [])
+    bar = tqdm(total=len(stages), desc="benchmark", unit="run", disable=not progress, file=sys.stderr)
     peak = matmul_peak(device, precision)
     fp32_peak = peak if precision == torch.float32 else matmul_peak(device, torch.float32)
     bar.update()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +22,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.outputs import CONFIG_FILE, SHARDED_INDEX_FILE, WEIGHTS_FILE
+
+logger = logging.getLogger(__name__)
 
 BUNDLED_ALIAS = "minilm"
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -250,8 +255,68 @@ def load_classification_model(checkpoint: Checkpoint, config: PretrainedConfig):
     try:
         # ignore_mismatched_sizes: a checkpoint that already has a head with another number of labels
         # (e.g. an MNLI model fine-tuned again) gets a fresh head instead of a size-mismatch error.
-        return AutoModelForSequenceClassification.from_pretrained(
-            checkpoint.source, config=config, ignore_mismatched_sizes=True, **checkpoint.pretrained_kwargs()
-        )
+        with quiet_load_report():
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                checkpoint.source,
+                config=config,
+                ignore_mismatched_sizes=True,
+                output_loading_info=True,
+                **checkpoint.pretrained_kwargs(),
+            )
     except (OSError, ValueError) as error:
         raise _load_error(checkpoint, "weights", error) from None
+    log_loading(model, info)
+    return model
+
+
+@contextmanager
+def quiet_load_report() -> Iterator[None]:
+    """Hold back transformers' load report while a checkpoint loads, unless the package logs at DEBUG (--verbose).
+
+    The report is a table of every weight the checkpoint lacks, marked MISSING: for a new classification head that
+    is expected, yet it reads like a fault to a newcomer. `log_loading` says it in one line instead.
+    """
+    if logging.getLogger("nlp_transfer").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    # A filter, not a higher level: transformers 5.25 runs a tensor-parallel check, and warns about every layer,
+    # when that logger's level is WARNING or above.
+    library = logging.getLogger("transformers.modeling_utils")
+    library.addFilter(_drop_load_report)
+    try:
+        yield
+    finally:
+        library.removeFilter(_drop_load_report)
+
+
+def _drop_load_report(record: logging.LogRecord) -> bool:
+    return "LOAD REPORT" not in str(record.msg)
+
+
+def log_loading(model: Any, info: dict[str, Any]) -> None:
+    """One line per kind of difference between the checkpoint and the model: new head, replaced head, weights of
+    the encoder that start random (a warning: that is not transfer), checkpoint weights left unused."""
+    prefix = f"{getattr(model, 'base_model_prefix', '')}."
+    missing = sorted(info.get("missing_keys") or [])
+    encoder = [key for key in missing if key.startswith(prefix)]
+    head = [key for key in missing if not key.startswith(prefix)]
+    if head:
+        logger.info("New classification head: %d tensors initialised (%s)", len(head), _names(head))
+    if encoder:
+        logger.warning(
+            "%d encoder weights are not in the checkpoint and start random (%s): that part is not transferred.",
+            len(encoder),
+            _names(encoder),
+        )
+    mismatched = [
+        str(item[0]) if isinstance(item, (tuple, list)) else str(item) for item in info.get("mismatched_keys") or []
+    ]
+    if mismatched:
+        logger.info("The checkpoint's head has another shape and is replaced: %s", _names(mismatched))
+    unexpected = sorted(info.get("unexpected_keys") or [])
+    if unexpected:
+        logger.info("%d checkpoint weights are not used by this model (%s)", len(unexpected), _names(unexpected))
+
+
+def _names(keys: list[str], shown: int = 4) -> str:
+    return ", ".join(keys[:shown]) + (f", ... ({len(keys) - shown} more)" if len(keys) > shown else "")

@@ -1,4 +1,9 @@
-"""`nlp-transfer COMMAND [options]`: the only module that parses command-line arguments."""
+"""`nlp-transfer COMMAND [options]`: the only module that parses command-line arguments.
+
+Imports nothing heavy at the top: torch, transformers and datasets load inside a command, after its arguments
+parsed, so that --help and argument errors answer at once (train, adapt and benchmark, whose parsers need those
+libraries, check their arguments through `parser_cache` first).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nlp_transfer.errors import UserInputError
+from nlp_transfer.errors import TrainingInterrupted, UserInputError
 from nlp_transfer.outputs import write_text_whole
-from nlp_transfer.resume import TrainingInterrupted
+from nlp_transfer.parser_cache import check_arguments
 from nlp_transfer.tables import metrics_table
 from nlp_transfer.version import __version__
 
@@ -38,7 +43,14 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _train_parser() -> argparse.ArgumentParser:
+    from nlp_transfer.config import build_parser
+
+    return build_parser(prog="nlp-transfer train")
+
+
 def _train(argv: list[str]) -> int:
+    check_arguments("train", argv, _train_parser)
     from nlp_transfer.config import RunConfig
     from nlp_transfer.training import fine_tune
 
@@ -374,9 +386,8 @@ Writes benchmark.json (every figure, every run's record) and benchmark.md (the t
 """
 
 
-def _benchmark(argv: list[str]) -> int:
-    from nlp_transfer.benchmark import ARCHITECTURES, DEFAULT_STRATEGIES, BenchmarkSettings, run_benchmark, table
-    from nlp_transfer.config import STRATEGY_OPTIONS
+def _benchmark_parser() -> argparse.ArgumentParser:
+    from nlp_transfer.benchmark import ARCHITECTURES, DEFAULT_STRATEGIES
 
     parser = _command_parser(
         "benchmark",
@@ -415,7 +426,15 @@ def _benchmark(argv: list[str]) -> int:
         "word embeddings, torch.compile): speed and accuracy of both sides, in the same run.",
     )
     parser.add_argument("--no-progress", action="store_true", help="No progress bar over the runs.")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _benchmark(argv: list[str]) -> int:
+    check_arguments("benchmark", argv, _benchmark_parser)
+    from nlp_transfer.benchmark import BenchmarkSettings, run_benchmark, table
+    from nlp_transfer.config import STRATEGY_OPTIONS
+
+    args = _benchmark_parser().parse_args(argv)
     strategies = tuple(name.strip() for name in args.strategies.split(",") if name.strip())
     unknown = sorted(set(strategies) - set(STRATEGY_OPTIONS))
     if unknown or not strategies:
@@ -457,10 +476,10 @@ masked-LM loss and perplexity before and after.
 """
 
 
-def _adapt(argv: list[str]) -> int:
+def _adapt_parser() -> argparse.ArgumentParser:
     from transformers import HfArgumentParser
 
-    from nlp_transfer.adapt import ADAPT_DEFAULTS, AdaptArguments, adapt, summary
+    from nlp_transfer.adapt import ADAPT_DEFAULTS, AdaptArguments
     from nlp_transfer.config import TransferTrainingArguments
 
     parser = HfArgumentParser(
@@ -473,8 +492,15 @@ def _adapt(argv: list[str]) -> int:
         formatter_class=_HelpFormatter,
     )
     parser.set_defaults(**ADAPT_DEFAULTS)
+    return parser
+
+
+def _adapt(argv: list[str]) -> int:
+    check_arguments("adapt", argv, _adapt_parser)
+    from nlp_transfer.adapt import adapt, summary
+
     try:
-        adapt_args, training = parser.parse_args_into_dataclasses(argv)
+        adapt_args, training = _adapt_parser().parse_args_into_dataclasses(argv)
     except ValueError as error:
         raise UserInputError(f"Invalid adapt options: {error}") from None
     print(summary(adapt(adapt_args, training)))
@@ -567,22 +593,24 @@ def _top_level_parser() -> argparse.ArgumentParser:
         description="Transfer learning for text classification on BERT-family encoders.",
         epilog=f"commands:\n{commands}\n\n"
         "Run 'nlp-transfer COMMAND --help' for a command's options, e.g. 'nlp-transfer train --help'.\n"
+        f"Every command also takes {VERBOSE_FLAG}: debug logging, with the libraries' own reports.\n"
         "Quick start: nlp-transfer train --output-dir runs/demo",
     )
 
 
-def _configure_logging() -> None:
-    import warnings
+VERBOSE_FLAG = "--verbose"
 
-    import datasets
-    import transformers
+
+def _configure_logging(verbose: bool = False) -> None:
+    """The package logs at INFO (DEBUG with --verbose, which also shows the libraries' own reports, such as
+    transformers' table of the weights a checkpoint lacks); transformers and datasets keep their default level
+    (warnings), so nothing here imports them."""
+    import warnings
 
     # torch warns on every DataLoader that pin_memory is useless without a GPU; it is noise on a CPU run.
     warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator is found.*")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    logger.setLevel(logging.INFO)
-    transformers.logging.set_verbosity_warning()
-    datasets.logging.set_verbosity_warning()
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -596,9 +624,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     namespace = parser.parse_args(argv[:1])
     handler, _ = COMMANDS[namespace.command]
-    _configure_logging()
+    options = [arg for arg in argv[1:] if arg != VERBOSE_FLAG]  # every command takes it, in any position
+    _configure_logging(verbose=len(options) < len(argv) - 1)
     try:
-        return handler(argv[1:])
+        return handler(options)
     except UserInputError as error:
         print(
             textwrap.fill(f"error: {error}", width=100, break_long_words=False, break_on_hyphens=False), file=sys.stderr

@@ -699,6 +699,7 @@ class TransferTrainingArguments(TrainingArguments):
             raise UserInputError("--push-to-hub needs --hub-model-id NAME (e.g. my-user/support-classifier).")
         _check_training_length(self.num_train_epochs, self.max_steps)
         _check_learning_rate(self.learning_rate)
+        _check_counts(self)
         _check_report_to(self.report_to)
         _check_reporting_integrations(self.report_to)
 
@@ -719,6 +720,8 @@ class RunConfig:
     strategy: StrategyArguments = field(default_factory=StrategyArguments)
     evaluation: EvaluationArguments = field(default_factory=EvaluationArguments)
     training: TransferTrainingArguments = field(default_factory=TransferTrainingArguments)
+    config_file: str | None = None
+    """The --config file the options came from, if any: an input the output folder must not hold."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -751,7 +754,9 @@ class RunConfig:
         _apply_file_defaults(parser, load_config_file(path), source=str(path))
         if overrides:
             _apply_file_defaults(parser, overrides, source="the overrides")
-        return _config_from_namespace(parser.parse_args([]))
+        config = _config_from_namespace(parser.parse_args([]))
+        config.config_file = str(path)
+        return config
 
     @classmethod
     def from_args(cls, argv: list[str], prog: str = "nlp-transfer train") -> "RunConfig":
@@ -760,7 +765,25 @@ class RunConfig:
         pre, _ = _config_flag_parser().parse_known_args(argv)
         if pre.config:
             _apply_file_defaults(parser, load_config_file(pre.config), source=pre.config)
-        return _config_from_namespace(parser.parse_args(argv))
+        config = _config_from_namespace(parser.parse_args(argv))
+        config.config_file = pre.config
+        return config
+
+    def input_paths(self) -> dict[str, str | None]:
+        """The local inputs of the run by option name (data files, the model, the config file): the output
+        folder may not be or hold any of them."""
+        data, training = self.data, self.training
+        inputs: dict[str, str | None] = {
+            "--train-file": data.train_file,
+            "--validation-file": data.validation_file,
+            "--test-file": data.test_file,
+            "--model": self.model.model,
+            "--config": self.config_file,
+            "--resume-from-checkpoint": training.resume_from_checkpoint,
+        }
+        for name, path in data.eval_files().items():
+            inputs[f"--eval-file {name}"] = path
+        return inputs
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain JSON-able values, with every token field left out."""
@@ -963,6 +986,29 @@ def build_parser(prog: str = "nlp-transfer train") -> HfArgumentParser:
             # a value, yet `--bf16` alone must still mean yes, as for every other switch.
             action.nargs, action.const = "?", True
     return parser
+
+
+COUNT_OPTIONS = (
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "eval_accumulation_steps",
+)
+"""Options that count things a step is made of: 0 or less is refused (Trainer divides by some of them)."""
+
+
+def _check_counts(training: TransferTrainingArguments) -> None:
+    for name in COUNT_OPTIONS:
+        value = getattr(training, name, None)
+        if value is not None and value < 1:
+            raise UserInputError(
+                f"--{name.replace('_', '-')} must be at least 1, not {value}"
+                + (
+                    ": leave it out to let the recipe choose the batch."
+                    if name == "per_device_train_batch_size"
+                    else "."
+                )
+            )
 
 
 def _config_flag_parser() -> argparse.ArgumentParser:

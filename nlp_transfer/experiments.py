@@ -40,7 +40,13 @@ from nlp_transfer.data import load_data
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.grid_plots import plot_learning_curves, plot_metric_vs_parameters, plot_metric_vs_size
 from nlp_transfer.metrics import resolve_primary_metric
-from nlp_transfer.outputs import METRICS_FILE
+from nlp_transfer.outputs import (
+    METRICS_FILE,
+    check_incremental_folder,
+    mark_owned,
+    read_owner,
+    refuse_inputs_inside,
+)
 from nlp_transfer.record import RECORD_SPLITS, RunRecord, is_finite_number
 from nlp_transfer.savings import (
     TARGET_FRACTION,
@@ -75,6 +81,7 @@ NOT_IN_GRIDS = ("push_to_hub", "hub_model_id", "resume_from_checkpoint")
 AUTO_METRIC = "auto"
 # TrainingArguments options that take a list although argparse sees a str: a list is their value, not an axis.
 LIST_OPTIONS = ("report_to", "fsdp", "optim_target_modules")
+CELLS_FOLDER = "cells"
 PATH_OPTIONS = ("train_file", "validation_file", "test_file", "model")
 DATA_OPTION_NAMES = {f.name for f in dataclasses.fields(DataArguments)}
 RUN_COLUMNS = (
@@ -126,6 +133,19 @@ class Grid:
     cells: list[GridCell]
     axis_names: list[str]
     keep_models: bool = False
+    source: str | None = None
+    """The grid file the grid came from (it may be kept in the grid's folder)."""
+
+    def input_paths(self) -> dict[str, str | None]:
+        """Every local input of the grid's cells by option name: data files, model folders, --eval-file files."""
+        inputs: dict[str, str | None] = {"--config": self.source}
+        for cell in self.cells:
+            for name in PATH_OPTIONS:
+                if cell.options.get(name):
+                    inputs[f"{name} of {cell.key}"] = str(cell.options[name])
+            for item in cell.options.get("eval_file") or []:
+                inputs[f"eval_file of {cell.key}"] = str(item).rpartition("=")[2]
+        return inputs
 
 
 @dataclass
@@ -144,7 +164,9 @@ class GridOutcome:
 def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid:
     """Read a grid file (YAML or JSON) and expand it; `overrides` (e.g. output_dir from the CLI) win."""
     spec = {**load_config_file(path), **(overrides or {})}
-    return expand_grid(spec, source=str(path))
+    grid = expand_grid(spec, source=str(path))
+    grid.source = str(path)
+    return grid
 
 
 def expand_grid(spec: dict[str, Any], source: str = "the grid") -> Grid:
@@ -341,7 +363,7 @@ def run_grid(
 
     if backend not in BACKENDS:
         raise UserInputError(f"--backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
-    grid.folder.mkdir(parents=True, exist_ok=True)
+    _claim_folder(grid)
     (grid.folder / FAILED_FILE).unlink(missing_ok=True)  # lists this run's failures only
     rows = _current_rows(grid)
     done = {row["cell"] for row in rows}
@@ -453,14 +475,14 @@ def learning_curves(folder: Path, rows: list[dict[str, Any]]) -> dict[str, list[
     """Each finished cell's validation learning curve, from its kept metrics.json."""
     curves = {}
     for row in rows:
-        path = folder / "cells" / row["cell"]
+        path = folder / CELLS_FOLDER / row["cell"]
         curves[row["cell"]] = RunRecord.load(path).learning_curve if (path / METRICS_FILE).exists() else None
     return curves
 
 
 def _run_cell(grid: Grid, cell: GridCell, train: Callable[[RunConfig], Any]) -> dict[str, Any]:
     """Train one cell into cells/KEY/run, keep its metrics.json (and the model only with keep_models)."""
-    folder = grid.folder / "cells" / cell.key
+    folder = grid.folder / CELLS_FOLDER / cell.key
     run_folder = folder / "run"
     config = RunConfig.from_dict({**cell.options, "output_dir": str(run_folder)})
     # A cell killed mid-training continues from its last checkpoint (not an option: it would change the
@@ -583,6 +605,21 @@ def scores_of(rows: list[dict[str, Any]]) -> Scores | None:
     metric = metrics[0]
     split = "test" if all(is_finite_number(row.get(f"test_{metric}")) for row in rows) else "eval"
     return Scores(split, metric, bool(rows[0].get("greater_is_better", True)))
+
+
+def _claim_folder(grid: Grid) -> None:
+    """Refuse a grid folder that would overwrite what the user owns; mark a new one as the grid's.
+
+    Cells are replaced whole (cells/KEY), so no input may lie under cells/; a folder that holds other files
+    and is not a grid's (no runs.jsonl, no mark) is refused; the grid file itself may sit in a new folder.
+    """
+    inputs = grid.input_paths()
+    refuse_inputs_inside(grid.folder, inputs, part=CELLS_FOLDER)
+    allowed = (Path(grid.source),) if grid.source else ()
+    check_incremental_folder(grid.folder, "compare", {}, allowed, recognised=RUNS_FILE)  # earlier grids: no mark
+    grid.folder.mkdir(parents=True, exist_ok=True)
+    if read_owner(grid.folder) is None:
+        mark_owned(grid.folder, "compare", whole=False)
 
 
 def report_grid(grid: Grid) -> list[dict[str, Any]]:

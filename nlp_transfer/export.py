@@ -12,6 +12,7 @@ agreement below the threshold stops the export with nothing written. A LoRA fold
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -30,14 +31,17 @@ import torch
 
 from nlp_transfer.data import LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.folder_lock import folder_lock
 from nlp_transfer.hub import template_path
 from nlp_transfer.metrics import reported_primary, reported_suite
 from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
 from nlp_transfer.onnx_runtime import LOGITS_OUTPUT, OnnxSequenceClassifier, import_onnxruntime
 from nlp_transfer.outputs import (
     CARD_FILE,
+    CHECKPOINT_PREFIX,
     CONFIG_FILE,
     METRICS_FILE,
+    RUN_CONFIG_FILE,
     check_output_dir,
     discard,
     publish,
@@ -140,20 +144,22 @@ def export_model(options: ExportOptions) -> ExportReport:
     """Export, verify and time; publish the folder only when every form agrees with PyTorch well enough."""
     options.check()
     import_onnxruntime()  # the optional extra, checked before any work
-    target = check_output_dir(options.output_dir, options.overwrite_output_dir, holds="the exported classifier")
+    inputs = {"--model": options.model, "--validation-file": options.validation_file}
+    target = check_output_dir(options.output_dir, options.overwrite_output_dir, "the exported classifier", inputs)
     reference = _reference_classifier(options.model)
     texts, pairs, labels, source = _validation_data(options, reference)
-    staging = staging_dir(target)
-    try:
-        report = _export_into(staging, options, reference, texts, pairs, labels, source)
-        write_json(staging / REPORT_FILE, report.to_dict())
-        if not report.passed:
-            raise ExportVerificationError(_failure_message(report))
-        _write_card(staging, Path(options.model), report, reference)
-        publish(staging, target)
-    except BaseException:
-        discard(staging)
-        raise
+    with folder_lock(target):
+        staging = staging_dir(target)
+        try:
+            report = _export_into(staging, options, reference, texts, pairs, labels, source)
+            write_json(staging / REPORT_FILE, report.to_dict())
+            if not report.passed:
+                raise ExportVerificationError(_failure_message(report))
+            _write_card(staging, Path(options.model), report, reference)
+            publish(staging, target, command="export")
+        except BaseException:
+            discard(staging)
+            raise
     return report
 
 
@@ -173,11 +179,6 @@ def _validation_data(
 ) -> tuple[list[str], list[str] | None, np.ndarray, dict[str, Any]]:
     """The texts both forms are scored on: --validation-file, or the training run's validation file."""
     path = options.validation_file or _training_validation_file(Path(options.model))
-    if path is None:
-        raise UserInputError(
-            f"Export verifies the model on labelled texts, and {options.model} names no validation file it can "
-            "read (its validation set was carved from train). Give one with --validation-file FILE."
-        )
     settings = PackageSettings.read(reference.model)
     schema = LabelSchema(reference.task, [] if reference.task == REGRESSION else reference.labels)
     data = read_labelled(
@@ -194,12 +195,32 @@ def _validation_data(
     return data.texts[:rows], pairs, data.labels[:rows], {"file": str(path), "rows": rows}
 
 
-def _training_validation_file(folder: Path) -> str | None:
-    """The validation file named in the folder's metrics.json, when it is a file that still exists."""
+def _training_validation_file(folder: Path) -> str:
+    """The validation file the run that wrote `folder` was scored on; refused, saying why, when none can be read."""
     if not (folder / METRICS_FILE).is_file():
+        kind = "a checkpoint of a run" if folder.name.startswith(CHECKPOINT_PREFIX) else "not a finished output folder"
+        why = f"{folder} has no {METRICS_FILE} ({kind}), so the validation file of its run is unknown"
+    else:
+        source = (RunRecord.load(folder).data_sources or {}).get("validation")
+        given = _run_option(folder, "data", "validation_file")
+        for candidate in (source, given):
+            if candidate and Path(candidate).is_file():
+                return str(candidate)
+        if given:
+            why = f"the run of {folder} was validated on {given}, which is no longer there"
+        else:
+            why = f"the run of {folder} had no validation file (it was validated on {source or 'no file'})"
+    raise UserInputError(
+        f"Export verifies the model on labelled texts, and {why}. Give a labelled file with --validation-file FILE."
+    )
+
+
+def _run_option(folder: Path, group: str, name: str) -> Any:
+    """An option of the run that wrote `folder`, from its run_config.json (None when absent)."""
+    try:
+        return json.loads((folder / RUN_CONFIG_FILE).read_text(encoding="utf-8")).get(group, {}).get(name)
+    except (OSError, ValueError, AttributeError):
         return None
-    source = (RunRecord.load(folder).data_sources or {}).get("validation")
-    return source if source and Path(source).is_file() else None
 
 
 def _export_into(

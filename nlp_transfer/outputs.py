@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,25 @@ STAGING_SUFFIX = ".incomplete"
 # (training_args.bin) or intermediate state that does not belong in a finished classifier.
 NOT_PUBLISHED = ("training_args.bin",)
 CHECKPOINT_PREFIX = "checkpoint-"
+OWNER_FILE = ".nlp-transfer.json"
+"""In every folder the package writes: which command wrote it and, for a folder written whole, its files."""
+MAX_NAMED = 5
+"""How many foreign files a refusal names."""
 
 
-def check_output_dir(output_dir: str | None, overwrite: bool, holds: str = "the trained classifier") -> Path:
-    """The target folder, refused before any work when the run could not publish it there.
+def check_output_dir(
+    output_dir: str | None,
+    overwrite: bool,
+    holds: str = "the trained classifier",
+    inputs: Mapping[str, str | Path | None] | None = None,
+) -> Path:
+    """The target folder, refused before any work when the run could not publish it there, or would destroy
+    something it does not own by publishing there.
 
     Refused: missing from the options, a file, a symbolic link, a parent the run cannot write into (the
-    staging folder is made beside the target), or non-empty without --overwrite-output-dir.
+    staging folder is made beside the target), a folder that is or holds one of the run's `inputs` (option
+    name -> path: data files, the model folder, the config file), and a non-empty folder unless
+    --overwrite-output-dir is given and the folder is one the package wrote with nothing added since.
     """
     if not output_dir:
         raise UserInputError(f"--output-dir is required: the folder {holds} is written to.")
@@ -54,13 +67,133 @@ def check_output_dir(output_dir: str | None, overwrite: bool, holds: str = "the 
         )
     if path.exists() and not path.is_dir():
         raise UserInputError(f"--output-dir {path} exists and is a file. Give a folder path.")
+    refuse_inputs_inside(path, inputs or {})
     _check_writable_parent(path)
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise UserInputError(
-            f"--output-dir {path} is not empty. Choose a new folder, or pass --overwrite-output-dir to replace "
-            "it (it is replaced only once the new run has finished)."
-        )
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise UserInputError(
+                f"--output-dir {path} is not empty. Choose a new folder, or pass --overwrite-output-dir to replace "
+                "it (it is replaced only once the new run has finished, and only if nlp-transfer wrote it)."
+            )
+        refuse_foreign_contents(path)
     return path
+
+
+def refuse_inputs_inside(folder: Path, inputs: Mapping[str, str | Path | None], part: str = "") -> None:
+    """Refuse a folder that is, or is an ancestor of, one of the run's inputs: replacing it would delete them.
+
+    `part` names the sub-folder of `folder` the command replaces (compare's cells/), when not the whole folder.
+    """
+    replaced = (folder / part if part else folder).expanduser().resolve()
+    for option, value in inputs.items():
+        if value is None or str(value) == "":
+            continue
+        candidate = Path(value).expanduser()
+        if not candidate.exists():  # a Hub id, or a missing file that its own check reports
+            continue
+        resolved = candidate.resolve()
+        if resolved == replaced or replaced in resolved.parents:
+            raise UserInputError(
+                f"--output-dir {folder} {'is' if resolved == replaced else 'holds'} {value} ({option}), an input of "
+                f"this run: writing the output there would delete it. Choose an --output-dir outside the folders of "
+                f"the run's inputs, e.g. {Path('runs') / folder.name}."
+            )
+
+
+def refuse_foreign_contents(folder: Path) -> None:
+    """Refuse to replace `folder` unless the package wrote it, as a whole, and nothing was added since.
+
+    The package's own folders carry `OWNER_FILE`, the list of every file it wrote there; anything not on
+    that list is the user's (notes, data, a file copied in) and would be lost with the folder.
+    """
+    owner = read_owner(folder)
+    if owner is None or not isinstance(owner.get("files"), list):
+        what = (
+            "was not written by nlp-transfer"
+            if owner is None
+            else f"is a folder of 'nlp-transfer {owner.get('command')}'"
+        )
+        raise UserInputError(
+            f"--output-dir {folder} {what} (it holds {_listing(folder)}). --overwrite-output-dir replaces only a "
+            f"folder written by the same kind of run (marked by its {OWNER_FILE}); nothing was deleted. Choose a new "
+            "--output-dir, or move what you want to keep and delete the folder yourself."
+        )
+    written = set(owner["files"]) | {OWNER_FILE}
+    foreign = [name for name in _files_under(folder, limit=len(written) + MAX_NAMED) if name not in written]
+    if foreign:
+        shown = ", ".join(foreign[:MAX_NAMED]) + (", ..." if len(foreign) > MAX_NAMED else "")
+        raise UserInputError(
+            f"--output-dir {folder} holds files nlp-transfer did not write: {shown}. Replacing the folder would "
+            "delete them; nothing was deleted. Move them out of the folder, or choose a new --output-dir."
+        )
+
+
+def read_owner(folder: Path) -> dict[str, Any] | None:
+    """The package's record of what it wrote into `folder` (`OWNER_FILE`), or None for a folder it did not mark."""
+    try:
+        owner = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return owner if isinstance(owner, dict) and owner.get("written_by") == "nlp-transfer" else None
+
+
+def mark_owned(folder: Path, command: str, whole: bool = True) -> None:
+    """Write `OWNER_FILE` into `folder`: the command, and with `whole` the list of every file now in it.
+
+    A folder written whole (train, adapt, export) lists its files, so a later --overwrite-output-dir can tell
+    them from files added since. A folder filled over time (a compare grid, a benchmark) is marked without a
+    list: it is never replaced as a whole, only its own parts are rewritten.
+    """
+    files = sorted(_files_under(folder)) if whole else None
+    owner = {"written_by": "nlp-transfer", "command": command, "files": files}
+    (folder / OWNER_FILE).write_text(json.dumps(owner, indent=1) + "\n", encoding="utf-8")
+
+
+def check_incremental_folder(
+    folder: Path,
+    command: str,
+    inputs: Mapping[str, str | Path | None],
+    allowed: tuple[Path, ...] = (),
+    recognised: str | None = None,
+) -> None:
+    """A folder a command fills over time (compare, benchmark), checked before any work.
+
+    Refused: a file or link, a folder that holds one of the run's `inputs`, and a non-empty folder that is
+    not the command's (no `OWNER_FILE`, nor the `recognised` file an earlier version wrote), since the
+    command writes its tables and runs there under fixed names. `allowed` files may sit in a new folder (a
+    grid file kept beside its results).
+    """
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise UserInputError(f"--output-dir {folder} exists and is not a folder. Give a folder path.")
+    refuse_inputs_inside(folder, inputs)
+    _check_writable_parent(folder)
+    if not folder.is_dir() or read_owner(folder) is not None or (recognised and (folder / recognised).exists()):
+        return
+    kept = {path.expanduser().resolve() for path in allowed}
+    foreign = [name for name in _files_under(folder, MAX_NAMED + len(kept)) if (folder / name).resolve() not in kept]
+    if foreign:
+        raise UserInputError(
+            f"--output-dir {folder} already holds files nlp-transfer did not write ({', '.join(foreign[:MAX_NAMED])}"
+            f"{', ...' if len(foreign) > MAX_NAMED else ''}): '{command}' writes its tables and runs there and could "
+            "overwrite them. Choose a new or empty --output-dir."
+        )
+
+
+def _files_under(folder: Path, limit: int | None = None) -> list[str]:
+    """Relative POSIX paths of the files (and links) under `folder`, at most `limit` of them."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            found.append(Path(root, name).relative_to(folder).as_posix())
+            if limit is not None and len(found) >= limit:
+                return found
+    return found
+
+
+def _listing(folder: Path) -> str:
+    names = sorted(child.name + ("/" if child.is_dir() else "") for child in folder.iterdir())
+    return ", ".join(names[:MAX_NAMED]) + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
 
 
 def _check_writable_parent(path: Path) -> None:
@@ -113,8 +246,12 @@ def remove_intermediates(folder: Path) -> None:
             child.unlink()
 
 
-def publish(staging: Path, target: Path) -> None:
-    """Move the finished staging folder to `target`, replacing what was there only now."""
+def publish(staging: Path, target: Path, command: str = "train") -> None:
+    """Mark the finished staging folder as the package's and move it to `target`, replacing what was there
+    only now, and only when nothing foreign was put into that folder while the run worked."""
+    mark_owned(staging, command)
+    if target.is_dir() and any(target.iterdir()):
+        refuse_foreign_contents(target)
     previous = target.parent / f".{target.name}.previous"
     if previous.exists():
         shutil.rmtree(previous)

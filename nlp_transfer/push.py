@@ -5,9 +5,13 @@ holds: the classifier's weights (safetensors only) and config, its tokenizer, th
 configuration and plots, and the `merged/` copy of --merge-lora. Everything else stays local and is named
 with the reason (`UploadPlan.refused`): Trainer checkpoints, logs, keys or credentials someone put there,
 anything named like a token, and every symlink, which is never followed since it can point out of the
-folder. The push then sends exactly that list as one commit (`HfApi.create_commit`), so a failed push leaves
-no files behind. `HfApi.upload_folder` is not used: with hf_xet it splits big or slow uploads into several
-commits, and a failure half-way would leave part of the classifier on the Hub.
+folder. Since the list goes by name, the push then reads what it would send (`_check_secrets`) and stops at
+a Hugging Face token pasted into the card, a config or a tokenizer file; it also stops when a file the
+classifier needs to load was refused (`_check_loadable`), rather than publish a model that cannot load. Both
+checks run before any token or network use, and in a dry run too. The push then sends exactly that list as
+one commit (`HfApi.create_commit`), so a failed push leaves no files behind. `HfApi.upload_folder` is not
+used: with hf_xet it splits big or slow uploads into several commits, and a failure half-way would leave part
+of the classifier on the Hub.
 
 `train --push-to-hub` calls `check_hub_access` before training, so that an offline machine or a bad token
 fails at once rather than after the run. The token comes from the caller, `HF_TOKEN` or the saved
@@ -17,6 +21,7 @@ fails at once rather than after the run. The token comes from the caller, `HF_TO
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import logging
 import os
@@ -45,6 +50,7 @@ from nlp_transfer.outputs import (
     CONFUSION_MATRIX_PNG,
     MERGED_FOLDER,
     METRICS_FILE,
+    OWNER_FILE,
     RUN_CONFIG_FILE,
     SHARDED_INDEX_FILE,
     STAGING_SUFFIX,
@@ -98,6 +104,19 @@ REFUSED_TOKEN = "its name suggests a token"
 REFUSED_FILE = "not a file nlp-transfer writes"
 REFUSED_FOLDER = f"not a folder nlp-transfer writes (only {MERGED_FOLDER}/ goes up)"
 REFUSED_SPECIAL = "not a regular file"
+
+# What the classifier needs to load, also in merged/ (with the shards and sentencepiece models of
+# PUBLISHED_NAME_PATTERNS): one refused as a symlink or special file stops the push (`_check_loadable`).
+LOADING_FILES: frozenset[str] = frozenset(
+    {CONFIG_FILE, WEIGHTS_FILE, SHARDED_INDEX_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, *TOKENIZER_FILES}
+)
+
+# A Hugging Face token: hf_ and 34 or more letters and digits (older ones: api_ or api_org_); 30 leaves a margin.
+# Not preceded by a letter or digit, so a longer word ending in "hf_" is no match.
+HUB_TOKEN_PATTERN = re.compile(rb"(?<![A-Za-z0-9])(?:hf|api|api_org)_[A-Za-z0-9]{30,}")
+_UNSCANNED_SUFFIXES = (".safetensors", ".png")  # tensors and images: large, and not where a token is pasted
+_SCAN_CHUNK = 1 << 20  # read in 1 MiB chunks: a one-line tokenizer.json is never held whole
+_SCAN_OVERLAP = 64  # kept from one chunk for the next: longer than a match's shortest form (38 bytes)
 
 DEFAULT_BRANCH = "main"
 # Tokenizer files whose names contain "token"; anything else naming a token stays local.
@@ -160,7 +179,11 @@ def upload_plan(model_dir: str | Path) -> UploadPlan:
         raise UserInputError(
             f"Could not list {folder} to plan the push ({type(error).__name__}: {error}). Check its permissions."
         ) from None
-    _check_contents(folder, {item.path for item in files})
+    try:
+        _check_contents(folder, {item.path for item in files})
+    except UserInputError:
+        _check_loadable(folder, refused)  # a required file refused as a symlink: say that, not "missing"
+        raise
     return UploadPlan(sorted(files, key=lambda item: item.path), sorted(refused, key=lambda item: item.path))
 
 
@@ -172,6 +195,8 @@ def _survey(folder: Path, prefix: str) -> tuple[list[UploadFile], list[RefusedFi
     files: list[UploadFile] = []
     refused: list[RefusedFile] = []
     for entry in os.scandir(folder):
+        if entry.name == OWNER_FILE:  # the package's list of what it wrote (outputs): local bookkeeping
+            continue
         path = prefix + entry.name
         is_folder = entry.is_dir(follow_symlinks=False)
         reason = _refusal(entry, nested=bool(prefix))
@@ -247,6 +272,8 @@ def push_folder(
     folder = Path(model_dir).expanduser()
     plan = upload_plan(folder)
     files = plan.files
+    _check_loadable(folder, plan.refused)
+    _check_secrets(folder, files, repo_id, dry_run)
     target = f"a pull request on {repo_id}" if create_pr else f"{repo_id} (branch {branch})"
     total = _human_size(sum(item.size for item in files))
     logger.info(
@@ -435,8 +462,12 @@ def _card_operation(card: str | None, full_id: str) -> list[CommitOperationAdd]:
     """
     if card is None:
         return []
-    content = card_for_repository(card, full_id).encode("utf-8")
-    return [CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=content)]
+    return [CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=_card_bytes(card, full_id))]
+
+
+def _card_bytes(card: str, repo_id: str) -> bytes:
+    """The card's text as uploaded to `repo_id` (see `card_for_repository`), encoded."""
+    return card_for_repository(card, repo_id).encode("utf-8")
 
 
 def _upload_source(folder: Path, path: str) -> str | bytes:
@@ -543,6 +574,90 @@ def _check_shards(folder: Path, planned: set[str]) -> None:
         raise UserInputError(
             f"{folder} is missing weight shards listed in {SHARDED_INDEX_FILE}: {', '.join(missing) or 'none listed'}."
         )
+
+
+def _check_loadable(folder: Path, refused: list[RefusedFile]) -> None:
+    """Stop when a file the classifier needs to load was refused: the push would publish a model that cannot load."""
+    for item in refused:
+        name = item.path.rsplit("/", 1)[-1]
+        needed = name in LOADING_FILES or any(p.fullmatch(name) for p in PUBLISHED_NAME_PATTERNS)
+        if not needed or item.reason not in (REFUSED_SYMLINK, REFUSED_SPECIAL):
+            continue
+        if item.reason == REFUSED_SYMLINK:
+            problem = "is a symlink, which the push never follows (it can point outside the folder)"
+            fix = "Copy the real file into the folder in place of the link"
+        else:
+            problem = "is not a regular file (a FIFO or device)"
+            fix = "Replace it with the regular file training wrote"
+        raise UserInputError(
+            f"{folder} cannot be pushed: {item.path} {problem}, and the classifier cannot be loaded without it, "
+            f"so the push would publish an incomplete model. {fix}, then push again. Nothing was uploaded."
+        )
+
+
+def _check_secrets(folder: Path, files: list[UploadFile], repo_id: str, dry_run: bool) -> None:
+    """Stop when a file the push would send holds a Hugging Face token: the allow-list goes by name, not content.
+
+    Each file is read as it is on disk, and the card and records also as the push sends them (the card naming
+    `repo_id`, the records' public copy), so a token that only the rewriting reveals is caught too. Weights and
+    plots are not read. Only the token's first characters appear in the message.
+    """
+    for item in files:
+        if item.path.endswith(_UNSCANNED_SUFFIXES):
+            continue
+        try:
+            found, where = _find_token(str(folder / item.path)), "line {}"
+            sent = _sent_copy(folder, item.path, repo_id) if found is None else None
+            if sent is not None:
+                found, where = _find_token(sent), "line {} of the copy the push sends"
+        except OSError as error:
+            raise UserInputError(
+                f"Could not read {folder / item.path} to check it before the push ({type(error).__name__}: "
+                f"{error.strerror or error}). Check its permissions. Nothing was uploaded."
+            ) from None
+        if found is None:
+            continue
+        line, shown = found
+        verdict = "The push would be refused" if dry_run else "Push refused"
+        raise UserInputError(
+            f"{verdict}: {item.path} in {folder} holds what looks like a Hugging Face token ({shown}) on "
+            f"{where.format(line)}, which the push would upload to the Hub. Remove the token from {item.path}, "
+            "revoke it at https://huggingface.co/settings/tokens (it was kept in a file meant for upload), and "
+            "push again. Nothing was uploaded."
+        )
+
+
+def _sent_copy(folder: Path, path: str, repo_id: str) -> bytes | None:
+    """What the push sends for `path` when it is not the file as it is: the card and the records; else None."""
+    if path == CARD_FILE:
+        try:
+            return _card_bytes((folder / path).read_text(encoding="utf-8"), repo_id)
+        except UnicodeDecodeError:
+            return None  # not UTF-8: the file itself was scanned
+    source = _upload_source(folder, path)
+    return source if isinstance(source, bytes) else None
+
+
+def _find_token(source: str | bytes) -> tuple[int, str] | None:
+    """The line number (from 1) of the first token-shaped string in a file (a path) or in bytes, and its start.
+
+    Only the prefix and three characters are returned (`hf_AbC…`), never the token. Read in chunks, with an
+    overlap so that no token is cut between two, in bounded memory.
+    """
+    with open(source, "rb") if isinstance(source, str) else io.BytesIO(source) as stream:
+        line, tail, cut = 1, b"", 0
+        while chunk := stream.read(_SCAN_CHUNK):
+            text = tail + chunk
+            # After a cut, from 1: a match at the overlap's first byte was whole in the previous text, and
+            # checked there with the byte before it, which the lookbehind sees from 1.
+            match = HUB_TOKEN_PATTERN.search(text, 1 if cut else 0)
+            if match:
+                head, _, rest = match.group().decode("ascii").rpartition("_")
+                return line + text.count(b"\n", 0, match.start()), f"{head}_{rest[:3]}…"
+            cut = max(len(text) - _SCAN_OVERLAP, 0)
+            line += text.count(b"\n", 0, cut)
+            tail = text[cut:]
+    return None
 
 
 def _names_a_token(relpath: str) -> bool:

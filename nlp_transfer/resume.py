@@ -36,14 +36,6 @@ WEIGHT_FILES = (WEIGHTS_FILE, SHARDED_INDEX_FILE, ADAPTER_WEIGHTS_FILE)
 STOP_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl-C (SIGINT)"}
 
 
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal; the message says where the checkpoint is and how to resume."""
-
-    def __init__(self, message: str, signal_number: int) -> None:
-        super().__init__(message)
-        self.exit_code = 128 + signal_number  # the shell's convention for "ended by signal N"
-
-
 # ------------------------------------------------------------------------------------ finding a checkpoint
 
 

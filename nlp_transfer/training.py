@@ -18,8 +18,8 @@ import copy
 import dataclasses
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
@@ -44,8 +44,9 @@ from nlp_transfer.data import (
     resolve_max_length,
     tokenize,
 )
-from nlp_transfer.errors import UserInputError
+from nlp_transfer.errors import TrainingInterrupted, UserInputError
 from nlp_transfer.evaluation import FinalEvaluation, evaluate_splits, extra_splits, write_plots
+from nlp_transfer.folder_lock import folder_lock
 from nlp_transfer.head_init import HeadInit, initialise_head, resolve_head_init
 from nlp_transfer.heads import PoolingChoice, classification_config, resolve_pooling
 from nlp_transfer.hub import write_model_card
@@ -75,7 +76,6 @@ from nlp_transfer.record import HubDataset, RunRecord, TrainingCost
 from nlp_transfer.resume import (
     ResumePoint,
     StopOnSignal,
-    TrainingInterrupted,
     check_resume_batch,
     checkpoint_step,
     interrupted_message,
@@ -140,6 +140,8 @@ class RunPlan:
     """The run's own copy of the training arguments (learning rate resolved, output into staging)."""
     resume_from: ResumePoint | None = None
     """The checkpoint of an interrupted run this one continues from (--resume, --resume-from-checkpoint)."""
+    lock: ExitStack = field(default_factory=ExitStack)
+    """Holds the output folder's lock (main process) until the folder is published or the run fails."""
 
 
 @dataclass
@@ -183,14 +185,15 @@ class TrainedModel:
 def fine_tune(config: RunConfig) -> FineTuneResult:
     """Train one classifier as `config` says and write its output folder; returns paths and the run record."""
     plan = plan_run(config)
-    run_data = read_data(plan)
-    run_model = build_model(plan, run_data)
-    with _staged(plan) as (staging, is_main):
-        trained = train(plan, run_data, run_model)
-        final = evaluate(plan, run_data, trained)
-        record = write_folder(plan, run_data, run_model, trained, final, staging, is_main)
-        if is_main:
-            publish(staging, plan.target)
+    with plan.lock:
+        run_data = read_data(plan)
+        run_model = build_model(plan, run_data)
+        with _staged(plan) as (staging, is_main):
+            trained = train(plan, run_data, run_model)
+            final = evaluate(plan, run_data, trained)
+            record = write_folder(plan, run_data, run_model, trained, final, staging, is_main)
+            if is_main:
+                publish(staging, plan.target)
     return finish(plan, record, is_main)
 
 
@@ -205,7 +208,7 @@ def plan_run(config: RunConfig) -> RunPlan:
                 f"--resume: {finished} already holds a finished run, so there is nothing to resume. Choose a new "
                 "--output-dir, or add --overwrite-output-dir to train again (the old folder is replaced at the end)."
             )
-    target = check_output_dir(given.given_output_dir, given.overwrite_output_dir)
+    target = check_output_dir(given.given_output_dir, given.overwrite_output_dir, inputs=config.input_paths())
     strategy = get_strategy(config.strategy.strategy)
     if config.training.push_to_hub:
         check_hub_access(given.hub_token, given.hub_model_id, target)  # fail before training, not after it
@@ -213,10 +216,19 @@ def plan_run(config: RunConfig) -> RunPlan:
     check_checkpoint_files(checkpoint, weights=strategy.name != "scratch")  # tokenizer files, readable weights
     logger.info("Checkpoint: %s (%s)", checkpoint.hub_id or checkpoint.source, checkpoint.source)
     args = run_arguments(config.training, staging_path(target))
-    resume_from = resolve_resume(given.resume, given.resume_from_checkpoint, staging_path(target), args.save_only_model)
+    lock = ExitStack()  # the main process holds the folder's lock from here to the published folder
+    if _is_main_process(args):
+        lock.enter_context(folder_lock(target))
+    try:
+        resume_from = resolve_resume(
+            given.resume, given.resume_from_checkpoint, staging_path(target), args.save_only_model
+        )
+    except BaseException:
+        lock.close()
+        raise
     if resume_from is not None:
         logger.info("Resuming from %s", resume_from.checkpoint)
-    return RunPlan(config, target, strategy, checkpoint, args, resume_from)
+    return RunPlan(config, target, strategy, checkpoint, args, resume_from, lock)
 
 
 def read_data(plan: RunPlan) -> RunData:
@@ -492,6 +504,12 @@ def finish(plan: RunPlan, record: RunRecord, is_main: bool) -> FineTuneResult:
 # ------------------------------------------------------------------------------------------- helpers
 
 
+def _is_main_process(args: TransferTrainingArguments) -> bool:
+    """True outside `accelerate launch` and on its main process: the one that writes files."""
+    state = args.distributed_state if args.device is not None else None
+    return state is None or state.is_main_process
+
+
 @contextmanager
 def _staged(plan: RunPlan) -> Iterator[tuple[Path, bool]]:
     """The staging folder of the run (created on the main process), removed again if anything fails.
@@ -500,7 +518,7 @@ def _staged(plan: RunPlan) -> Iterator[tuple[Path, bool]]:
     """
     args = plan.args
     state = args.distributed_state if args.device is not None else None
-    is_main = state is None or state.is_main_process
+    is_main = _is_main_process(args)
     staging = staging_path(plan.target)
     if is_main:
         resuming_here = plan.resume_from is not None and plan.resume_from.in_staging

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from pathlib import Path
 
 # Offline before anything imports huggingface_hub: no test may reach the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The CLI caches descriptions of its parsers (nlp_transfer.parser_cache): in a folder of the test session's own.
+os.environ["NLP_TRANSFER_CACHE"] = tempfile.mkdtemp(prefix="nlp-transfer-test-cache-")
 
 import pytest  # noqa: E402
 

