@@ -203,7 +203,10 @@ def _predict(argv: list[str]) -> int:
     from nlp_transfer.predict import load_classifier
 
     if args.text:
+        from nlp_transfer.data_checks import refuse_empty_texts
+
         texts, pairs = args.text, None
+        refuse_empty_texts(texts, range(1, len(texts) + 1), "--text")  # the rule an empty text in --file meets
     else:
         texts, pairs = read_texts(args.file, args.text_column, args.text_pair_column, args.encoding)
     if args.top_k is not None and args.top_k < 1:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
 from datasets import Sequence as SequenceFeature
+from datasets.utils import logging as datasets_logging
 
 from nlp_transfer.config import DataArguments
 from nlp_transfer.data_checks import (
@@ -29,6 +31,7 @@ from nlp_transfer.data_checks import (
     check_path,
     csv_structure_problem,
     describe_read_error,
+    refuse_empty_texts,
     refuse_joined_labels,
     refuse_mixed_label_kinds,
     refuse_non_finite,
@@ -38,7 +41,14 @@ from nlp_transfer.data_checks import (
     warn_shared_texts,
 )
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.long_text import DOCUMENT, LongTextSettings, encode_documents
+from nlp_transfer.long_text import (
+    DOCUMENT,
+    LongTextSettings,
+    character_budget,
+    count_long,
+    cut_texts,
+    encode_documents,
+)
 from nlp_transfer.tasks import MULTI_LABEL, PROBLEM_TYPES, REGRESSION, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
@@ -46,6 +56,8 @@ logger = logging.getLogger(__name__)
 EVAL_FILE_PREFIX = "eval_"
 
 DEFAULT_LABEL_SEPARATOR = ";"
+DEFAULT_TEXT_COLUMNS_TEXT = "'text' or 'sentence' (or 'sentence1' + 'sentence2' as a pair)"
+"""The text columns found without --text-column (`_default_text_columns`), as error messages name them."""
 ROW_COLUMN = "__row__"
 """1-based data-row number in the source file (header not counted), kept for error messages."""
 MAX_LENGTH_CAP = 512
@@ -254,20 +266,20 @@ def _read_text_file(
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
     if text_column is None:
         text_column, pair_column = _default_text_columns(columns, pair_column)
+        if text_column is None:
+            raise UserInputError(
+                f"No text column found in {path}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns are "
+                f"{', '.join(columns)}. Name it with --text-column (and --text-pair-column for sentence pairs)."
+            )
     for option, column in (("--text-column", text_column), ("--text-pair-column", pair_column)):
-        if (option == "--text-column" and column is None) or (column is not None and column not in columns):
+        if column is not None and column not in columns:
             raise UserInputError(
                 f"Column {column!r} ({option}) is not in {path}; its columns are: {', '.join(columns)}. "
-                "Name the text column with --text-column."
+                f"Name an existing column with {option}."
             )
     rows = column_values(dataset, ROW_COLUMN)
     texts = column_values(dataset, text_column)
-    empty = [r for r, t in zip(rows, texts) if _is_missing(t)]
-    if empty:
-        raise UserInputError(
-            f"{path} has {len(empty)} rows with an empty '{text_column}' (rows {row_list(empty)}, counted from 1 "
-            "after the header). Fix or remove them."
-        )
+    refuse_empty_texts(texts, rows, str(path), text_column)
     pairs = [str(t) for t in column_values(dataset, pair_column)] if pair_column else None
     return [str(t) for t in texts], pairs, dataset
 
@@ -315,14 +327,36 @@ def _read_file(path_str: str, role: str, encoding: str = "utf-8") -> Dataset:
     if builder != "parquet":
         check_layout(path, suffix, encoding)
     try:
-        dataset = load_dataset(builder, data_files={"data": str(path)}, split="data", **options)
+        with _quiet_datasets():
+            dataset = load_dataset(builder, data_files={"data": str(path)}, split="data", **options)
     except Exception as error:  # the builders raise many types; the user needs the file and line named
+        logger.debug("datasets could not read %s: %s", path, error)  # the library's own words, for --verbose
         problem = describe_read_error(path, suffix, encoding)
         raise UserInputError(problem or f"Could not read data file {path} as {suffix}: {_error_text(error)}") from None
     if builder == "csv" and PANDAS_INDEX_COLUMN in dataset.column_names:
         problem = csv_structure_problem(path, options.get("sep", ","), encoding)
         raise UserInputError(problem or f"{path} has rows with more fields than its header. Fix those rows.")
     return _number_rows(dataset)
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """Read a local file without datasets' progress bars and error logs: for a bad file they come before, and
+    repeat in raw pyarrow/pandas words, the one paragraph that names the line; a good file needs no bar.
+    Under --verbose (the package logging at DEBUG) they stay."""
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    library = logging.getLogger("datasets")
+    level, bars_on = library.level, datasets_logging.is_progress_bar_enabled()
+    library.setLevel(logging.CRITICAL)
+    datasets_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        library.setLevel(level)
+        if bars_on:
+            datasets_logging.enable_progress_bar()
 
 
 def _read_hub_dataset(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
@@ -404,15 +438,15 @@ def _resolve_columns(
         text, pair = _default_text_columns(columns, pair)
         if text is None:
             raise UserInputError(
-                f"No text column found in {sources['train']}: its columns are {', '.join(columns)}. "
-                "Name it with --text-column (and --text-pair-column for sentence pairs)."
+                f"No text column found in {sources['train']}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns "
+                f"are {', '.join(columns)}. Name it with --text-column (and --text-pair-column for sentence pairs)."
             )
     if label is None:
         label = next((c for c in ("label", "labels") if c in columns), None)
         if label is None:
             raise UserInputError(
-                f"No label column found in {sources['train']}: its columns are {', '.join(columns)}. "
-                "Name it with --label-column."
+                f"No label column found in {sources['train']}: looked for 'label' or 'labels'; its columns are "
+                f"{', '.join(columns)}. Name it with --label-column."
             )
     for role, split in splits.items():
         present = [c for c in split.column_names if c != ROW_COLUMN]
@@ -849,10 +883,25 @@ def tokenize(
             desc="Tokenizing (chunks)",
         )
 
+    if long_text != "chunk":
+        for name, split in data.splits.items():
+            cut = count_long([str(t) for t in split[text]], limit)
+            if cut:
+                logger.info(
+                    "%d texts of %s are over %d characters: tokenized from the part --long-text %s reads (the "
+                    "same tokens, without reading all of them)",
+                    cut,
+                    name,
+                    2 * character_budget(limit),
+                    long_text,
+                )
+
     def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
         first = [str(t) for t in batch[text]]
         second = [str(t) for t in batch[pair]] if pair else None
         if long_text == "truncate-head":
+            first = cut_texts(tokenizer, first, long_text, limit)
+            second = cut_texts(tokenizer, second, long_text, limit) if second is not None else None
             return tokenizer(first, second, truncation=True, max_length=limit)
         encoded = encode_documents(tokenizer, first, settings)
         del encoded[DOCUMENT]  # one row per text in these modes

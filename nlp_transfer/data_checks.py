@@ -44,6 +44,23 @@ def row_list(rows: Sequence[int]) -> str:
     return shown + (f" and {len(rows) - ROWS_SHOWN} more" if len(rows) > ROWS_SHOWN else "")
 
 
+def refuse_empty_texts(texts: Sequence[Any], rows: Sequence[int], source: str, column: str | None = None) -> None:
+    """Texts that are empty or only whitespace, in a file's `column` or given one by one (`column` None): a model
+    would answer them with a confident label about nothing, so they are refused in both, by the same rule."""
+    empty = [r for r, t in zip(rows, texts) if t is None or (isinstance(t, float) and t != t) or not str(t).strip()]
+    if not empty:
+        return
+    if column is not None:
+        raise UserInputError(
+            f"{source} has {len(empty)} rows with an empty '{column}' (rows {row_list(empty)}, counted from 1 after "
+            "the header). Fix or remove them."
+        )
+    raise UserInputError(
+        f"{source} holds {len(empty)} empty texts (number {row_list(empty)} of those given, counted from 1): an empty "
+        "text would get a label about nothing. Give texts with words in them."
+    )
+
+
 def check_encoding_name(encoding: str) -> None:
     """An unknown --encoding is refused before any file is opened."""
     try:
@@ -66,6 +83,11 @@ def check_path(path: Path) -> None:
         raise UserInputError(
             f"Data file {path} is a folder, not a file. Give one data file ({', '.join(DATA_SUFFIXES)}).{inside}"
         )
+    if path.exists() and not path.is_file():  # a named pipe, a socket, a device: never opened (a pipe blocks)
+        raise UserInputError(
+            f"Data file {path} is not a regular file (a named pipe, socket or device): the data is read more than "
+            "once, which a stream cannot give. Save it to a file first, e.g. cat PIPE > data.csv, and give that."
+        )
     if not path.is_file():
         raise UserInputError(f"Data file {path} does not exist. Check the path (relative to {Path.cwd()}).")
 
@@ -85,6 +107,7 @@ def _first_line(path: Path, encoding: str) -> str:
 
 def _check_delimiter(path: Path, suffix: str, encoding: str) -> None:
     header = _first_line(path, encoding)
+    _refuse_repeated_columns(path, header, "\t" if suffix == ".tsv" else ",")
     if suffix == ".csv" and "\t" in header and "," not in header:
         raise UserInputError(
             f"{path} looks tab-separated: its header {header.replace(chr(9), '<TAB>')!r} has tabs and no commas, "
@@ -94,6 +117,20 @@ def _check_delimiter(path: Path, suffix: str, encoding: str) -> None:
         raise UserInputError(
             f"{path} looks comma-separated: its header {header!r} has commas and no tabs, but a .tsv file is read "
             "as tab-separated. Rename it to .csv."
+        )
+
+
+def _refuse_repeated_columns(path: Path, header: str, separator: str) -> None:
+    """A header naming a column twice: the reader renames or drops one copy, and the wrong one may be used."""
+    names = [name.strip() for name in next(csv.reader([header], delimiter=separator), [])]
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        where = ", ".join(
+            f"'{name}' (columns {', '.join(str(i + 1) for i, n in enumerate(names) if n == name)})" for name in repeated
+        )
+        raise UserInputError(
+            f"The header of {path} names a column more than once: {where}. Only one copy would be read, silently. "
+            "Give each column its own name (e.g. text, text_2) and choose with --text-column / --label-column."
         )
 
 
@@ -290,7 +327,8 @@ def refuse_joined_labels(values: Sequence[Any], rows: Sequence[int], source: str
     A separator counts when its joined cells are made of labels: either more than half of the rows hold joined
     cells whose parts are labels on their own or occur in two joined cells, or MANY_COMBINATIONS distinct
     joined cells consist of labels that also occur on their own (GoEmotions: 17% of rows, 118 combinations).
-    A few names with a separator in them ('Washington, D.C.', 'Austen, Jane') do not count.
+    A few names with a separator in them ('Washington, D.C.', 'Austen, Jane') do not count. In a small file one
+    joined cell with a part that is a label on its own counts (every part, for a comma).
     """
     counts = Counter(v.strip() for v in values if isinstance(v, str))
     total = sum(counts.values())
@@ -298,6 +336,12 @@ def refuse_joined_labels(values: Sequence[Any], rows: Sequence[int], source: str
         of_alone, of_known = _joined_values(counts, separator)
         if 2 * sum(counts[v] for v in of_known) > total or len(of_alone) >= MANY_COMBINATIONS:
             _refuse_joined(values, rows, source, label, counts, separator, of_known)
+        # A small file: one joined cell whose parts are labels seen alone is enough ('billing' and
+        # 'billing;delivery'). A comma also joins parts of names ('Paris' beside 'Paris, Texas'): there every part
+        # must be a label of its own.
+        evidence = of_alone if separator == "," else _with_a_label_alone(counts, separator)
+        if evidence:
+            _refuse_joined(values, rows, source, label, counts, separator, evidence)
 
 
 def _refuse_joined(
@@ -319,6 +363,13 @@ def _refuse_joined(
         f"trained as a class of its own ({len(counts)} classes). For multi-label classification pass "
         f"--label-separator '{separator}'; to keep each combination as one class, pass --task single_label."
     )
+
+
+def _with_a_label_alone(counts: Counter, separator: str) -> list[str]:
+    """Distinct values joined by `separator` of which at least one part is also a label on its own."""
+    alone = {v for v in counts if separator not in v}
+    joined = {v: [p.strip() for p in v.split(separator) if p.strip()] for v in counts if separator in v}
+    return [v for v, parts in joined.items() if len(parts) > 1 and any(p in alone for p in parts)]
 
 
 def _joined_values(counts: Counter, separator: str) -> tuple[list[str], list[str]]:

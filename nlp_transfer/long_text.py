@@ -37,6 +37,10 @@ ADVICE_SHARE = 0.10
 HEAD_SHARE = (128, 510)
 """head-tail's head: 128 of BERT's 510 text tokens (Sun et al.), scaled to other budgets."""
 LENGTH_BATCH = 1000
+LENGTH_SAMPLE_TOKENS = 8192
+"""The length report tokenizes a text up to this many tokens' worth of characters whole; a longer one's length
+is extrapolated from that sample (a 50 MB cell is certainly longer than any max length; its exact count is not
+worth minutes and gigabytes)."""
 """Texts per tokenizer call in `token_lengths` (whole long documents, untruncated)."""
 
 _LOST = {"truncate-head": "their end", "truncate-tail": "their start", "head-tail": "their middle"}
@@ -130,21 +134,86 @@ def head_tail_split(content: int) -> tuple[int, int]:
     return head, content - head
 
 
+CHARS_PER_TOKEN = 32
+"""The character budget of a truncating mode, per token it keeps: a WordPiece or BPE token of real text spans a
+few characters (about 4 on English), so 32 leaves room for long words, numbers and markup. Texts within the
+budget are tokenized whole, exactly as before; a longer one is cut, at whitespace, to its part the mode reads,
+and the cut is checked to still hold more tokens than are kept (else the budget grows), so the kept tokens equal
+those of the whole text. A 50 MB cell is then tokenized in milliseconds instead of minutes and gigabytes."""
+MIN_BUDGET = 4096
+BOUNDARY_TOKENS = 128
+"""Tokens beyond those kept that a cut must hold: the pre-token cut at the boundary may tokenize differently."""
+
+
+def character_budget(max_length: int) -> int:
+    """Characters of a text a truncating mode reads at most before the cut is checked: see CHARS_PER_TOKEN."""
+    return max(max_length * CHARS_PER_TOKEN, MIN_BUDGET)
+
+
+def cut_texts(tokenizer: Any, texts: Sequence[str], mode: str, max_length: int) -> list[str]:
+    """`texts` with each one longer than the character budget cut to the part `mode` reads (its head, its tail,
+    or both ends for head-tail); shorter ones unchanged. Tokenizing the result keeps the same tokens as the whole."""
+    budget = character_budget(max_length)
+    return [text if len(text) <= 2 * budget else _cut(tokenizer, text, mode, max_length, budget) for text in texts]
+
+
+def count_long(texts: Sequence[str], max_length: int) -> int:
+    """How many of `texts` `cut_texts` cuts (a cheap pass over their lengths, for the log)."""
+    budget = character_budget(max_length)
+    return sum(len(text) > 2 * budget for text in texts)
+
+
+def _cut(tokenizer: Any, text: str, mode: str, max_length: int, budget: int) -> str:
+    while len(text) > 2 * budget:
+        parts = []
+        if mode in ("truncate-head", "head-tail"):
+            end = text.rfind(" ", 0, budget)  # cut before whitespace: the words kept tokenize as in the whole
+            parts.append(text[: end if end > 0 else budget])
+        if mode in ("truncate-tail", "head-tail"):
+            start = text.find(" ", len(text) - budget)  # start at the whitespace: BPE keeps the leading space
+            parts.append(text[start if start >= 0 else len(text) - budget :])
+        needed = max_length + BOUNDARY_TOKENS
+        if all(_token_count(tokenizer, part) >= needed for part in parts):
+            return " ".join(parts) if len(parts) == 2 else parts[0]
+        budget *= 4  # dense text (long runs of whitespace or symbols): read more of it
+    return text
+
+
+def _token_count(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False, verbose=False, return_attention_mask=False)["input_ids"])
+
+
 def token_lengths(
     tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None, batch: int = LENGTH_BATCH
 ) -> list[int]:
     """Each text's (or pair's) full length in tokens, special tokens included, untruncated.
 
     Tokenized `batch` texts at a time, keeping only the lengths: the encodings of a whole split of long
-    documents at once would hold every token id in memory.
+    documents at once would hold every token id in memory. A text longer than LENGTH_SAMPLE_TOKENS' budget is
+    counted on its head and extrapolated by its length.
     """
     lengths: list[int] = []
+    budget = character_budget(LENGTH_SAMPLE_TOKENS)
     for start in range(0, len(texts), batch):
-        chunk = list(texts[start : start + batch])
-        paired = list(pairs[start : start + batch]) if pairs else None
+        chunk = [_sample(text, budget) for text in texts[start : start + batch]]
+        paired = [_sample(text, budget) for text in pairs[start : start + batch]] if pairs else None
         encoded = tokenizer(chunk, paired, truncation=False, verbose=False, return_attention_mask=False)
         lengths += [len(ids) for ids in encoded["input_ids"]]
+    for i, text in enumerate(texts):  # a text over the budget: its sample's density times its length
+        pair = pairs[i] if pairs else ""
+        if len(text) > budget or len(pair) > budget:
+            lengths[i] = _extrapolated(
+                lengths[i], len(text) + len(pair), min(len(text), budget) + min(len(pair), budget)
+            )
     return lengths
+
+
+def _sample(text: str, budget: int) -> str:
+    return text if len(text) <= budget else text[:budget]
+
+
+def _extrapolated(tokens: int, length: int, sampled: int) -> int:
+    return int(round(tokens * length / max(sampled, 1)))
 
 
 def encode_documents(
@@ -164,6 +233,9 @@ def encode_documents(
         )
     if not texts:
         return {**{name: [] for name in tokenizer.model_input_names}, DOCUMENT: []}
+    if mode != "chunk":
+        texts = cut_texts(tokenizer, texts, mode, limit)
+        pairs = cut_texts(tokenizer, pairs, mode, limit) if pairs is not None else None
     if mode == "truncate-head":  # today's behaviour, unchanged
         columns = dict(tokenizer(texts, pairs, truncation=True, max_length=limit))
     elif mode == "truncate-tail":
@@ -214,6 +286,26 @@ def _chunks(tokenizer: Any, texts: list[str], settings: LongTextSettings) -> dic
             f"--long-text chunk needs a fast (Rust) tokenizer, and this checkpoint's is {type(tokenizer).__name__}; "
             "use --long-text head-tail or a checkpoint with a tokenizer.json."
         )
+    budget = 2 * character_budget(settings.max_length)
+    huge = [i for i, text in enumerate(texts) if len(text) > budget]
+    if not huge:
+        return _overflow_windows(tokenizer, texts, settings)
+    # A huge text is tokenized piece by piece and windowed here: the fast tokenizer's overflow would hold the
+    # encoding (ids, offsets, masks) of all of it at once. Texts are kept in order, each its own run.
+    columns: dict[str, list] = {}
+    start = 0
+    for end in [*huge, len(texts)]:
+        runs = [_overflow_windows(tokenizer, texts[start:end], settings)] if end > start else []
+        if end < len(texts):
+            runs.append(_streamed_windows(tokenizer, texts[end], settings, budget))
+        for run, first in zip(runs, (start, end) if end > start else (end,)):
+            for name, values in run.items():
+                columns.setdefault(name, []).extend([first + i for i in values] if name == DOCUMENT else values)
+        start = end + 1
+    return columns
+
+
+def _overflow_windows(tokenizer: Any, texts: list[str], settings: LongTextSettings) -> dict[str, list]:
     encoded = tokenizer(
         texts,
         truncation=True,
@@ -223,6 +315,41 @@ def _chunks(tokenizer: Any, texts: list[str], settings: LongTextSettings) -> dic
     )
     columns = dict(encoded)
     columns[DOCUMENT] = columns.pop("overflow_to_sample_mapping")
+    return columns
+
+
+def _streamed_windows(tokenizer: Any, text: str, settings: LongTextSettings, segment: int) -> dict[str, list]:
+    """The windows of one huge text, as the overflow windows are cut, from its tokens read segment by segment.
+
+    Segments end before whitespace, so each word is tokenized whole, as in the whole text; the ids are kept as
+    one int32 array (4 bytes a token) rather than the tokenizer's per-token encodings.
+    """
+    pieces, start = [], 0
+    while start < len(text):
+        end = len(text) if len(text) - start <= segment else text.rfind(" ", start + 1, start + segment)
+        end = end if end > start else min(start + segment, len(text))
+        ids = tokenizer(text[start:end], add_special_tokens=False, verbose=False, return_attention_mask=False)
+        pieces.append(np.asarray(ids["input_ids"], dtype=np.int32))
+        start = end
+    ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+    content = content_tokens(tokenizer, settings.max_length)
+    step = content - settings.stride
+    # The special tokens around one text, and the value each column gives a text token, from a probe: the same
+    # template the tokenizer applies (as in `_head_tail`).
+    probe = dict(tokenizer("a", return_special_tokens_mask=True))
+    mask = probe.pop("special_tokens_mask")
+    prefix = next(i for i, special in enumerate(mask) if not special)
+    suffix = next(i for i, special in enumerate(reversed(mask)) if not special)
+    columns: dict[str, list] = {name: [] for name in probe}
+    columns[DOCUMENT] = []
+    for first in range(0, max(len(ids) - settings.stride, 1), step):
+        window = ids[first : first + content].tolist()
+        for name, row in probe.items():
+            inner = window if name == "input_ids" else [row[prefix]] * len(window)
+            columns[name].append(row[:prefix] + inner + row[len(row) - suffix :])
+        columns[DOCUMENT].append(0)
+        if first + content >= len(ids):
+            break
     return columns
 
 

@@ -21,7 +21,7 @@ from transformers.utils import logging as transformers_logging
 from nlp_transfer.data import longest_first, resolve_max_length
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.heads import register_heads
-from nlp_transfer.long_text import DOCUMENT, LongTextSettings, aggregate_logits, encode_documents
+from nlp_transfer.long_text import DOCUMENT, LongTextSettings, aggregate_logits, cut_texts, encode_documents
 from nlp_transfer.metrics.suite import decide, probabilities_from_logits, threshold_vector
 from nlp_transfer.onnx_runtime import OnnxSequenceClassifier
 from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
@@ -130,6 +130,8 @@ class Classifier:
     def _encode(self, texts: list[str], pairs: list[str] | None) -> Any:
         """One padded batch, each text cut as training cut it."""
         if self.long_text == "truncate-head":
+            texts = cut_texts(self.tokenizer, texts, self.long_text, self.max_length)  # a huge text: its head
+            pairs = cut_texts(self.tokenizer, pairs, self.long_text, self.max_length) if pairs else pairs
             return self.tokenizer(
                 texts, pairs, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
             )

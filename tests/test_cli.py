@@ -382,7 +382,8 @@ def test_predict_scores_top_k_file_and_output(
 
     bad = write_csv(tmp_path / "bad.csv", [{"body": "x"}])
     assert main(["predict", "--model", out, "--file", str(bad)]) == 2
-    assert _says(_error_message(capsys.readouterr().err), "its columns are: body")
+    message = _error_message(capsys.readouterr().err)
+    assert _says(message, "looked for 'text' or 'sentence'") and _says(message, "its columns are body.")
 
 
 def test_predict_and_evaluate_read_a_latin1_file_with_encoding(
