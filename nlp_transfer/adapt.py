@@ -196,7 +196,7 @@ def _adapt_into(target: Path, args: AdaptArguments, training: TransferTrainingAr
         counts = {"train": len(train_texts), "held_out": len(held_out)}
         record = _record(args, checkpoint, before, after, new_head, counts)
         write_json(staging / ADAPT_RECORD, record)
-        publish(staging, target, command="adapt")
+        publish(staging, target, command="adapt", overwrite=training.overwrite_output_dir)
     except BaseException:
         discard(staging)
         raise

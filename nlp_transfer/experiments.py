@@ -611,11 +611,12 @@ def _claim_folder(grid: Grid) -> None:
     """Refuse a grid folder that would overwrite what the user owns; mark a new one as the grid's.
 
     Cells are replaced whole (cells/KEY), so no input may lie under cells/; a folder that holds other files
-    and is not a grid's (no runs.jsonl, no mark) is refused; the grid file itself may sit in a new folder.
+    and is not a grid's (no runs.jsonl, no mark) is refused; the grid's own inputs (its file, its data) may sit
+    in a new folder.
     """
     inputs = grid.input_paths()
     refuse_inputs_inside(grid.folder, inputs, part=CELLS_FOLDER)
-    allowed = (Path(grid.source),) if grid.source else ()
+    allowed = tuple(Path(path) for path in inputs.values() if path)  # the grid file and data kept beside results
     check_incremental_folder(grid.folder, "compare", {}, allowed, recognised=RUNS_FILE)  # earlier grids: no mark
     grid.folder.mkdir(parents=True, exist_ok=True)
     if read_owner(grid.folder) is None:

@@ -156,7 +156,7 @@ def export_model(options: ExportOptions) -> ExportReport:
             if not report.passed:
                 raise ExportVerificationError(_failure_message(report))
             _write_card(staging, Path(options.model), report, reference)
-            publish(staging, target, command="export")
+            publish(staging, target, command="export", overwrite=options.overwrite_output_dir)
         except BaseException:
             discard(staging)
             raise

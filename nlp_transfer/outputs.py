@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,13 @@ def check_output_dir(
         )
     if path.exists() and not path.is_dir():
         raise UserInputError(f"--output-dir {path} exists and is a file. Give a folder path.")
+    here = Path.cwd().resolve()
+    if path.resolve() == here or path.resolve() in here.parents or not path.resolve().name:
+        raise UserInputError(
+            f"--output-dir {output_dir} is the current folder or one above it: the run is staged beside its output "
+            "folder and renamed into place, which cannot be done to the folder you are in. Name a folder inside "
+            "it, e.g. --output-dir runs/mine."
+        )
     refuse_inputs_inside(path, inputs or {})
     _check_writable_parent(path)
     if path.is_dir() and any(path.iterdir()):
@@ -118,14 +127,23 @@ def refuse_foreign_contents(folder: Path) -> None:
             f"folder written by the same kind of run (marked by its {OWNER_FILE}); nothing was deleted. Choose a new "
             "--output-dir, or move what you want to keep and delete the folder yourself."
         )
-    written = set(owner["files"]) | {OWNER_FILE}
-    foreign = [name for name in _files_under(folder, limit=len(written) + MAX_NAMED) if name not in written]
+    written = {name for name in owner["files"] if isinstance(name, str)} | {OWNER_FILE}
+    listed = _files_under(folder, limit=len(written) + MAX_NAMED)
+    foreign = [name for name in listed if name not in written and not _os_metadata(name)]
     if foreign:
         shown = ", ".join(foreign[:MAX_NAMED]) + (", ..." if len(foreign) > MAX_NAMED else "")
         raise UserInputError(
             f"--output-dir {folder} holds files nlp-transfer did not write: {shown}. Replacing the folder would "
             "delete them; nothing was deleted. Move them out of the folder, or choose a new --output-dir."
         )
+
+
+OS_METADATA = re.compile(r"(^|/)(\.DS_Store|\._[^/]*|Thumbs\.db|desktop\.ini)$")
+"""Files a file manager drops into any folder it shows (macOS Finder, Windows Explorer): not the user's work."""
+
+
+def _os_metadata(name: str) -> bool:
+    return bool(OS_METADATA.search(name))
 
 
 def read_owner(folder: Path) -> dict[str, Any] | None:
@@ -246,12 +264,24 @@ def remove_intermediates(folder: Path) -> None:
             child.unlink()
 
 
-def publish(staging: Path, target: Path, command: str = "train") -> None:
+def publish(staging: Path, target: Path, command: str = "train", overwrite: bool = True) -> None:
     """Mark the finished staging folder as the package's and move it to `target`, replacing what was there
-    only now, and only when nothing foreign was put into that folder while the run worked."""
+    only now, and only when that is still allowed: another run may have published there meanwhile (without
+    --overwrite-output-dir nothing is replaced), or files may have been added to the old folder. Then the
+    finished run is kept under a visible name beside the target, and the refusal says where."""
     mark_owned(staging, command)
     if target.is_dir() and any(target.iterdir()):
-        refuse_foreign_contents(target)
+        try:
+            if not overwrite:
+                raise UserInputError(
+                    f"--output-dir {target} was filled by another run while this one trained, and "
+                    "--overwrite-output-dir was not given, so it is left as it is."
+                )
+            refuse_foreign_contents(target)
+        except UserInputError as refusal:
+            kept = target.parent / f"{target.name}.new-{time.strftime('%Y%m%d-%H%M%S')}"
+            staging.rename(kept)
+            raise UserInputError(f"{refusal} The finished run is kept in {kept}.") from None
     previous = target.parent / f".{target.name}.previous"
     if previous.exists():
         shutil.rmtree(previous)

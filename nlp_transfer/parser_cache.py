@@ -152,7 +152,7 @@ def _boolean(text: str) -> bool:
 def cache_folder() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"  # Path.home may raise RuntimeError
     return Path(base) / "nlp-transfer"
 
 
@@ -174,7 +174,12 @@ def _key(command: str) -> str:
 
 
 def _path(command: str) -> Path:
-    return cache_folder() / f"parser-{command}-{_key(command)}.json"
+    """The description's file; raises OSError where there is no cache folder (no home directory)."""
+    try:
+        folder = cache_folder()
+    except RuntimeError as error:
+        raise OSError(str(error)) from None
+    return folder / f"parser-{command}-{_key(command)}.json"
 
 
 def _load(command: str) -> dict[str, Any] | None:
@@ -187,8 +192,8 @@ def _load(command: str) -> dict[str, Any] | None:
 
 def _save(command: str, description: dict[str, Any]) -> None:
     """Write the description through a temporary name; a cache that cannot be written is simply not used."""
-    path = _path(command)
     try:
+        path = _path(command)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}")
         partial.write_text(json.dumps(description), encoding="utf-8")

@@ -193,7 +193,7 @@ def fine_tune(config: RunConfig) -> FineTuneResult:
             final = evaluate(plan, run_data, trained)
             record = write_folder(plan, run_data, run_model, trained, final, staging, is_main)
             if is_main:
-                publish(staging, plan.target)
+                publish(staging, plan.target, overwrite=plan.config.training.overwrite_output_dir)
     return finish(plan, record, is_main)
 
 

@@ -253,3 +253,31 @@ def test_export_and_adapt_refuse_an_output_dir_holding_their_input(
     assert main(["adapt", "--text-file", str(notes), "--output-dir", str(user_folder), "--overwrite-output-dir"]) == 2
     assert "(--text-file), an input of this run" in _error(capsys.readouterr().err)
     assert _snapshot(user_folder) == before
+
+
+def test_a_refusal_at_publish_keeps_the_finished_run_under_a_visible_name(tmp_path: Path) -> None:
+    target, staging = tmp_path / "out", tmp_path / ".out.incomplete"
+    for folder in (target, staging):
+        folder.mkdir()
+        (folder / "config.json").write_text(folder.name, encoding="utf-8")
+    mark_owned(target, "train")
+    (target / ".DS_Store").write_bytes(b"finder")  # a file manager's metadata is not the user's work...
+    publish(staging, target)
+    assert (target / "config.json").read_text(encoding="utf-8") == ".out.incomplete"
+    staging.mkdir()
+    (staging / "config.json").write_text("newer", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"filled by another run while this one trained.*kept in .*out\.new-"):
+        publish(staging, target, overwrite=False)  # ...but another run's output, without --overwrite-output-dir, is
+    (kept,) = tmp_path.glob("out.new-*")
+    assert (kept / "config.json").read_text(encoding="utf-8") == "newer"
+    assert (target / "config.json").read_text(encoding="utf-8") == ".out.incomplete"
+
+
+@pytest.mark.parametrize("given", [".", "..", "sub/.."])
+def test_the_current_folder_or_one_above_it_is_refused(
+    given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "here" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "here")
+    with pytest.raises(UserInputError, match="is the current folder or one above it"):
+        check_output_dir(given, overwrite=True)
