@@ -56,7 +56,16 @@ def folder_lock(target: Path) -> Iterator[None]:
 
 def _acquire(path: Path, target: Path) -> IO[str]:
     while True:
-        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the lock's lifetime
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise UserInputError(
+                f"{path} is not a lock file nlp-transfer wrote (a link or not a regular file): writing the lock "
+                "there could overwrite what it points to. Remove it, or choose another --output-dir."
+            )
+        try:  # O_NOFOLLOW: a link put there between the check and the open is refused, not followed
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as error:
+            raise UserInputError(f"Could not open the lock file {path}: {error.strerror or error}.") from None
+        handle = os.fdopen(descriptor, "r+", encoding="utf-8")
         try:
             _lock(handle, path)
         except BlockingIOError:

@@ -78,6 +78,7 @@ def check_output_dir(
         )
     refuse_inputs_inside(path, inputs or {})
     _check_writable_parent(path)
+    _restore_interrupted_publish(path)
     if path.is_dir() and any(path.iterdir()):
         if not overwrite:
             raise UserInputError(
@@ -86,6 +87,14 @@ def check_output_dir(
             )
         refuse_foreign_contents(path)
     return path
+
+
+def _restore_interrupted_publish(target: Path) -> None:
+    """A run killed between `publish`'s two renames left the old folder as `.NAME.previous` and no `NAME`: put it
+    back, so that it is judged (and kept) like any existing folder rather than cleared as a leftover."""
+    previous = target.parent / f".{target.name}.previous"
+    if previous.is_dir() and not previous.is_symlink() and not target.exists():
+        previous.rename(target)
 
 
 def refuse_inputs_inside(folder: Path, inputs: Mapping[str, str | Path | None], part: str = "") -> None:

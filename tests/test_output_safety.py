@@ -281,3 +281,21 @@ def test_the_current_folder_or_one_above_it_is_refused(
     monkeypatch.chdir(tmp_path / "here")
     with pytest.raises(UserInputError, match="is the current folder or one above it"):
         check_output_dir(given, overwrite=True)
+
+
+def test_the_lock_never_writes_through_a_link(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("my thesis", encoding="utf-8")
+    lock_path(tmp_path / "out").symlink_to(precious)
+    with pytest.raises(UserInputError, match="is not a lock file nlp-transfer wrote"), folder_lock(tmp_path / "out"):
+        pass
+    assert precious.read_text(encoding="utf-8") == "my thesis"
+
+
+def test_a_folder_left_aside_by_a_killed_publish_is_put_back(tmp_path: Path) -> None:
+    previous = tmp_path / ".out.previous"
+    previous.mkdir()
+    (previous / "config.json").write_text("the old run", encoding="utf-8")
+    with pytest.raises(UserInputError, match="is not empty"):
+        check_output_dir(str(tmp_path / "out"), overwrite=False)
+    assert (tmp_path / "out" / "config.json").read_text(encoding="utf-8") == "the old run"
