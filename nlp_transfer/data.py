@@ -34,6 +34,7 @@ from nlp_transfer.data_checks import (
     refuse_empty_texts,
     refuse_joined_labels,
     refuse_mixed_label_kinds,
+    refuse_nested_labels,
     refuse_non_finite,
     row_list,
     text_keys,
@@ -209,11 +210,16 @@ def read_labelled(
     """
     texts, pairs, dataset = _read_text_file(path, text_column, pair_column, "evaluation", encoding)
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
-    label_column = label_column or next((c for c in ("label", "labels") if c in columns), None)
-    if label_column is None or label_column not in columns:
+    if label_column is not None and label_column not in columns:
         raise UserInputError(
-            f"{path} has no label column {label_column or '(label or labels)'}; its columns are: "
-            f"{', '.join(columns)}. Name it with --label-column."
+            f"Column {label_column!r} (--label-column) is not in {path}; its columns are: {', '.join(columns)}. "
+            "Name an existing column with --label-column."
+        )
+    label_column = label_column or next((c for c in ("label", "labels") if c in columns), None)
+    if label_column is None:
+        raise UserInputError(
+            f"No label column found in {path}: looked for 'label' or 'labels'; its columns are {', '.join(columns)}. "
+            "Name it with --label-column."
         )
     rows, values = column_values(dataset, ROW_COLUMN), column_values(dataset, label_column)
     missing = [r for r, v in zip(rows, values) if _is_missing(v) and schema.task != MULTI_LABEL]
@@ -280,8 +286,10 @@ def _read_text_file(
     rows = column_values(dataset, ROW_COLUMN)
     texts = column_values(dataset, text_column)
     refuse_empty_texts(texts, rows, str(path), text_column)
-    pairs = [str(t) for t in column_values(dataset, pair_column)] if pair_column else None
-    return [str(t) for t in texts], pairs, dataset
+    pairs = column_values(dataset, pair_column) if pair_column else None
+    if pairs is not None:  # an empty second text would be read as the text 'None', as training refuses it
+        refuse_empty_texts(pairs, rows, str(path), pair_column)
+    return [str(t) for t in texts], [str(t) for t in pairs] if pairs is not None else None, dataset
 
 
 def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
@@ -448,12 +456,25 @@ def _resolve_columns(
                 f"No label column found in {sources['train']}: looked for 'label' or 'labels'; its columns are "
                 f"{', '.join(columns)}. Name it with --label-column."
             )
+    given = {"--text-column": args.text_column, "--text-pair-column": args.text_pair_column}
+    given["--label-column"] = args.label_column
     for role, split in splits.items():
         present = [c for c in split.column_names if c != ROW_COLUMN]
         for option, column in (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label)):
             if column is not None and column not in present:
+                if given[option] and role == "train":
+                    advice = f"Name one of its columns with {option}."
+                elif given[option]:
+                    advice = f"Every data file needs the columns of the training file: rename it in {sources[role]}."
+                else:
+                    advice = (
+                        f"No {option} was given: '{column}' is the column found by its default name in "
+                        f"{sources['train']}, and every data file needs the same columns. Rename the column in "
+                        f"{sources[role]}, or name one that every file has with {option}."
+                    )
                 raise UserInputError(
-                    f"Column '{column}' ({option}) is not in {sources[role]}; its columns are: {', '.join(present)}."
+                    f"Column '{column}' ({option}) is not in {sources[role]}; its columns are: {', '.join(present)}. "
+                    + advice
                 )
     return text, pair, label
 
@@ -495,6 +516,7 @@ def _check_rows(
         pairs = column_values(split, pair) if pair else [None] * len(split)
         labels = column_values(split, label)
         rows = column_values(split, ROW_COLUMN)
+        refuse_nested_labels(labels, rows, sources[role], label)
         bad_text = [r for r, t in zip(rows, texts) if _is_missing(t)]
         bad_pair = [r for r, t in zip(rows, pairs) if pair and _is_missing(t)]
         minus_one_is_missing = _class_label_names(split.features[label]) is not None

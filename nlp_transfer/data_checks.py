@@ -50,15 +50,36 @@ def refuse_empty_texts(texts: Sequence[Any], rows: Sequence[int], source: str, c
     empty = [r for r, t in zip(rows, texts) if t is None or (isinstance(t, float) and t != t) or not str(t).strip()]
     if not empty:
         return
+    some = "an empty text" if len(empty) == 1 else f"{len(empty)} empty texts"
     if column is not None:
         raise UserInputError(
-            f"{source} has {len(empty)} rows with an empty '{column}' (rows {row_list(empty)}, counted from 1 after "
-            "the header). Fix or remove them."
+            f"{source} has {some} (empty or only spaces) in column '{column}' (row{'s' if len(empty) > 1 else ''} "
+            f"{row_list(empty)}, counted from 1 after the header): it would get a label about nothing. Fix or "
+            "remove those rows."
         )
     raise UserInputError(
-        f"{source} holds {len(empty)} empty texts (number {row_list(empty)} of those given, counted from 1): an empty "
-        "text would get a label about nothing. Give texts with words in them."
+        f"{source} holds {some} (empty or only spaces; number {row_list(empty)} of the {len(texts)} given): it "
+        "would get a label about nothing. Give texts with words in them."
     )
+
+
+def refuse_nested_labels(values: Sequence[Any], rows: Sequence[int], source: str, label: str) -> None:
+    """A label that is a JSON object (or a list holding objects or lists) names no class: refuse it by row before
+    the label code counts it (an object cannot be counted: it was a traceback)."""
+    bad = [
+        i
+        for i, v in enumerate(values)
+        if isinstance(v, dict) or (isinstance(v, (list, tuple)) and any(isinstance(x, (dict, list, tuple)) for x in v))
+    ]
+    if bad:
+        example = json.dumps(values[bad[0]], default=str, ensure_ascii=False)
+        example = example if len(example) <= TEXT_SHOWN else example[: TEXT_SHOWN - 3] + "..."
+        where = f"{len(bad)} rows (rows {row_list([rows[i] for i in bad])}; " if len(bad) > 1 else "1 row ("
+        raise UserInputError(
+            f"Column '{label}' of {source} holds a JSON object or nested list instead of a label in {where}e.g. "
+            f"{example} in row {rows[bad[0]]}). A label is a name, a number, or for multi-label data a list of "
+            "names: fix those rows, or name the label column with --label-column."
+        )
 
 
 def check_encoding_name(encoding: str) -> None:
@@ -180,13 +201,29 @@ def _refuse_single_object(path: Path, value: dict[str, Any]) -> None:
 def describe_read_error(path: Path, suffix: str, encoding: str) -> str | None:
     """Why `path` could not be read, naming the line; None when none of the known problems is found."""
     if suffix == ".parquet":
-        return None
+        return _parquet_problem(path)
     problem = _undecodable_line(path, encoding)
     if problem is None and suffix in (".csv", ".tsv"):
         problem = csv_structure_problem(path, "\t" if suffix == ".tsv" else ",", encoding)
     if problem is None and suffix in (".json", ".jsonl"):
         problem = _json_problem(path, encoding)
     return problem
+
+
+def _parquet_problem(path: Path) -> str | None:
+    """A .parquet file without Parquet's 'PAR1' marker at both ends: another format, or a file cut short."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+        handle.seek(max(size - 4, 0))
+        tail = handle.read(4)
+    if head == b"PAR1" and tail == b"PAR1":
+        return None
+    what = "is cut short (it does not end" if head == b"PAR1" else "is not a Parquet file (it does not start"
+    return (
+        f"{path} {what} with Parquet's 'PAR1' marker). If it holds CSV or JSON, give it that suffix (.csv, .tsv, "
+        ".json, .jsonl); otherwise write it again as Parquet, e.g. with pandas' DataFrame.to_parquet."
+    )
 
 
 def _undecodable_line(path: Path, encoding: str) -> str | None:
@@ -358,7 +395,8 @@ def _refuse_joined(
     example_row = rows[next(i for i, v in enumerate(values) if isinstance(v, str) and v.strip() == example)]
     raise UserInputError(
         f"Column '{label}' of {source} looks like multi-label data, several labels joined by {separator!r}: "
-        f"{containing} of {sum(counts.values())} rows contain {separator!r}, in {len(joined)} distinct combinations "
+        f"{containing} of {sum(counts.values())} rows contain {separator!r}, in {len(joined)} distinct "
+        f"combination{'s' if len(joined) > 1 else ''} "
         f"of labels (e.g. {example!r} in row {example_row}), and without a separator each combination would be "
         f"trained as a class of its own ({len(counts)} classes). For multi-label classification pass "
         f"--label-separator '{separator}'; to keep each combination as one class, pass --task single_label."

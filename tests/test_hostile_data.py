@@ -3,6 +3,7 @@ model loads with one paragraph (exit code 2, no traceback) naming the problem, a
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from conftest import sentiment_rows, write_csv
 
 from nlp_transfer.cli import main
+from nlp_transfer.config import DataArguments
+from nlp_transfer.data import LabelSchema, load_data, read_labelled
 from nlp_transfer.data_checks import refuse_joined_labels
 from nlp_transfer.errors import UserInputError
 
@@ -31,7 +34,8 @@ def test_joined_labels_in_a_small_file_are_refused(tmp_path: Path, capsys: pytes
     assert main(_train(tmp_path, write_csv(tmp_path / "tickets.csv", rows))) == 2
     message = _error(capsys.readouterr().err)
     assert "Column 'label' of" in message and "looks like multi-label data, several labels joined by ';'" in message
-    assert "8 of 12 rows contain ';'" in message and "--label-separator ';'" in message
+    assert "8 of 12 rows contain ';', in 1 distinct combination of labels (e.g. 'billing;delivery' in row 5)" in message
+    assert "--label-separator ';'" in message and "--task single_label" in message
     assert not (tmp_path / "out").exists()
 
 
@@ -57,12 +61,59 @@ def test_a_header_repeating_a_column_is_refused(
 
 def test_an_empty_text_is_refused_in_predict_as_in_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["predict", "--model", str(tmp_path / "any"), "--text", "fine", "--text", "  "]) == 2
-    assert "--text holds 1 empty texts (number 2 of those given, counted from 1)" in _error(capsys.readouterr().err)
-    texts = write_csv(tmp_path / "texts.csv", [{"id": 1, "text": "fine"}, {"id": 2, "text": " "}])
-    assert main(["predict", "--model", str(tmp_path / "any"), "--file", str(texts)]) == 2
-    assert f"{texts} has 1 rows with an empty 'text' (rows 2, counted from 1 after the header)" in _error(
+    assert "--text holds an empty text (empty or only spaces; number 2 of the 2 given)" in _error(
         capsys.readouterr().err
     )
+    texts = write_csv(tmp_path / "texts.csv", [{"id": 1, "text": "fine"}, {"id": 2, "text": " "}])
+    assert main(["predict", "--model", str(tmp_path / "any"), "--file", str(texts)]) == 2
+    assert f"{texts} has an empty text (empty or only spaces) in column 'text' (row 2, counted from 1 after" in _error(
+        capsys.readouterr().err
+    )
+
+
+def test_an_empty_second_text_is_refused_in_predict_as_in_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was read as the text 'None' and given a label."""
+    rows = [{"sentence1": "a cat sat", "sentence2": "a cat is sitting"}, {"sentence1": "it rains", "sentence2": ""}]
+    pairs = write_csv(tmp_path / "pairs.csv", rows)
+    assert main(["predict", "--model", str(tmp_path / "any"), "--file", str(pairs)]) == 2
+    message = _error(capsys.readouterr().err)
+    assert f"{pairs} has an empty text (empty or only spaces) in column 'sentence2' (row 2," in message
+
+
+def test_a_label_that_is_a_json_object_is_refused_by_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A dict label was a TypeError traceback ('unhashable type: dict')."""
+    data = tmp_path / "objects.jsonl"
+    lines = [json.dumps({"text": f"text {i}", "label": {"name": "x"} if i == 3 else "y"}) for i in range(1, 7)]
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(_train(tmp_path, data)) == 2
+    message = _error(capsys.readouterr().err)
+    assert f"Column 'label' of {data} holds a JSON object or nested list instead of a label in 1 row (e.g." in message
+    assert 'e.g. {"name": "x"} in row 3' in message
+
+
+def test_a_default_column_missing_from_the_validation_file_is_not_called_an_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = write_csv(tmp_path / "train.csv", sentiment_rows())
+    validation = write_csv(tmp_path / "val.csv", [{"body": r["text"], "label": r["label"]} for r in sentiment_rows(2)])
+    assert main(_train(tmp_path, train, "--validation-file", str(validation))) == 2
+    message = _error(capsys.readouterr().err)
+    assert f"No --text-column was given: 'text' is the column found by its default name in {train}" in message
+    assert f"Rename the column in {validation}" in message
+
+
+def test_a_file_named_parquet_that_is_not_parquet_is_named_so(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "train.parquet"
+    data.write_text("text,label\na,x\n", encoding="utf-8")
+    assert main(_train(tmp_path, data)) == 2
+    err = capfd.readouterr().err
+    message = _error(err)
+    assert f"{data} is not a Parquet file (it does not start with Parquet's 'PAR1' marker)" in message
+    assert "give it that suffix (.csv" in message and "magic bytes" not in err
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
@@ -106,3 +157,21 @@ def test_a_bad_file_prints_only_the_packages_paragraph(
     for word in ("ERROR", "pyarrow", "pandas", "Generating", "Failed to"):
         assert word not in noise
     assert not [r for r in caplog.records if r.name.startswith("datasets") and r.levelname == "ERROR"]
+
+
+def test_evaluate_without_a_label_column_names_the_columns_looked_for(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "scored.csv", [{"text": r["text"], "stars": 5} for r in sentiment_rows(2)])
+    schema = LabelSchema("single_label", ["negative", "positive"])
+    with pytest.raises(UserInputError) as missing:
+        read_labelled(str(data), schema)
+    assert f"No label column found in {data}: looked for 'label' or 'labels'; its columns are text, stars." in str(
+        missing.value
+    )
+    with pytest.raises(UserInputError, match=r"Column 'grade' \(--label-column\) is not in .*: text, stars\."):
+        read_labelled(str(data), schema, label_column="grade")
+
+
+def test_a_good_file_is_read_without_progress_bars(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    train = write_csv(tmp_path / "train.csv", sentiment_rows())
+    assert load_data(DataArguments(train_file=str(train))).schema.names == ["negative", "positive"]
+    assert "Generating" not in capfd.readouterr().err
