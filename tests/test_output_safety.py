@@ -108,12 +108,18 @@ def test_files_added_to_an_owned_folder_are_named_and_kept(tmp_path: Path) -> No
         check_output_dir(str(folder), overwrite=True)
 
 
-def test_publish_keeps_a_target_that_gained_foreign_files_during_the_run(tmp_path: Path) -> None:
+def _finished_run_beside_an_owned_target(tmp_path: Path) -> tuple[Path, Path]:
+    """`out` (a folder the package wrote) and its staging folder, each with a config.json naming its folder."""
     target, staging = tmp_path / "out", tmp_path / ".out.incomplete"
     for folder in (target, staging):
         folder.mkdir()
         (folder / "config.json").write_text(folder.name, encoding="utf-8")
     mark_owned(target, "train")
+    return target, staging
+
+
+def test_publish_keeps_a_target_that_gained_foreign_files_during_the_run(tmp_path: Path) -> None:
+    target, staging = _finished_run_beside_an_owned_target(tmp_path)
     (target / "added-while-training.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(UserInputError, match="added-while-training.txt"):
         publish(staging, target)
@@ -256,11 +262,7 @@ def test_export_and_adapt_refuse_an_output_dir_holding_their_input(
 
 
 def test_a_refusal_at_publish_keeps_the_finished_run_under_a_visible_name(tmp_path: Path) -> None:
-    target, staging = tmp_path / "out", tmp_path / ".out.incomplete"
-    for folder in (target, staging):
-        folder.mkdir()
-        (folder / "config.json").write_text(folder.name, encoding="utf-8")
-    mark_owned(target, "train")
+    target, staging = _finished_run_beside_an_owned_target(tmp_path)
     (target / ".DS_Store").write_bytes(b"finder")  # a file manager's metadata is not the user's work...
     publish(staging, target)
     assert (target / "config.json").read_text(encoding="utf-8") == ".out.incomplete"
