@@ -896,6 +896,18 @@ def tokenize(
             "two texts into one column, or use --long-text truncate-head."
         )
     drop = [c for c in (text, pair, ROW_COLUMN) if c]
+    for name, split in data.splits.items():  # once a split, before its batches: a pass over the Arrow lengths
+        huge = sum(count_long(split.with_format("arrow")[column], limit) for column in (text, pair) if column)
+        if huge:
+            logger.info(
+                "%d texts of %s are over %d characters: tokenized %s",
+                huge,
+                name,
+                2 * character_budget(limit),
+                "piece by piece into their windows (the same windows, without the encoding of all of a text)"
+                if long_text == "chunk"
+                else f"from the part --long-text {long_text} reads (the same tokens, without reading all of them)",
+            )
     if long_text == "chunk":
         return data.splits.map(
             partial(_encode_chunks, tokenizer=tokenizer, settings=settings, text=text, drop=drop),
@@ -905,27 +917,12 @@ def tokenize(
             desc="Tokenizing (chunks)",
         )
 
-    if long_text != "chunk":
-        for name, split in data.splits.items():
-            cut = count_long([str(t) for t in split[text]], limit)
-            if cut:
-                logger.info(
-                    "%d texts of %s are over %d characters: tokenized from the part --long-text %s reads (the "
-                    "same tokens, without reading all of them)",
-                    cut,
-                    name,
-                    2 * character_budget(limit),
-                    long_text,
-                )
-
     def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
         first = [str(t) for t in batch[text]]
         second = [str(t) for t in batch[pair]] if pair else None
-        if long_text == "truncate-head":
-            first = cut_texts(tokenizer, first, long_text, limit)
-            second = cut_texts(tokenizer, second, long_text, limit) if second is not None else None
-            return tokenizer(first, second, truncation=True, max_length=limit)
-        encoded = encode_documents(tokenizer, first, settings)
+        if long_text == "truncate-head" and second is None:
+            return tokenizer(cut_texts(tokenizer, first, long_text, limit), truncation=True, max_length=limit)
+        encoded = encode_documents(tokenizer, first, settings, second)  # the texts of a pair are cut together
         del encoded[DOCUMENT]  # one row per text in these modes
         return encoded
 

@@ -14,15 +14,19 @@ text each row came from.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.tasks import MULTI_LABEL, SINGLE_LABEL, TASKS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 LONG_TEXT_MODES = ("truncate-head", "truncate-tail", "head-tail", "chunk")
 AGGREGATIONS = ("mean", "max", "first", "attention")
@@ -37,11 +41,11 @@ ADVICE_SHARE = 0.10
 HEAD_SHARE = (128, 510)
 """head-tail's head: 128 of BERT's 510 text tokens (Sun et al.), scaled to other budgets."""
 LENGTH_BATCH = 1000
-LENGTH_SAMPLE_TOKENS = 8192
-"""The length report tokenizes a text up to this many tokens' worth of characters whole; a longer one's length
-is extrapolated from that sample (a 50 MB cell is certainly longer than any max length; its exact count is not
-worth minutes and gigabytes)."""
 """Texts per tokenizer call in `token_lengths` (whole long documents, untruncated)."""
+LENGTH_SAMPLE_TOKENS = 8192
+"""The length report counts a text up to this many tokens' worth of characters (`character_budget`) whole; a
+longer one's length is estimated from a sample of at least this many tokens (a 50 MB cell is certainly longer
+than any max length; its exact count is not worth a minute and gigabytes)."""
 
 _LOST = {"truncate-head": "their end", "truncate-tail": "their start", "head-tail": "their middle"}
 _KEPT = {
@@ -135,14 +139,23 @@ def head_tail_split(content: int) -> tuple[int, int]:
 
 
 CHARS_PER_TOKEN = 32
-"""The character budget of a truncating mode, per token it keeps: a WordPiece or BPE token of real text spans a
-few characters (about 4 on English), so 32 leaves room for long words, numbers and markup. Texts within the
-budget are tokenized whole, exactly as before; a longer one is cut, at whitespace, to its part the mode reads,
-and the cut is checked to still hold more tokens than are kept (else the budget grows), so the kept tokens equal
-those of the whole text. A 50 MB cell is then tokenized in milliseconds instead of minutes and gigabytes."""
-MIN_BUDGET = 4096
+"""The character budget of a truncating mode, per token it keeps. A WordPiece or BPE token of real text spans a
+few characters (about 4 in English, rarely over 10-20 for long words, numbers or markup), so no realistic text
+needs 32 per token; only pathological text (long runs of whitespace or symbols that make no tokens) does, and
+for that the cut is checked (below). Texts up to twice the budget are tokenized whole, exactly as before; a longer
+one is cut at a word's end to the budget's worth of its head, its tail, or both (head-tail), and each part must
+still hold BOUNDARY_TOKENS more tokens than are kept, else the budget grows (x4) until it does or the text is read
+whole: the kept tokens are then those of the whole text. A 50 MB cell is tokenized in milliseconds, not a minute."""
+MIN_BUDGET = 16_384
+"""The least budget whatever the max length: texts under 32,768 characters (a long article) are never cut."""
 BOUNDARY_TOKENS = 128
-"""Tokens beyond those kept that a cut must hold: the pre-token cut at the boundary may tokenize differently."""
+"""Tokens beyond those kept that a cut part must hold: the few tokens at a cut may differ from the whole text's."""
+_WORD_END = (re.compile(r"(?<=\S) "), re.compile(r"(?<=\S)\s"))
+"""Where a word ends: at a space after it, else at any whitespace. A text cut there tokenizes on both sides as the
+whole does with the usual pre-tokenizers (BERT's whitespace split, GPT-2's byte-level regex, SentencePiece's
+metaspace): the whitespace starts the next pre-token and never ends a word's."""
+_WORD_END_REVERSED = (re.compile(r" (?=\S)"), re.compile(r"\s(?=\S)"))
+"""The same places in a reversed text, to find the last word end before a point (a regex searches forwards)."""
 
 
 def character_budget(max_length: int) -> int:
@@ -151,69 +164,174 @@ def character_budget(max_length: int) -> int:
 
 
 def cut_texts(tokenizer: Any, texts: Sequence[str], mode: str, max_length: int) -> list[str]:
-    """`texts` with each one longer than the character budget cut to the part `mode` reads (its head, its tail,
-    or both ends for head-tail); shorter ones unchanged. Tokenizing the result keeps the same tokens as the whole."""
+    """`texts` with each one longer than twice the character budget cut to the part `mode` reads (its head, its
+    tail, or both ends for head-tail); shorter ones unchanged. Tokenizing the result keeps the same tokens.
+
+    Single texts only: the texts of a pair are cut together, by `cut_pairs`."""
     budget = character_budget(max_length)
-    return [text if len(text) <= 2 * budget else _cut(tokenizer, text, mode, max_length, budget) for text in texts]
+    needed = max_length + BOUNDARY_TOKENS
+    return [text if len(text) <= 2 * budget else _cut(tokenizer, text, mode, needed, budget) for text in texts]
 
 
-def count_long(texts: Sequence[str], max_length: int) -> int:
-    """How many of `texts` `cut_texts` cuts (a cheap pass over their lengths, for the log)."""
+def cut_pairs(
+    tokenizer: Any, texts: Sequence[str], pairs: Sequence[str], max_length: int
+) -> tuple[list[str], list[str]]:
+    """truncate-head's cut of text pairs (as `cut_texts`), keeping the tokens of the whole pair.
+
+    Truncation of a pair (longest first) gives two long texts half the room each, and the longer one the odd
+    token: so a cut text must stay as much longer, or not, than its partner as it was whole.
+    """
     budget = character_budget(max_length)
-    return sum(len(text) > 2 * budget for text in texts)
+    cut = [
+        (first, second)
+        if max(len(first), len(second)) <= 2 * budget
+        else _cut_pair(tokenizer, first, second, max_length + BOUNDARY_TOKENS, budget)
+        for first, second in zip(texts, pairs)
+    ]
+    return [first for first, _ in cut], [second for _, second in cut]
 
 
-def _cut(tokenizer: Any, text: str, mode: str, max_length: int, budget: int) -> str:
+def _cut_pair(tokenizer: Any, first: str, second: str, least: int, budget: int) -> tuple[str, str]:
+    """A pair cut so that each text holds `least` tokens and the longer (whole) text stays the longer."""
+    if min(len(first), len(second)) <= 2 * budget:  # one huge text: cut it to more tokens than its partner's
+        if len(first) > 2 * budget:
+            needed = max(least, _token_count(tokenizer, second) + 1)
+            return _cut(tokenizer, first, "truncate-head", needed, budget), second
+        needed = max(least, _token_count(tokenizer, first) + 1)
+        return first, _cut(tokenizer, second, "truncate-head", needed, budget)
+    # Two huge texts: which is longer is known only from all their tokens, counted piece by piece (no memory).
+    if _streamed_count(tokenizer, first, 2 * budget) <= _streamed_count(tokenizer, second, 2 * budget):
+        first = _cut(tokenizer, first, "truncate-head", least, budget)  # a tie gives the first the floor: >= here
+        return first, _cut(tokenizer, second, "truncate-head", max(least, _token_count(tokenizer, first)), budget)
+    second = _cut(tokenizer, second, "truncate-head", least, budget)
+    return _cut(tokenizer, first, "truncate-head", max(least, _token_count(tokenizer, second) + 1), budget), second
+
+
+def count_long(texts: Sequence[str] | pa.ChunkedArray, max_length: int) -> int:
+    """How many of `texts` `cut_texts` cuts (and chunk mode reads piece by piece), for the log: a pass over their
+    lengths. An Arrow column (a split's) is measured from its offsets, without a Python string of each text."""
+    limit = 2 * character_budget(max_length)
+    if isinstance(texts, Sequence):
+        return sum(len(text) > limit for text in texts)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        return count_long([str(text) for text in texts.to_pylist()], max_length)  # numbers read as texts
+    return int(pc.sum(pc.greater(pc.utf8_length(texts), limit)).as_py() or 0)
+
+
+def _cut(tokenizer: Any, text: str, mode: str, needed: int, budget: int) -> str:
+    """`text` cut to its parts `mode` reads, of `budget` characters or more: as many as hold `needed` tokens."""
     while len(text) > 2 * budget:
         parts = []
         if mode in ("truncate-head", "head-tail"):
-            end = text.rfind(" ", 0, budget)  # cut before whitespace: the words kept tokenize as in the whole
-            parts.append(text[: end if end > 0 else budget])
+            parts.append(text[: _last_word_end(text, 0, budget)])
         if mode in ("truncate-tail", "head-tail"):
-            start = text.find(" ", len(text) - budget)  # start at the whitespace: BPE keeps the leading space
-            parts.append(text[start if start >= 0 else len(text) - budget :])
-        needed = max_length + BOUNDARY_TOKENS
+            parts.append(text[_first_word_end(text, len(text) - budget) :])
         if all(_token_count(tokenizer, part) >= needed for part in parts):
-            return " ".join(parts) if len(parts) == 2 else parts[0]
+            return " ".join(parts)
         budget *= 4  # dense text (long runs of whitespace or symbols): read more of it
     return text
 
 
+def _last_word_end(text: str, start: int, end: int) -> int:
+    """The last word end (see _WORD_END) in text[start + 1 : end]; `end` if there is none."""
+    window = text[start:end][::-1]
+    for pattern in _WORD_END_REVERSED:
+        found = pattern.search(window)
+        if found:
+            return end - 1 - found.start()
+    return end
+
+
+def _first_word_end(text: str, start: int) -> int:
+    """The first word end (see _WORD_END) in text[start:]; `start` if there is none."""
+    for pattern in _WORD_END:
+        found = pattern.search(text, start)
+        if found:
+            return found.start()
+    return start
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    """The token ids of `text`, without special tokens."""
+    return tokenizer(text, add_special_tokens=False, verbose=False, return_attention_mask=False)["input_ids"]
+
+
 def _token_count(tokenizer: Any, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False, verbose=False, return_attention_mask=False)["input_ids"])
+    return len(_ids(tokenizer, text))
+
+
+def _streamed_count(tokenizer: Any, text: str, segment: int) -> int:
+    """`_token_count` of a huge text, tokenized a segment at a time (see `_segments`)."""
+    return sum(_token_count(tokenizer, piece) for piece in _segments(text, segment))
+
+
+def _segments(text: str, size: int) -> Iterator[str]:
+    """`text` in consecutive pieces of at most `size` characters that end at a word's end (see _WORD_END), so that
+    each word is tokenized as in the whole text; only a text with no whitespace in `size` characters is cut
+    mid-word, which may change a token or two there."""
+    start = 0
+    while start < len(text):
+        end = len(text) if len(text) - start <= size else _last_word_end(text, start, start + size)
+        yield text[start:end]
+        start = end
+
+
+class TokenLengths(list):
+    """Token lengths (a list of int), and how many of them are estimated from a sample (`token_lengths`)."""
+
+    estimated: int = 0
 
 
 def token_lengths(
     tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None, batch: int = LENGTH_BATCH
-) -> list[int]:
+) -> TokenLengths:
     """Each text's (or pair's) full length in tokens, special tokens included, untruncated.
 
     Tokenized `batch` texts at a time, keeping only the lengths: the encodings of a whole split of long
-    documents at once would hold every token id in memory. A text longer than LENGTH_SAMPLE_TOKENS' budget is
-    counted on its head and extrapolated by its length.
+    documents at once would hold every token id in memory. A text (or pair) over `character_budget
+    (LENGTH_SAMPLE_TOKENS)` characters is counted on its head and its length estimated (`_estimate`); `estimated`
+    says how many were, so that the report can say its figures are estimates.
     """
-    lengths: list[int] = []
+    lengths = TokenLengths()
     budget = character_budget(LENGTH_SAMPLE_TOKENS)
     for start in range(0, len(texts), batch):
         chunk = [_sample(text, budget) for text in texts[start : start + batch]]
         paired = [_sample(text, budget) for text in pairs[start : start + batch]] if pairs else None
         encoded = tokenizer(chunk, paired, truncation=False, verbose=False, return_attention_mask=False)
         lengths += [len(ids) for ids in encoded["input_ids"]]
-    for i, text in enumerate(texts):  # a text over the budget: its sample's density times its length
-        pair = pairs[i] if pairs else ""
-        if len(text) > budget or len(pair) > budget:
-            lengths[i] = _extrapolated(
-                lengths[i], len(text) + len(pair), min(len(text), budget) + min(len(pair), budget)
-            )
+    for i, text in enumerate(texts):
+        pair = pairs[i] if pairs else None
+        if max(len(text), len(pair or "")) > budget:
+            lengths[i], whole = _estimate(tokenizer, text, pair, budget, lengths[i])
+            if not whole:
+                lengths.estimated += 1
     return lengths
+
+
+def _estimate(tokenizer: Any, text: str, pair: str | None, budget: int, tokens: int) -> tuple[int, bool]:
+    """(length, whether it was measured whole) of a text (and pair) from `tokens`, those of its first `budget`
+    characters, scaled by its length.
+
+    A sample of fewer than LENGTH_SAMPLE_TOKENS tokens (a run of whitespace) grows (x4) until it has them or is
+    the whole text, so an estimate is never below them: a text counted as longer than max_length is (up to
+    LENGTH_SAMPLE_TOKENS), and one measured whole is exact. On real text the estimate is within a few percent
+    (0.2% on a 50 MB cell of 9.7 million tokens).
+    """
+    length = len(text) + len(pair or "")
+    while tokens < LENGTH_SAMPLE_TOKENS and max(len(text), len(pair or "")) > budget:
+        budget *= 4
+        sample_pair = _sample(pair, budget) if pair is not None else None
+        encoded = tokenizer(_sample(text, budget), sample_pair, verbose=False, return_attention_mask=False)
+        tokens = len(encoded["input_ids"])
+    sampled = min(len(text), budget) + min(len(pair or ""), budget)
+    return int(round(tokens * length / max(sampled, 1))), sampled == length
 
 
 def _sample(text: str, budget: int) -> str:
     return text if len(text) <= budget else text[:budget]
-
-
-def _extrapolated(tokens: int, length: int, sampled: int) -> int:
-    return int(round(tokens * length / max(sampled, 1)))
 
 
 def encode_documents(
@@ -233,9 +351,10 @@ def encode_documents(
         )
     if not texts:
         return {**{name: [] for name in tokenizer.model_input_names}, DOCUMENT: []}
-    if mode != "chunk":
+    if pairs is not None:
+        texts, pairs = cut_pairs(tokenizer, texts, pairs, limit)
+    elif mode != "chunk":
         texts = cut_texts(tokenizer, texts, mode, limit)
-        pairs = cut_texts(tokenizer, pairs, mode, limit) if pairs is not None else None
     if mode == "truncate-head":  # today's behaviour, unchanged
         columns = dict(tokenizer(texts, pairs, truncation=True, max_length=limit))
     elif mode == "truncate-tail":
@@ -321,16 +440,11 @@ def _overflow_windows(tokenizer: Any, texts: list[str], settings: LongTextSettin
 def _streamed_windows(tokenizer: Any, text: str, settings: LongTextSettings, segment: int) -> dict[str, list]:
     """The windows of one huge text, as the overflow windows are cut, from its tokens read segment by segment.
 
-    Segments end before whitespace, so each word is tokenized whole, as in the whole text; the ids are kept as
-    one int32 array (4 bytes a token) rather than the tokenizer's per-token encodings.
+    Segments (`_segments`) end at a word's end, so the windows are the tokenizer's own. Memory: its encoding
+    (offsets, masks, about 100 bytes a token) exists for one segment at a time; all ids are kept as one int32
+    array (4 bytes a token) and the windows as rows, the output itself, whose constant columns share one list.
     """
-    pieces, start = [], 0
-    while start < len(text):
-        end = len(text) if len(text) - start <= segment else text.rfind(" ", start + 1, start + segment)
-        end = end if end > start else min(start + segment, len(text))
-        ids = tokenizer(text[start:end], add_special_tokens=False, verbose=False, return_attention_mask=False)
-        pieces.append(np.asarray(ids["input_ids"], dtype=np.int32))
-        start = end
+    pieces = [np.asarray(_ids(tokenizer, piece), dtype=np.int32) for piece in _segments(text, segment)]
     ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
     content = content_tokens(tokenizer, settings.max_length)
     step = content - settings.stride
@@ -342,11 +456,17 @@ def _streamed_windows(tokenizer: Any, text: str, settings: LongTextSettings, seg
     suffix = next(i for i, special in enumerate(reversed(mask)) if not special)
     columns: dict[str, list] = {name: [] for name in probe}
     columns[DOCUMENT] = []
+    shared: dict[tuple[str, int], list[int]] = {}  # (column, window length): the row of a column other than ids
     for first in range(0, max(len(ids) - settings.stride, 1), step):
         window = ids[first : first + content].tolist()
         for name, row in probe.items():
-            inner = window if name == "input_ids" else [row[prefix]] * len(window)
-            columns[name].append(row[:prefix] + inner + row[len(row) - suffix :])
+            if name == "input_ids":
+                columns[name].append(row[:prefix] + window + row[len(row) - suffix :])
+                continue
+            key = (name, len(window))
+            if key not in shared:
+                shared[key] = row[:prefix] + [row[prefix]] * len(window) + row[len(row) - suffix :]
+            columns[name].append(shared[key])
         columns[DOCUMENT].append(0)
         if first + content >= len(ids):
             break
@@ -357,13 +477,18 @@ def _streamed_windows(tokenizer: Any, text: str, settings: LongTextSettings, seg
 
 
 def length_report(lengths: list[int], max_length: int) -> dict[str, Any]:
-    """How many documents exceed `max_length` tokens, and the distribution of lengths (linear percentiles)."""
+    """How many documents exceed `max_length` tokens, and the distribution of lengths (linear percentiles).
+
+    `estimated`, only where `token_lengths` estimated some lengths (texts of over a quarter million characters):
+    how many. Each is at least LENGTH_SAMPLE_TOKENS, so longer than any max length up to that: `truncated` stays
+    right, while the figures the longest texts make (max, mean, high percentiles) are estimates.
+    """
     if not lengths:
         raise ValueError("length_report needs at least one length")
     values = np.asarray(lengths, dtype=float)
     truncated = int((values > max_length).sum())
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {
+    report = {
         "documents": len(values),
         "max_length": max_length,
         "truncated": truncated,
@@ -377,6 +502,9 @@ def length_report(lengths: list[int], max_length: int) -> dict[str, Any]:
             "mean": round(float(values.mean()), 1),
         },
     }
+    if getattr(lengths, "estimated", 0):
+        report["estimated"] = lengths.estimated
+    return report
 
 
 def truncation_advice(report: dict[str, Any], mode: str, offered: tuple[str, ...] = LONG_TEXT_MODES) -> str | None:

@@ -129,13 +129,12 @@ class Classifier:
 
     def _encode(self, texts: list[str], pairs: list[str] | None) -> Any:
         """One padded batch, each text cut as training cut it."""
-        if self.long_text == "truncate-head":
+        if self.long_text == "truncate-head" and not pairs:
             texts = cut_texts(self.tokenizer, texts, self.long_text, self.max_length)  # a huge text: its head
-            pairs = cut_texts(self.tokenizer, pairs, self.long_text, self.max_length) if pairs else pairs
             return self.tokenizer(
                 texts, pairs, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
             )
-        columns = encode_documents(self.tokenizer, texts, self.long_text_settings, pairs)
+        columns = encode_documents(self.tokenizer, texts, self.long_text_settings, pairs)  # a pair is cut together
         del columns[DOCUMENT]  # one row per text in these modes
         return self.tokenizer.pad(columns, return_tensors="pt")
 

@@ -272,8 +272,9 @@ def text_lengths(data: PreparedData, tokenizer: Any, max_length: int, long_text:
         lengths = token_lengths(tokenizer, texts, pairs)
         report = length_report(lengths, max_length)
         tokens = report["tokens"]
+        estimated = report.get("estimated", 0)  # huge texts: counted on a sample, scaled by their length
         logger.info(
-            "Token lengths of %s (%d texts): median %g, p90 %g, p99 %g, max %d; %.1f%% longer than %d (%s)",
+            "Token lengths of %s (%d texts): median %g, p90 %g, p99 %g, max %d; %.1f%% longer than %d (%s)%s",
             name,
             report["documents"],
             tokens["p50"],
@@ -283,6 +284,7 @@ def text_lengths(data: PreparedData, tokenizer: Any, max_length: int, long_text:
             100 * report["truncated_share"],
             max_length,
             long_text,
+            f"; {estimated} of these lengths estimated from a sample of the text" if estimated else "",
         )
         splits[name] = report
     most_cut = max(splits, key=lambda name: splits[name]["truncated_share"])
