@@ -128,6 +128,13 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="Confidence level of the intervals.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the bootstrap resampling.")
+    parser.add_argument(
+        "--coverage",
+        type=float,
+        metavar="C",
+        help="Also check the folder's conformal prediction sets at coverage C (e.g. 0.9): the share of texts whose "
+        "set holds the true label (interval holds the value), which should be at least C, and the mean set size.",
+    )
     parser.add_argument("--output", help="Write the whole report here as JSON.")
     parser.add_argument("--plots-dir", help="Also write confusion_matrix.png and calibration.png into this folder.")
     return parser
@@ -152,16 +159,44 @@ def _evaluate(argv: list[str]) -> int:
         trust_remote_code=args.trust_remote_code,
         encoding=args.encoding,
         batch_size=args.batch_size,
+        coverage=args.coverage,
     )
     report = result.to_dict()
     print(f"{result.report.num_examples} examples from {args.file}; primary metric {result.primary_metric}")
     print(metrics_table({"value": report}, result.primary_metric, report["confidence_intervals"]))
+    if result.abstention is not None:
+        print(_abstention_table(result.abstention))
+    if result.conformal is not None:
+        print(_conformal_line(result.conformal))
     if args.plots_dir and result.task != "regression":
         _write_plots(result, Path(args.plots_dir), Path(args.file).name)
     if args.output:
         _write_whole(Path(args.output), json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         print(f"Wrote the report to {args.output}", file=sys.stderr)
     return 0
+
+
+def _abstention_table(abstention: dict) -> str:
+    """Accuracy when only the most confident texts are answered, and the --min-confidence that answers them."""
+    rows = ["", "answered  accuracy  predict --min-confidence"]
+    for share, accuracy in abstention["accuracy_at"].items():
+        rows.append(f"{float(share):>7.0%}  {accuracy:>8.4f}  {abstention['confidence_at'][share]:.4f}")
+    rows.append(f"area under the risk-coverage curve (mean error, lower is better): {abstention['aurc']:.4f}")
+    return "\n".join(rows)
+
+
+def _conformal_line(conformal: dict) -> str:
+    """The empirical coverage of the conformal sets (intervals), against the level asked for."""
+    size = (
+        f"mean interval width {conformal['mean_interval_width']}"
+        if "mean_interval_width" in conformal
+        else f"mean set size {conformal['mean_set_size']:.3f} ({conformal['empty_sets']:.1%} empty)"
+    )
+    used = "" if float(conformal["level"]) == conformal["coverage_target"] else f" (level {conformal['level']})"
+    return (
+        f"\nCoverage {conformal['coverage_target']}{used}: {conformal['coverage']:.4f} of texts had the true answer "
+        f"in their set; {size}"
+    )
 
 
 def _write_plots(result: FolderEvaluation, folder: Path, title: str) -> None:
@@ -194,6 +229,21 @@ def _predict_parser() -> argparse.ArgumentParser:
     scores = parser.add_mutually_exclusive_group()
     scores.add_argument("--top-k", type=int, help="Single-label: the K most likely labels with their scores.")
     scores.add_argument("--all-scores", action="store_true", help="Every class's score.")
+    parser.add_argument(
+        "--coverage",
+        type=float,
+        metavar="C",
+        help="Add to each text the set of labels (label_set, set_size) that holds the true one for at least a share "
+        "C of texts (e.g. 0.9), from conformal quantiles fitted at training time; multi-label: holds all true "
+        "labels; regression: an interval [low, high]. An empty set means no label is likely enough.",
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="P",
+        help="Abstain (label null, abstained true) where the decision's probability is below P instead of guessing. "
+        "'nlp-transfer evaluate' shows the accuracy and the share of texts answered at each P.",
+    )
     return parser
 
 
@@ -213,7 +263,9 @@ def _predict(argv: list[str]) -> int:
         raise UserInputError(f"--top-k must be at least 1, not {args.top_k}.")
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, not {args.batch_size}.")
-    predictions = load_classifier(args.model).predict(texts, pairs, batch_size=args.batch_size)
+    predictions = load_classifier(args.model).predict(
+        texts, pairs, batch_size=args.batch_size, coverage=args.coverage, min_confidence=args.min_confidence
+    )
     records = [
         _prediction_record(text, pairs[i] if pairs else None, prediction, args.top_k, args.all_scores)
         for i, (text, prediction) in enumerate(zip(texts, predictions, strict=True))
@@ -235,7 +287,8 @@ def _prediction_record(
         record["text_pair"] = pair
     if "labels" in prediction:  # multi-label: the labels over their thresholds, and every label's score
         return {**record, **prediction}
-    record.update(label=prediction["label"], score=prediction["score"])
+    extras = {key: value for key, value in prediction.items() if key not in ("label", "score", "scores")}
+    record.update(label=prediction["label"], score=prediction["score"], **extras)
     if "scores" in prediction and top_k is not None:
         # The decided label first: with a tuned binary threshold it can be the less probable one.
         ranked = sorted(prediction["scores"].items(), key=lambda item: (item[0] != prediction["label"], -item[1]))

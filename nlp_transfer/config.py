@@ -431,6 +431,16 @@ class EvaluationArguments:
             "primary metric on validation; they are saved with the model and used by prediction."
         },
     )
+    calibration: str = field(
+        default="temperature",
+        metadata={
+            "help": "Classification: after training, fit a temperature on the validation rows (minimising their "
+            "log loss) and fold it into the saved weights, so that every loader gives scores that mean what they "
+            "say (0.8 right about 80%% of the time); labels never change. 'none' keeps the raw, usually "
+            "over-confident scores. Regression has no temperature.",
+            "choices": ["temperature", "none"],
+        },
+    )
     class_weights: str | None = field(
         default=None,
         metadata={
@@ -449,6 +459,8 @@ class EvaluationArguments:
         weights = parse_class_weights(self.class_weights)
         if task == REGRESSION and weights is not None:
             raise UserInputError("--class-weights applies to classification; this is a regression task. Leave it off.")
+        if self.calibration not in ("temperature", "none"):  # calibration.CALIBRATION_METHODS (a heavy import)
+            raise UserInputError(f"--calibration must be 'temperature' or 'none', not {self.calibration!r}.")
         if task == REGRESSION and self.tune_threshold:
             raise UserInputError("--tune-threshold applies to binary and multi-label tasks, not regression.")
 

@@ -13,8 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from transformers.trainer_utils import PredictionOutput
 
+from nlp_transfer.calibration import Temperature, calibration_figures, fit_temperature, reliability_bins
+from nlp_transfer.conformal import (
+    REPORTED_COVERAGES,
+    confidence,
+    conformal_settings,
+    coverage_report,
+    level_key,
+    nonconformity,
+    resolve_level,
+    risk_coverage,
+)
 from nlp_transfer.data import EVAL_FILE_PREFIX, LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.long_text import per_document
@@ -33,7 +45,7 @@ from nlp_transfer.outputs import CALIBRATION_PNG, CONFUSION_MATRIX_PNG
 from nlp_transfer.predict import load_classifier
 from nlp_transfer.record import RECORD_SPLITS, TRAINER_FIGURES
 from nlp_transfer.settings import PackageSettings
-from nlp_transfer.tasks import REGRESSION
+from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +63,16 @@ class FinalEvaluation:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     thresholds: dict[str, Any] | None = None
     """With --tune-threshold: the values (label -> probability), the metric and its value before and after."""
+    temperature: Temperature | None = None
+    """The fitted temperature(s), to fold into the model before it is saved; None: raw scores kept."""
+    calibration: dict[str, Any] | None = None
+    """metrics.json's `calibration`: method, temperature, the rows it was fitted on, figures before/after."""
+    conformal: dict[str, Any] | None = None
+    """The quantiles the folder keeps (`conformal_settings`), plus metrics.json's coverage on test/validation."""
+    abstention: dict[str, Any] | None = None
+    """metrics.json's `abstention`: the risk-coverage report of the detail split (test, else validation)."""
+    uncalibrated_bins: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    """Reliability bins of the raw scores per split key, drawn beside the calibrated ones."""
 
     @property
     def threshold_values(self) -> dict[str, float]:
@@ -64,20 +86,34 @@ def evaluate_splits(
     primary: PrimaryMetric,
     tune: bool,
     chunk_aggregate: str = "mean",
+    calibration: str = "temperature",
 ) -> FinalEvaluation:
-    """Score validation (and test) with the suite; with `tune`, first pick thresholds on validation.
+    """Score validation (and test) with the suite, after calibrating on validation; with `tune`, thresholds too.
 
     The training Trainer gathers the predictions (across processes too, with the run's loss weights in its
-    loss); the suite then scores the gathered logits with the thresholds, which are returned, not stored.
-    Chunked splits are scored per document: their chunks' logits aggregated `chunk_aggregate` says.
+    loss). Then, in this order, all on validation: the temperature (unless `calibration` is 'none'), the
+    conformal quantiles of the calibrated scores, and with `tune` the thresholds on the calibrated scores. Every
+    split is then scored as the saved model will score it. Chunked splits are scored per document: their chunks'
+    logits (scaled) aggregated as `chunk_aggregate` says.
     """
     keys = {**{key: split for key, split in RECORD_SPLITS.items() if split in encoded}, **extra_splits(encoded)}
-    outputs = {}
-    for key, split in keys.items():
-        output = trainer.predict(encoded[split], metric_key_prefix=key)
-        logits, labels = per_document(logits_of(output.predictions), output.label_ids, chunk_aggregate, suite.task)
-        outputs[key] = PredictionOutput(logits, labels, output.metrics)
+    raw = {key: trainer.predict(encoded[split], metric_key_prefix=key) for key, split in keys.items()}
+
+    def documents(key: str, inverse: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        logits = logits_of(raw[key].predictions)
+        scaled = logits if inverse is None else np.asarray(logits, dtype=np.float64) * inverse
+        return per_document(scaled, raw[key].label_ids, chunk_aggregate, suite.task)
+
     final = FinalEvaluation()
+    if calibration != "none" and suite.task != REGRESSION and "eval" in raw:
+        final.temperature = _fit_temperature(documents, suite)
+    inverse = None if final.temperature is None else 1 / final.temperature.values
+    outputs = {key: PredictionOutput(*documents(key, inverse), raw[key].metrics) for key in raw}
+    if final.temperature is not None:
+        final.calibration = _calibration_record(final.temperature, documents, outputs, suite)
+        final.uncalibrated_bins = {key: reliability_bins(*documents(key), suite.task) for key in outputs}
+    if "eval" in outputs:
+        final.conformal = _conformal_record(outputs, suite)
     if tune:
         final.thresholds = _tune_on_validation(suite, primary, outputs["eval"])
     for key, output in outputs.items():
@@ -87,9 +123,102 @@ def evaluate_splits(
             for name, value in output.metrics.items()
             if name.removeprefix(f"{key}_") in TRAINER_FIGURES
         }
+        if inverse is not None and "loss" in trainer_figures:  # the saved (calibrated) model's loss, not the raw one's
+            trainer_figures["loss"] = _training_loss(trainer, raw[key], inverse, suite.task)
         final.reports[key] = report
         final.records[key] = {**report.to_dict(), **trainer_figures}
+    if suite.task != REGRESSION and outputs:
+        detail = "test" if "test" in outputs else "eval"
+        final.abstention = {
+            "split": RECORD_SPLITS[detail],
+            **abstention_report(suite, outputs[detail].predictions, outputs[detail].label_ids, final.threshold_values),
+        }
     return final
+
+
+def _training_loss(trainer: Any, output: Any, inverse: np.ndarray, task: str) -> float:
+    """The loss Trainer reports (the model's own, or the class-weighted one), of the logits scaled by 1/T: what the
+    saved model scores. Chunked splits: over their windows, as Trainer computed it."""
+    import torch
+    from torch.nn import functional
+
+    logits = torch.as_tensor(np.asarray(logits_of(output.predictions), dtype=np.float64) * inverse).float()
+    labels = torch.as_tensor(
+        np.asarray(output.label_ids[0] if isinstance(output.label_ids, tuple) else output.label_ids)
+    )
+    weights = getattr(trainer, "loss_weights", None)
+    if weights is not None:
+        return float(weights.loss(logits, labels))
+    if task == MULTI_LABEL:
+        return float(functional.binary_cross_entropy_with_logits(logits, labels.float()))
+    return float(functional.cross_entropy(logits, labels.long().view(-1)))
+
+
+def _fit_temperature(documents: Any, suite: MetricSuite) -> Temperature:
+    """The temperature(s) minimising validation NLL, logged with how much they change the scores."""
+    _, labels = documents("eval")
+    values = fit_temperature(lambda inverse: documents("eval", inverse)[0], labels, suite.task, suite.num_labels)
+    temperature = Temperature(values, rows=len(labels))
+    shown = f"{values[0]:.3f}" if len(values) == 1 else f"{values.min():.3f}-{values.max():.3f} over labels"
+    logger.info("Calibration: temperature %s fitted on %d validation rows", shown, len(labels))
+    return temperature
+
+
+def _calibration_record(
+    temperature: Temperature, documents: Any, outputs: dict[str, PredictionOutput], suite: MetricSuite
+) -> dict[str, Any]:
+    """metrics.json's `calibration`: what was fitted, on what, and ECE / log loss / Brier before and after."""
+    record: dict[str, Any] = {
+        "method": "temperature",
+        "temperature": temperature.to_json(suite.labels, suite.task),
+        "fitted_on": {"split": temperature.split, "rows": temperature.rows},
+    }
+    for key, output in outputs.items():
+        before = calibration_figures(*documents(key), suite.task, suite.labels)
+        after = calibration_figures(output.predictions, output.label_ids, suite.task, suite.labels)
+        record[key] = {"before": before, "after": after}
+        logger.info(
+            "Calibration on %s: ECE %.4f -> %.4f, log loss %.4f -> %.4f",
+            RECORD_SPLITS.get(key, key),
+            before["ece"],
+            after["ece"],
+            before["log_loss"],
+            after["log_loss"],
+        )
+    return record
+
+
+def _conformal_record(outputs: dict[str, PredictionOutput], suite: MetricSuite) -> dict[str, Any]:
+    """The conformal quantiles of validation's (calibrated) scores, and their coverage on every other split."""
+    validation = outputs["eval"]
+    scores = nonconformity(suite.scores(validation.predictions), validation.label_ids, suite.task)
+    record = conformal_settings(scores, suite.task)
+    for key, output in outputs.items():
+        if key == "eval":
+            continue
+        record[key] = {
+            f"{level}": coverage_report(
+                suite.scores(output.predictions),
+                output.label_ids,
+                suite.task,
+                record["quantiles"][level_key(level)],
+                level_key(level),
+            )
+            for level in REPORTED_COVERAGES
+        }
+    return record
+
+
+def abstention_report(
+    suite: MetricSuite, logits: np.ndarray, labels: np.ndarray, thresholds: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Risk-coverage of these predictions: accuracy (multi-label: exact match) when only the most confident
+    texts are answered, and the --min-confidence that answers each share."""
+    scores = suite.scores(logits)
+    decisions = suite.decisions(scores, thresholds)
+    references = suite.prepare_references(labels)
+    correct = (decisions == references).all(axis=1) if suite.task == MULTI_LABEL else decisions == references
+    return risk_coverage(confidence(scores, decisions, suite.task), correct)
 
 
 def extra_splits(encoded: Any) -> dict[str, str]:
@@ -120,11 +249,22 @@ def write_plots(folder: Path, final: FinalEvaluation, suite: MetricSuite) -> dic
     if suite.task == REGRESSION or not final.reports:
         return None
     key = "test" if "test" in final.reports else "eval"
-    return plot_report(final.reports[key], suite.labels, folder, RECORD_SPLITS[key])
+    before = None
+    if final.calibration is not None and key in final.uncalibrated_bins:
+        before = (final.uncalibrated_bins[key], final.calibration[key]["before"]["ece"])
+    return plot_report(final.reports[key], suite.labels, folder, RECORD_SPLITS[key], before)
 
 
-def plot_report(report: EvaluationReport, labels: Sequence[str], folder: Path, split: str) -> dict[str, str]:
-    """Draw the confusion matrix (up to MAX_PLOTTED_LABELS labels) and the reliability diagram; {kind: file}."""
+def plot_report(
+    report: EvaluationReport,
+    labels: Sequence[str],
+    folder: Path,
+    split: str,
+    uncalibrated: tuple[list[dict[str, float]], float] | None = None,
+) -> dict[str, str]:
+    """Draw the confusion matrix (up to MAX_PLOTTED_LABELS labels) and the reliability diagram; {kind: file}.
+
+    `uncalibrated`: (bins, ECE) of the scores before calibration, drawn beside the calibrated ones."""
     plots = {"split": split}
     if len(labels) > MAX_PLOTTED_LABELS:
         logger.warning(
@@ -137,8 +277,14 @@ def plot_report(report: EvaluationReport, labels: Sequence[str], folder: Path, s
         title = f"Confusion matrix ({split})"
         plot_confusion_matrix(report.confusion_matrix, labels, folder / CONFUSION_MATRIX_PNG, title)
         plots["confusion_matrix"] = CONFUSION_MATRIX_PNG
+    before, before_ece = uncalibrated if uncalibrated is not None else (None, None)
     plot_reliability(
-        report.calibration or [], folder / CALIBRATION_PNG, f"Reliability ({split})", report.metrics.get("ece")
+        report.calibration or [],
+        folder / CALIBRATION_PNG,
+        f"Reliability ({split})",
+        report.metrics.get("ece"),
+        before=before,
+        before_ece=before_ece,
     )
     return {**plots, "calibration": CALIBRATION_PNG}
 
@@ -159,6 +305,10 @@ class FolderEvaluation:
     thresholds: dict[str, float]
     intervals: dict[str, dict[str, float]]
     bootstrap: dict[str, Any] | None
+    abstention: dict[str, Any] | None = None
+    """Risk-coverage of the file (classification): accuracy at 100/90/80/50% answered, --min-confidence each."""
+    conformal: dict[str, Any] | None = None
+    """With --coverage: the level used, the empirical coverage and the mean set size (interval width)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +321,8 @@ class FolderEvaluation:
             **self.report.to_dict(),
             "confidence_intervals": self.intervals,
             "bootstrap": self.bootstrap,
+            **({"abstention": self.abstention} if self.abstention is not None else {}),
+            **({"conformal": self.conformal} if self.conformal is not None else {}),
         }
 
 
@@ -188,8 +340,12 @@ def evaluate_folder(
     batch_size: int = 32,
     trust_remote_code: bool = False,
     encoding: str = "utf-8",
+    coverage: float | None = None,
 ) -> FolderEvaluation:
-    """Score a trained folder (plain or adapter) on a labelled file with the suite; optional bootstrap CIs."""
+    """Score a trained folder (plain or adapter) on a labelled file with the suite; optional bootstrap CIs.
+
+    Classification also gets its risk-coverage report; with `coverage`, the empirical coverage of the folder's
+    conformal sets (intervals) at that level and their mean size (width)."""
     if batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, not {batch_size}.")
     if bootstrap < 0:
@@ -198,6 +354,7 @@ def evaluate_folder(
         raise UserInputError(f"--confidence must be between 0 and 1 (e.g. 0.95), not {confidence}.")
     classifier = load_classifier(model_dir)
     settings = PackageSettings.read(classifier.model)
+    level = resolve_level(coverage, settings.conformal, str(model_dir)) if coverage is not None else None
     task = classifier.task
     schema = LabelSchema(task, [] if task == REGRESSION else classifier.labels)
     data = read_labelled(file, schema, text_column, text_pair_column, label_column, settings.label_separator, encoding)
@@ -214,7 +371,7 @@ def evaluate_folder(
         found = bootstrap_intervals(suite, logits, data.labels, targets, bootstrap, confidence, seed)
         intervals = {name: interval.to_dict() for name, interval in found.items()}
         settings_record = {"resamples": bootstrap, "confidence": confidence, "seed": seed, "method": "percentile"}
-    return FolderEvaluation(
+    result = FolderEvaluation(
         str(model_dir),
         str(file),
         task,
@@ -225,3 +382,10 @@ def evaluate_folder(
         intervals,
         settings_record,
     )
+    if task != REGRESSION:
+        result.abstention = abstention_report(suite, logits, data.labels)
+    if level is not None:
+        key, quantile = level
+        outputs = suite.scores(logits)
+        result.conformal = {"coverage_target": coverage, **coverage_report(outputs, data.labels, task, quantile, key)}
+    return result

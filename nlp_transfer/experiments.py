@@ -517,6 +517,9 @@ def cell_row(cell: GridCell, record: RunRecord, wall_s: float | None = None) -> 
     row["splits"] = ";".join(keys)
     for key in keys:
         row.update({f"{key}_{name}": value for name, value in record.results(key).items()})
+        # The cell's scores are calibrated (the metrics above); the raw model's, for the strategy's own calibration.
+        before = ((record.calibration or {}).get(key) or {}).get("before") or {}
+        row.update({f"{key}_{name}_uncalibrated": before[name] for name in ("ece", "log_loss") if name in before})
     return row
 
 

@@ -146,6 +146,20 @@ def _details(record: RunRecord) -> dict[str, Any]:
         "per_class_rows": _per_class_rows(evaluated),
         "undefined": evaluated.get("undefined") or {},
         "ece": evaluated.get("ece"),
+        **_calibration(record),
+    }
+
+
+def _calibration(record: RunRecord) -> dict[str, Any]:
+    """The temperature folded into the weights, and the ECE it changed, on the detail split."""
+    calibration = record.calibration or {}
+    figures = calibration.get(record.detail_split) or {}
+    temperature = calibration.get("temperature")
+    return {
+        "temperature": temperature if isinstance(temperature, (int, float)) else None,
+        "temperatures": temperature if isinstance(temperature, dict) else None,
+        "ece_before": (figures.get("before") or {}).get("ece"),
+        "calibration_rows": (calibration.get("fitted_on") or {}).get("rows"),
     }
 
 

@@ -8,6 +8,7 @@ softmax for single-label, sigmoid per label for multi-label, the raw value for r
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
+from nlp_transfer.conformal import confidence, intervals, prediction_sets, resolve_level
 from nlp_transfer.data import longest_first, resolve_max_length
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.heads import register_heads
@@ -27,6 +29,8 @@ from nlp_transfer.onnx_runtime import OnnxSequenceClassifier
 from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
+
+logger = logging.getLogger(__name__)
 
 
 def task_of(config: Any) -> str:
@@ -54,6 +58,8 @@ class Classifier:
     chunk_stride: int = 0
     chunk_aggregate: str = "mean"
     """With long_text chunk: the tokens windows share, and how a text's window logits become its logits."""
+    conformal: dict[str, Any] | None = None
+    """The conformal quantiles saved at training time (nlp_transfer.conformal), for `coverage`."""
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any) -> Classifier:
@@ -70,6 +76,7 @@ class Classifier:
             settings.long_text or "truncate-head",
             settings.chunk_stride or 0,
             settings.chunk_aggregate or "mean",
+            settings.conformal,
         )
 
     @property
@@ -139,15 +146,48 @@ class Classifier:
         return self.tokenizer.pad(columns, return_tensors="pt")
 
     def predict(
-        self, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32
+        self,
+        texts: Sequence[str],
+        text_pairs: Sequence[str] | None = None,
+        batch_size: int = 32,
+        coverage: float | None = None,
+        min_confidence: float | None = None,
     ) -> list[dict[str, Any]]:
-        """single-label: {label, score, scores}; multi-label: {labels, scores}; regression: {label, score}."""
+        """single-label: {label, score, scores}; multi-label: {labels, scores}; regression: {label, score}.
+
+        `coverage` (e.g. 0.9) adds the conformal set: `label_set` (labels by score) and `set_size`, which hold the
+        true label (multi-label: all true labels) for at least that share of texts; regression gets `interval`.
+        `min_confidence` marks a text whose decision is less sure than that (`conformal.confidence`) as
+        `abstained`, its label(s) None, instead of guessing.
+        """
+        level = self._coverage_level(coverage)
+        if min_confidence is not None:
+            self._check_min_confidence(min_confidence)
         logits = self.logits(texts, text_pairs, batch_size)
-        labels = self.labels
         if self.task == REGRESSION:
-            return [{"label": labels[0], "score": float(row[0])} for row in logits]
+            return self._regression(logits, level)
         probabilities = probabilities_from_logits(logits, self.task)
-        decisions = decide(probabilities, self.task, threshold_vector(labels, self.thresholds, self.task))
+        decisions = decide(probabilities, self.task, threshold_vector(self.labels, self.thresholds, self.task))
+        predictions = self._decided(probabilities, decisions)
+        if level is not None:
+            members = prediction_sets(probabilities, level[1], self.task)
+            for prediction, row, member in zip(predictions, probabilities, members):
+                chosen = [int(i) for i in np.argsort(-row, kind="stable") if member[i]]
+                prediction.update(
+                    label_set=[self.labels[i] for i in chosen], set_size=len(chosen), coverage=float(level[0])
+                )
+        if min_confidence is not None:
+            key = "labels" if self.task == MULTI_LABEL else "label"
+            for prediction, sure in zip(predictions, confidence(probabilities, decisions, self.task)):
+                prediction["confidence"] = float(sure)
+                prediction["abstained"] = bool(sure < min_confidence)
+                if prediction["abstained"]:
+                    prediction[key] = None
+        return predictions
+
+    def _decided(self, probabilities: np.ndarray, decisions: np.ndarray) -> list[dict[str, Any]]:
+        """The label(s) decided and every label's probability, per text."""
+        labels = self.labels
         if self.task == MULTI_LABEL:
             return [
                 {
@@ -164,6 +204,43 @@ class Classifier:
             }
             for row, chosen in zip(probabilities, decisions)
         ]
+
+    def _regression(self, logits: np.ndarray, level: tuple[str, float | None] | None) -> list[dict[str, Any]]:
+        """The predicted value per text; with a coverage level, its conformal interval ([low, high], None unbounded)."""
+        predictions = [{"label": self.labels[0], "score": float(row[0])} for row in logits]
+        if level is not None:
+            low, high = intervals(logits[:, 0], level[1])
+            for prediction, lower, upper in zip(predictions, low, high):
+                prediction.update(interval=[_finite(lower), _finite(upper)], coverage=float(level[0]))
+        return predictions
+
+    def _coverage_level(self, coverage: float | None) -> tuple[str, float | None] | None:
+        """(level, quantile) for `coverage`, refused for a folder without conformal quantiles."""
+        if coverage is None:
+            return None
+        key, quantile = resolve_level(coverage, self.conformal, "This classifier")
+        if quantile is None:
+            logger.warning(
+                "--coverage %s: the %d held-out rows this folder was calibrated on are too few to guarantee it; "
+                "every label is in every set (an unbounded interval for regression).",
+                key,
+                self.conformal.get("rows", 0),
+            )
+        return key, quantile
+
+    def _check_min_confidence(self, value: float) -> None:
+        if self.task == REGRESSION:
+            raise UserInputError(
+                "--min-confidence needs class probabilities; this is a regression model. Use --coverage for an "
+                "interval around each prediction instead."
+            )
+        if not 0 <= value <= 1:
+            raise UserInputError(f"--min-confidence is a probability between 0 and 1 (e.g. 0.8), not {value}.")
+
+
+def _finite(value: float) -> float | None:
+    """A bound of an interval for JSON: None where it is unbounded."""
+    return float(value) if np.isfinite(value) else None
 
 
 def load_adapter_model(path: Path) -> Any:
@@ -285,7 +362,12 @@ def _download(repo_id: str) -> Path:
 
 
 def predict(
-    model_dir: str | Path, texts: Sequence[str], text_pairs: Sequence[str] | None = None, batch_size: int = 32
+    model_dir: str | Path,
+    texts: Sequence[str],
+    text_pairs: Sequence[str] | None = None,
+    batch_size: int = 32,
+    coverage: float | None = None,
+    min_confidence: float | None = None,
 ) -> list[dict[str, Any]]:
-    """One-shot helper: load the classifier in `model_dir` and predict `texts`."""
-    return load_classifier(model_dir).predict(texts, text_pairs, batch_size)
+    """One-shot helper: load the classifier in `model_dir` and predict `texts` (see `Classifier.predict`)."""
+    return load_classifier(model_dir).predict(texts, text_pairs, batch_size, coverage, min_confidence)

@@ -34,6 +34,9 @@ ABSENT_WHEN_NONE = (
     "learning_curve",
     "training_cost",
     "long_text",
+    "calibration",
+    "conformal",
+    "abstention",
 )
 # Keys inside one of the record's dicts that are likewise absent when None.
 NESTED_ABSENT_WHEN_NONE = {
@@ -152,6 +155,15 @@ class RunRecord:
     train_label_counts: dict[str, int] | None = None
     class_weights: dict[str, Any] | None = None
     decision_thresholds: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    """The temperature fitted on validation (folded into the saved weights), the rows it came from, and each
+    split's ECE / log loss / Brier / accuracy before and after it; absent with --calibration none."""
+    conformal: dict[str, Any] | None = None
+    """The conformal quantiles saved with the model (score, rows, quantile per coverage level) and, per split
+    other than validation, the empirical coverage and mean set size (interval width) at 0.8 and 0.9."""
+    abstention: dict[str, Any] | None = None
+    """Risk-coverage of test (else validation): accuracy when only the most confident 100/90/80/50% of texts are
+    answered, the --min-confidence for each, and the area under the risk-coverage curve."""
     test: dict[str, Any] | None = None
     """The test split, like `eval`, when one was given."""
     eval_files: dict[str, dict[str, Any]] | None = None

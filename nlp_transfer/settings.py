@@ -34,6 +34,11 @@ class PackageSettings:
     """In a folder written by `nlp-transfer export`: the ONNX graph `load_classifier` runs (fp32 or int8)."""
     thresholds: dict[str, float] = field(default_factory=dict)
     """Tuned decision thresholds (label name -> probability); empty means argmax / 0.5."""
+    calibration: dict[str, Any] | None = None
+    """The temperature fitted after training: {method, temperature, rows}. For the reader only: it is already
+    folded into the output layer's weights, so no loader applies it again. None: raw scores."""
+    conformal: dict[str, Any] | None = None
+    """What `predict --coverage` needs (nlp_transfer.conformal): {score, rows, quantiles: {level: q}}."""
 
     @classmethod
     def read(cls, model_or_config: Any) -> PackageSettings:
@@ -57,7 +62,7 @@ class PackageSettings:
         values = asdict(self)
         if not values["thresholds"]:
             del values["thresholds"]  # as before: the key appears only when thresholds were tuned
-        for name in ("long_text", "chunk_stride", "chunk_aggregate", "onnx_file"):
+        for name in ("long_text", "chunk_stride", "chunk_aggregate", "onnx_file", "calibration", "conformal"):
             if values[name] is None:
                 del values[name]  # absent unless set: a folder written before the option reads as truncate-head
         return values

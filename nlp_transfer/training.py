@@ -25,6 +25,7 @@ from typing import Any, get_args
 
 from transformers import set_seed
 
+from nlp_transfer.calibration import CALIBRATION_PROBE, fold_temperature
 from nlp_transfer.callbacks import GradualUnfreezeCallback
 from nlp_transfer.checkpoints import (
     Checkpoint,
@@ -440,6 +441,7 @@ def evaluate(plan: RunPlan, run_data: RunData, trained: TrainedModel) -> FinalEv
         run_data.primary,
         tune=plan.config.evaluation.tune_threshold,
         chunk_aggregate=plan.config.data.chunk_aggregate,
+        calibration=plan.config.evaluation.calibration,
     )
 
 
@@ -455,6 +457,7 @@ def write_folder(
     """Model, tokenizer and settings into the staging folder; on the main process the record, card, plots."""
     config = plan.config
     run_model.settings.thresholds = final.threshold_values
+    _calibrate_model(trained, run_data, run_model.settings, final)
     save_model(trained.trainer, staging, run_model.settings, run_model.prepared.is_adapter, config.strategy.merge_lora)
     record = build_record(plan, run_data, run_model, trained, final)
     if not is_main:
@@ -474,6 +477,25 @@ def write_folder(
         license=config.training.license,
     )
     return record
+
+
+def _calibrate_model(
+    trained: TrainedModel, run_data: RunData, settings: PackageSettings, final: FinalEvaluation
+) -> None:
+    """Fold the fitted temperature into the model's output layer and keep what prediction needs in its settings.
+
+    Folded into the weights, the temperature reaches every loader (pipeline, load_classifier, ONNX, peft)."""
+    if final.temperature is not None:
+        probe = run_data.tokenizer(list(CALIBRATION_PROBE), return_tensors="pt", padding=True)
+        layer = fold_temperature(trained.trainer.model, final.temperature.values, dict(probe))
+        settings.calibration = {
+            "method": "temperature",
+            "temperature": final.calibration["temperature"],
+            "rows": final.temperature.rows,
+            "folded_into": layer,
+        }
+    if final.conformal is not None:
+        settings.conformal = {key: final.conformal[key] for key in ("score", "rows", "quantiles")}
 
 
 def finish(plan: RunPlan, record: RunRecord, is_main: bool) -> FineTuneResult:
@@ -585,6 +607,9 @@ def build_record(
         else None,
         class_weights=run_data.loss_weights.to_dict() if run_data.loss_weights is not None else None,
         decision_thresholds=final.thresholds,
+        calibration=final.calibration,
+        conformal=final.conformal,
+        abstention=final.abstention,
         max_length=run_data.max_length,
         long_text=run_data.text_lengths,
         adapter=prepared.is_adapter,

@@ -386,6 +386,10 @@ def test_compare_trains_a_tiny_grid_through_the_cli(
     records = {row["cell"]: RunRecord.load(tmp_path / "grid" / "cells" / row["cell"]) for row in runs}
     for row in runs:
         assert row["eval_accuracy"] == records[row["cell"]].eval["accuracy"]
+        # Each cell's calibrated ECE and log loss, and its raw model's beside them: which strategy calibrates.
+        before = records[row["cell"]].calibration["eval"]["before"]
+        assert row["eval_ece"] == records[row["cell"]].eval["ece"]
+        assert (row["eval_ece_uncalibrated"], row["eval_log_loss_uncalibrated"]) == (before["ece"], before["log_loss"])
         assert row["optimizer_steps"] == records[row["cell"]].optimizer_steps > 0
         curve = records[row["cell"]].learning_curve
         assert curve and curve[-1]["step"] == row["optimizer_steps"]

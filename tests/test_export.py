@@ -94,6 +94,13 @@ def test_the_graph_scores_like_pytorch_and_loads_like_the_trained_folder(
     ours, theirs = onnx_classifier.predict(texts), original.predict(texts)
     assert [p["label"] for p in ours] == [p["label"] for p in theirs]
     assert [p["score"] for p in ours] == pytest.approx([p["score"] for p in theirs], abs=1e-5)
+    # The scores compared are the calibrated ones (the temperature is in the weights the graph was traced from),
+    # and the conformal quantiles travel with the graph.
+    assert json.loads((trained / "metrics.json").read_text(encoding="utf-8"))["calibration"]["method"] == "temperature"
+    assert onnx_classifier.conformal == original.conformal and original.conformal["quantiles"]
+    unseen = ["works well enough", "quite bad, broke", LONG + " but it broke"]  # validation's own texts sit on a bar
+    ours, theirs = onnx_classifier.predict(unseen, coverage=0.8), original.predict(unseen, coverage=0.8)
+    assert [p["label_set"] for p in ours] == [p["label_set"] for p in theirs]
     ours, theirs = (evaluate_folder(path, str(data["validation"])).report.metrics for path in (folder, trained))
     assert ours.keys() == theirs.keys()
     assert all(ours[k] == pytest.approx(theirs[k], abs=1e-6, nan_ok=True) for k in ours)

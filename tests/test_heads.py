@@ -312,7 +312,7 @@ def test_an_adapter_folder_of_any_pooling_reloads_identically(
     via_pipeline = pipeline_logits(
         AutoModelForSequenceClassification.from_pretrained(merged), AutoTokenizer.from_pretrained(merged)
     )
-    np.testing.assert_allclose(via_pipeline, reference, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(via_pipeline, reference, atol=1e-5, rtol=1e-6)  # fp32: logits scaled by 1/T
 
 
 def test_the_card_of_a_pooled_model_says_to_import_nlp_transfer(pooled_runs: dict[tuple[str, str], Path]) -> None:

@@ -41,6 +41,10 @@ LAYERS: list[set[str]] = [
         # long_text: pure functions over token ids and logit arrays (it imports only tasks and errors), so the
         # options check its modes and the metrics aggregate chunks with it.
         "long_text",
+        # calibration and conformal: statistics over logits and scores (and the temperature's folding into an
+        # output layer), read by evaluation, prediction and training alike.
+        "calibration",
+        "conformal",
         "config",
         "metrics",
         "layers",

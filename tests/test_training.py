@@ -111,13 +111,17 @@ def test_config_json_records_label_names_and_problem_type(sentiment_run: dict[st
     assert config["label2id"] == {"negative": 0, "positive": 1}
     assert config["problem_type"] == "single_label_classification"
     assert config["architectures"] == ["BertForSequenceClassification"]
-    assert config["nlp_transfer"] == {
+    settings = dict(config["nlp_transfer"])
+    calibration, conformal = settings.pop("calibration"), settings.pop("conformal")
+    assert settings == {
         "version": "0.1.0",
         "max_length": 128,
         "long_text": "truncate-head",
         "primary_metric": "accuracy",
         "label_separator": None,
     }
+    assert calibration.keys() == {"method", "temperature", "rows", "folded_into"} and calibration["rows"] == 8
+    assert conformal.keys() == {"score", "rows", "quantiles"} and conformal["rows"] == 8
 
 
 def test_metrics_json_records_the_run(sentiment_run: dict[str, Any]) -> None:
@@ -508,7 +512,9 @@ def test_gradient_accumulation_makes_the_same_update_as_one_big_batch(
         "validation": write_csv(tmp_path / "data" / "validation.csv", sentiment_rows(4)),
     }
     # One optimizer step of plain SGD in both runs: the weights differ only if the gradients do.
+    # Uncalibrated: each run would fold its own temperature into the classifier weights compared here.
     common = {"optim": "sgd", "learning_rate": 0.5, "warmup_steps": 0, "weight_decay": 0.0, "seed": 3}
+    common["calibration"] = "none"
     if class_weights:
         common["class_weights"] = class_weights  # equal weights: the package's own loss, same value
     _run(model, files, tmp_path / "big", per_device_train_batch_size=16, **common)

@@ -51,23 +51,37 @@ def plot_confusion_matrix(confusion: Any, labels: Sequence[str], path: Path, tit
     return path
 
 
-def plot_reliability(bins: Sequence[dict[str, float]], path: Path, title: str, ece: float | None = None) -> Path:
-    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration."""
+def plot_reliability(
+    bins: Sequence[dict[str, float]],
+    path: Path,
+    title: str,
+    ece: float | None = None,
+    before: Sequence[dict[str, float]] | None = None,
+    before_ece: float | None = None,
+) -> Path:
+    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration.
+
+    `before`: the bins of the raw (uncalibrated) scores, drawn as a line beside the calibrated bars.
+    """
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(5, 5))
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     if bins:
         centers = [(row["lower"] + row["upper"]) / 2 for row in bins]
         widths = [row["upper"] - row["lower"] for row in bins]
-        axes.bar(
-            centers, [row["accuracy"] for row in bins], width=widths, edgecolor="black", alpha=0.7, label="observed"
-        )
+        observed = "calibrated" if before is not None else "observed"
+        axes.bar(centers, [row["accuracy"] for row in bins], width=widths, edgecolor="black", alpha=0.7, label=observed)
         axes.plot(
             [row["confidence"] for row in bins],
             [row["accuracy"] for row in bins],
             "o",
             color="darkred",
             label="mean confidence",
+        )
+    if before:
+        raw = "before calibration" if before_ece is None else f"before calibration (ECE {before_ece:.3f})"
+        axes.plot(
+            [row["confidence"] for row in before], [row["accuracy"] for row in before], "s-", color="orange", label=raw
         )
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
