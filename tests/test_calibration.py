@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -410,3 +411,20 @@ def test_separable_validation_rows_keep_the_raw_scores(caplog: pytest.LogCapture
 def test_an_unknown_calibration_method_is_refused() -> None:
     with pytest.raises(UserInputError, match=r"'calibration' .* invalid value 'platt'; choose one of \['temperature'"):
         RunConfig.from_dict({"output_dir": "runs/x", "calibration": "platt"}).validate()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["predict", "--text", "hi", "--coverage", "90"], "--coverage must be between 0 and 1 .e.g. 0.9 for sets"),
+        (["predict", "--text", "hi", "--coverage", "nan"], "--coverage must be between 0 and 1"),
+        (["predict", "--text", "hi", "--min-confidence", "1.5"], "--min-confidence must be between 0 and 1"),
+        (["evaluate", "--file", "x.csv", "--coverage", "1"], "--coverage must be between 0 and 1"),
+    ],
+)
+def test_a_share_out_of_range_is_refused_before_the_model_loads(
+    arguments: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main([arguments[0], "--model", str(tmp_path / "no-such-folder"), *arguments[1:]]) == 2
+    error = capsys.readouterr().err
+    assert re.search(message, error) and "no-such-folder" not in error  # before the folder is even looked at
