@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from transformers.trainer_utils import PredictionOutput
 
-from nlp_transfer.calibration import Temperature, calibration_figures, fit_temperature, reliability_bins
+from nlp_transfer.calibration import MIN_ROWS, Temperature, calibration_figures, fit_temperature, reliability_bins
 from nlp_transfer.conformal import (
     REPORTED_COVERAGES,
     confidence,
@@ -105,8 +105,14 @@ def evaluate_splits(
         return per_document(scaled, raw[key].label_ids, chunk_aggregate, suite.task)
 
     final = FinalEvaluation()
-    if calibration != "none" and suite.task != REGRESSION and "eval" in raw:
-        final.temperature = _fit_temperature(documents, suite)
+    rows = len(documents("eval")[1]) if "eval" in raw else 0
+    if calibration != "none" and suite.task != REGRESSION and rows:
+        if rows >= MIN_ROWS:
+            final.temperature = _fit_temperature(documents, suite)
+        else:
+            reason = f"{rows} validation rows are too few to fit a temperature ({MIN_ROWS} needed): scores left raw"
+            logger.warning("Calibration: %s; give a --validation-file or use 'nlp-transfer calibrate'.", reason)
+            final.calibration = {"method": "none", "reason": reason}
     inverse = None if final.temperature is None else 1 / final.temperature.values
     outputs = {key: PredictionOutput(*documents(key, inverse), raw[key].metrics) for key in raw}
     if final.temperature is not None:

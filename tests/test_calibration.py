@@ -428,3 +428,104 @@ def test_a_share_out_of_range_is_refused_before_the_model_loads(
     assert main([arguments[0], "--model", str(tmp_path / "no-such-folder"), *arguments[1:]]) == 2
     error = capsys.readouterr().err
     assert re.search(message, error) and "no-such-folder" not in error  # before the folder is even looked at
+
+
+# ------------------------------------------------------------------------------ nlp-transfer calibrate
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_calibrate_writes_a_new_folder_whose_logits_are_the_old_ones_over_the_new_temperature(
+    runs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = runs["calibrated"]
+    weights = _file_digest(source / "model.safetensors")
+    out = tmp_path / "recalibrated"
+    fit_on = str(runs["files"]["validation"])
+    assert main(["calibrate", "--model", str(source), "--file", fit_on, "--output-dir", str(out)]) == 0
+    assert f"Calibrated on 24 rows of {fit_on}" in capsys.readouterr().out
+    assert _file_digest(source / "model.safetensors") == weights  # the original folder is not changed
+    report = json.loads((out / "calibration_report.json").read_text(encoding="utf-8"))
+    previous = _metrics(source)["calibration"]["temperature"]
+    assert report["previous_temperature"] == previous and report["rows"] == 24
+    old, new = load_classifier(source, "cpu"), load_classifier(out, "cpu")
+    np.testing.assert_allclose(
+        new.logits(runs["texts"]), old.logits(runs["texts"]) / report["temperature"], rtol=1e-4, atol=1e-5
+    )
+    assert [p["label"] for p in new.predict(runs["texts"])] == [p["label"] for p in old.predict(runs["texts"])]
+    settings = PackageSettings.read(new.model)
+    assert settings.calibration["temperature"] == pytest.approx(previous * report["temperature"], rel=1e-5)
+    assert settings.conformal["rows"] == 24 and settings.conformal["fitted_on"] == fit_on
+    assert {"README.md", "metrics.json", "tokenizer.json", ".nlp-transfer.json"} <= {p.name for p in out.iterdir()}
+
+
+def test_calibrate_gives_a_folder_from_before_calibration_its_quantiles_and_none_keeps_its_scores(
+    runs: dict[str, Any], tmp_path: Path
+) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(runs["raw"], old, ignore=shutil.ignore_patterns(".nlp-transfer.json"))
+    config = json.loads((old / "config.json").read_text(encoding="utf-8"))
+    del config["nlp_transfer"]["conformal"]
+    (old / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    out = tmp_path / "with-sets"
+    arguments = ["calibrate", "--model", str(old), "--file", str(runs["files"]["validation"]), "--output-dir", str(out)]
+    assert main([*arguments, "--calibration", "none"]) == 0
+    before, after = load_classifier(old, "cpu"), load_classifier(out, "cpu")
+    np.testing.assert_array_equal(after.logits(runs["texts"]), before.logits(runs["texts"]))
+    assert PackageSettings.read(after.model).calibration is None
+    assert all("label_set" in p for p in after.predict(runs["texts"], coverage=0.8))
+
+
+def test_calibrate_refuses_too_few_rows_and_an_output_folder_holding_its_inputs(
+    runs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    few = write_csv(tmp_path / "few.csv", sentiment_rows(5))
+    arguments = ["calibrate", "--model", str(runs["calibrated"]), "--output-dir", str(tmp_path / "out")]
+    assert main([*arguments, "--file", str(few)]) == 2
+    assert "has 10 labelled rows; calibrating needs at least 20" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "out").exists()
+    inside = write_csv(tmp_path / "here" / "fit.csv", sentiment_rows(12))
+    command = ["calibrate", "--model", str(runs["calibrated"]), "--file", str(inside), "--output-dir"]
+    assert main([*command, str(tmp_path / "here"), "--overwrite-output-dir"]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "--file" in error and str(inside) in error and inside.is_file()
+
+
+def test_calibrate_a_lora_folder_keeps_the_adapter_and_its_merged_copy_in_step(
+    tiny_checkpoint: Path, runs: dict[str, Any], tmp_path: Path
+) -> None:
+    trained = _train(tiny_checkpoint, runs["files"], tmp_path / "lora", strategy="lora", merge_lora=True)
+    out = tmp_path / "lora-recalibrated"
+    fit_on = str(runs["files"]["validation"])
+    assert main(["calibrate", "--model", str(trained), "--file", fit_on, "--output-dir", str(out)]) == 0
+    report = json.loads((out / "calibration_report.json").read_text(encoding="utf-8"))
+    assert (out / "adapter_config.json").is_file() and (out / "merged" / "model.safetensors").is_file()
+    old, new, merged = (load_classifier(path, "cpu") for path in (trained, out, out / "merged"))
+    expected = old.logits(runs["texts"]) / report["temperature"]
+    np.testing.assert_allclose(new.logits(runs["texts"]), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(merged.logits(runs["texts"]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_too_few_validation_rows_fit_no_temperature(
+    tiny_checkpoint: Path, runs: dict[str, Any], tmp_path: Path
+) -> None:
+    files = {**runs["files"], "validation": write_csv(tmp_path / "few.csv", sentiment_rows(9))}  # 18 rows
+    folder = _train(tiny_checkpoint, files, tmp_path / "out")
+    assert _metrics(folder)["calibration"] == {
+        "method": "none",
+        "reason": "18 validation rows are too few to fit a temperature (20 needed): scores left raw",
+    }
+    assert PackageSettings.read(load_classifier(folder, "cpu").model).calibration is None
+
+
+def test_rows_all_decided_right_fit_no_temperature_however_near_the_bound_the_search_stops() -> None:
+    """7 rows of AG News, all right but one barely, asked for T = 0.07: separable rows say nothing about T."""
+    logits = np.array([[3.0, 0, 0, 0], [0, 2.5, 0, 0], [0, 0, 0.2, 0.1], [0, 0, 0, 4.0]] * 2)[:7]
+    labels = np.array([0, 1, 2, 3, 0, 1, 2])
+    assert fit_temperature(lambda inverse: logits * inverse, labels, "single_label", 4).tolist() == [1.0]

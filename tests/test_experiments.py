@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_csv
+from conftest import sentiment_rows, write_csv
 
 from nlp_transfer.cli import main
 from nlp_transfer.config import DataArguments, RunConfig
@@ -360,10 +360,11 @@ def test_tables_hold_every_run_and_the_aggregate(tmp_path: Path) -> None:
 def test_compare_trains_a_tiny_grid_through_the_cli(
     tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path], capsys: pytest.CaptureFixture
 ) -> None:
+    validation = write_csv(tmp_path / "validation.csv", sentiment_rows(12))  # 24 rows: enough for a temperature
     spec = {
         "model": str(tiny_checkpoint),
         "train_file": str(sentiment_files["train"]),
-        "validation_file": str(sentiment_files["validation"]),
+        "validation_file": str(validation),
         "strategies": ["full", {"strategy": "freeze", "train_top_layers": 0, "name": "probe"}, "scratch"],
         "train_sizes": [8],
         "seeds": [0, 1],
@@ -399,7 +400,7 @@ def test_compare_trains_a_tiny_grid_through_the_cli(
     assert (tmp_path / "grid" / "learning_curves.png").stat().st_size > 0
     probe, full = records["probe_n8_s0"], records["full_n8_s0"]
     assert probe.trainable_parameters < full.trainable_parameters
-    assert probe.num_examples["validation"] == full.num_examples["validation"] == 8
+    assert probe.num_examples["validation"] == full.num_examples["validation"] == 24
 
 
 def test_the_ray_backend_gives_the_local_table(

@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
         "predict",
         "onnx_runtime",
         "export",
+        "recalibration",
         "saving",
         "push",
         "hub",

@@ -112,7 +112,7 @@ def test_config_json_records_label_names_and_problem_type(sentiment_run: dict[st
     assert config["problem_type"] == "single_label_classification"
     assert config["architectures"] == ["BertForSequenceClassification"]
     settings = dict(config["nlp_transfer"])
-    calibration, conformal = settings.pop("calibration"), settings.pop("conformal")
+    conformal = settings.pop("conformal")
     assert settings == {
         "version": "0.1.0",
         "max_length": 128,
@@ -120,8 +120,12 @@ def test_config_json_records_label_names_and_problem_type(sentiment_run: dict[st
         "primary_metric": "accuracy",
         "label_separator": None,
     }
-    assert calibration.keys() == {"method", "temperature", "rows", "folded_into"} and calibration["rows"] == 8
     assert conformal.keys() == {"score", "rows", "quantiles"} and conformal["rows"] == 8
+    # 8 validation rows fit no temperature: the scores stay raw, and the record says why.
+    assert _read_json(sentiment_run["out"] / "metrics.json")["calibration"] == {
+        "method": "none",
+        "reason": "8 validation rows are too few to fit a temperature (20 needed): scores left raw",
+    }
 
 
 def test_metrics_json_records_the_run(sentiment_run: dict[str, Any]) -> None:
