@@ -50,15 +50,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
 import random
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -67,16 +64,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Shared with the calibration benchmark (scripts/ is on sys.path when either runs as `python scripts/NAME.py`).
+from benchmark_calibration import (
+    BAND,
+    MISSING,
+    Progress,
+    _is_number,
+    _log_tail,
+    _now,
+    _num,
+    at_level,
+    dig,
+    in_band,
+    machine,
+    program,
+    read_json,
+    read_rows,
+    shown,
+    table,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (0.8, 0.9)
 """The coverage targets evaluated."""
-BAND = (0.02, 0.03)
-"""An empirical coverage within [target - 0.02, target + 0.03] counts as on target."""
 ANSWERED = 0.8
 """The share of texts answered in the abstention figures (evaluate reports 1.0, 0.9, 0.8 and 0.5)."""
 HALVES = ("A", "B")
 SETTINGS = ("as_trained", "recalibrated")
-MISSING = "missing"
 DEFAULT_MODELS = [Path(f"runs/calibration_benchmark/runs/sst2/n2000_s{seed}") for seed in range(3)]
 CALIBRATION_REPORT = "calibration_report.json"
 METRIC_KEYS = ("accuracy", "ece", "log_loss", "brier")
@@ -92,12 +106,6 @@ def level_text(level: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the halves
-
-
-def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        return list(reader.fieldnames or []), list(reader)
 
 
 def _column(columns: list[str], names: tuple[str, ...], path: Path) -> str:
@@ -214,13 +222,6 @@ def plan_model(folder: Path, name: str, halves: dict[str, Path], work_dir: Path)
 # ------------------------------------------------------------------------------------------------ running
 
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def fingerprint(path: Path) -> str | None:
     """A file's sha256; a folder's name, size and modification time of each visible file; None if absent."""
     if path.is_file():
@@ -268,20 +269,9 @@ def decide(step: Step, force: bool) -> tuple[str, str]:
     return "skip", "complete, same command and inputs"
 
 
-def program() -> list[str]:
-    """The `nlp-transfer` console script of this interpreter's environment, else `python -m nlp_transfer.cli`."""
-    beside = Path(sys.executable).with_name("nlp-transfer")
-    found = str(beside) if beside.is_file() else shutil.which("nlp-transfer")
-    return [found] if found else [sys.executable, "-m", "nlp_transfer.cli"]
-
-
 def full_argv(step: Step, action: str) -> list[str]:
     """The step's arguments, with --overwrite-output-dir where calibrate replaces a folder it wrote before."""
     return step.argv + (["--overwrite-output-dir"] if step.folder and action == "rerun" else [])
-
-
-def shown(argv: list[str]) -> str:
-    return shlex.join(["nlp-transfer", *argv])
 
 
 def execute(step: Step, action: str, log: Path) -> int:
@@ -297,28 +287,6 @@ def execute(step: Step, action: str, log: Path) -> int:
         record = {"argv": step.argv, "inputs": fingerprints(step), "finished": _now()}
         step.record.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return done.returncode
-
-
-def _now() -> str:
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def _log_tail(log: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-class Progress:
-    """'[n/N h:mm:ss] message' lines on stderr."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.started = total, time.monotonic()
-
-    def say(self, index: int, message: str) -> None:
-        elapsed = datetime.timedelta(seconds=int(time.monotonic() - self.started))
-        print(f"[{index}/{self.total} {elapsed}] {message}", file=sys.stderr, flush=True)
 
 
 def run_step(step: Step, args: argparse.Namespace, progress: Progress, index: int, log: Path) -> dict[str, Any]:
@@ -373,39 +341,6 @@ def run_all(plans: list[ModelPlan], args: argparse.Namespace) -> dict[str, list[
 
 
 # ------------------------------------------------------------------------------------------------ results
-
-
-def dig(value: Any, *keys: str) -> Any:
-    """value[k1][k2]..., or None where a level is missing or not a dict."""
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
-def at_level(mapping: Any, level: float) -> Any:
-    """The entry of `mapping` keyed by `level` however it is written ('0.8', '0.80')."""
-    if not isinstance(mapping, dict):
-        return None
-    for key, value in mapping.items():
-        try:
-            if abs(float(key) - level) < 1e-9:
-                return value
-        except ValueError:
-            continue
-    return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    """A figure to `digits` places; a note as it is."""
-    if isinstance(value, str):
-        return value
-    return f"{round(value, 6):.{digits}f}" if _is_number(value) else MISSING
 
 
 def _mean(values: list[Any]) -> float | None:
@@ -554,20 +489,8 @@ def overall_mean(entries: list[dict[str, Any]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ the report
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table, as nlp_transfer.tables.markdown_table writes one (not imported: it would load torch)."""
-    lines = [headers, ["---"] * len(headers), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
-
-
 def _arrow(before: Any, after: Any, digits: int = 4) -> str:
     return f"{_num(before, digits)} -> {_num(after, digits)}"
-
-
-def in_band(coverage: Any, level: float) -> str:
-    if not _is_number(coverage):
-        return MISSING
-    return "yes" if level - BAND[0] - 1e-9 <= coverage <= level + BAND[1] + 1e-9 else "no"
 
 
 def _verdict(values: list[bool | None]) -> str:
@@ -704,42 +627,6 @@ def checks_table(entries: list[dict[str, Any]]) -> str:
             ]
         )
     return table(headers, rows)
-
-
-def machine() -> dict[str, Any]:
-    """nproc, the CPU model, torch's and nlp-transfer's versions, and the repository's commit."""
-    cpu = "unknown"
-    try:
-        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
-        cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "nproc": cores,
-        "cpu": cpu,
-        "torch": _version("torch"),
-        "nlp_transfer": _version("nlp-transfer"),
-        "git": _git_commit(),
-    }
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _git_commit() -> str:
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=REPO_ROOT, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD")
-    if not commit:
-        return "unknown"
-    return commit + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def example_commands(entries: list[dict[str, Any]]) -> str:
