@@ -477,6 +477,8 @@ def calibration_numbers(entry: dict[str, Any]) -> dict[str, Any]:
     before, after = dig(section, "test", "before") or {}, dig(section, "test", "after") or {}
     accuracy = "accuracy" if "accuracy" in before or "accuracy" in after else "subset_accuracy"
     temperature = dig(section, "temperature")
+    if dig(section, "method") == "none":  # the run fitted no temperature (too few held-out rows): say why
+        temperature = f"none: {dig(section, 'reason') or 'not fitted'}"
     if isinstance(temperature, dict):
         temperature = _median([v for v in temperature.values() if _is_number(v)])
     numbers = {"temperature": temperature, "fitted_rows": dig(section, "fitted_on", "rows")}
@@ -497,7 +499,9 @@ def _same(before: Any, after: Any) -> str:
 
 
 def _calibration_row(name: str, numbers: dict[str, Any], same: str) -> list[str]:
-    cells = [name, _num(numbers["temperature"], 2), _num(numbers["fitted_rows"], 0)]
+    temperature = numbers["temperature"]
+    shown = temperature if isinstance(temperature, str) else _num(temperature, 2)
+    cells = [name, shown, _num(numbers["fitted_rows"], 0)]
     for key in CALIBRATION_KEYS:
         cells.append(f"{_num(numbers[f'{key}_before'], 4)} -> {_num(numbers[f'{key}_after'], 4)}")
     return [*cells, _num(numbers["accuracy_before"], 4), _num(numbers["accuracy_after"], 4), same]
@@ -515,7 +519,7 @@ def calibration_table(entries: list[dict[str, Any]]) -> str:
         for member, figures, same in zip(members, numbers, verdicts):
             rows.append(_calibration_row(f"{dataset} {_rows_text(size)}, seed {member['seed']}", figures, same))
         if len(members) > 1:
-            mean = {key: _mean([n[key] for n in numbers]) for key in numbers[0]}
+            mean = {key: _mean([n[key] for n in numbers if not isinstance(n[key], str)]) for key in numbers[0]}
             equal = f"{verdicts.count('yes')}/{len(verdicts)} seeds"
             rows.append(_calibration_row(f"**{dataset} {_rows_text(size)}, mean**", mean, equal))
     return table(headers, rows)
@@ -569,7 +573,7 @@ def conformal_table(entries: list[dict[str, Any]]) -> str:
                 name = f"{dataset} {_rows_text(size)}, seed {member['seed']}"
                 rows.append(_conformal_row(name, level, figures, verdict))
             if len(members) > 1:
-                mean = {key: _mean([n[key] for n in numbers]) for key in numbers[0]}
+                mean = {key: _mean([n[key] for n in numbers if not isinstance(n[key], str)]) for key in numbers[0]}
                 verdict = f"{in_band(mean['coverage'], level)} ({verdicts.count('yes')}/{len(verdicts)} seeds)"
                 rows.append(_conformal_row(f"**{dataset} {_rows_text(size)}, mean**", level, mean, verdict))
     return table(headers, rows)
@@ -603,7 +607,7 @@ def abstention_table(entries: list[dict[str, Any]], dataset: str = "sst2") -> st
         for member, figures in zip(members, numbers):
             rows.append(_abstention_row(f"{name} {_rows_text(size)}, seed {member['seed']}", figures))
         if len(members) > 1:
-            mean = {key: _mean([n[key] for n in numbers]) for key in numbers[0]}
+            mean = {key: _mean([n[key] for n in numbers if not isinstance(n[key], str)]) for key in numbers[0]}
             rows.append(_abstention_row(f"**{name} {_rows_text(size)}, mean**", mean))
     return table(headers, rows)
 
