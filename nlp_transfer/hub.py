@@ -160,6 +160,7 @@ def _calibration(record: RunRecord) -> dict[str, Any]:
         "temperatures": temperature if isinstance(temperature, dict) else None,
         "ece_before": (figures.get("before") or {}).get("ece"),
         "calibration_rows": (calibration.get("fitted_on") or {}).get("rows"),
+        "conformal_rows": (record.conformal or {}).get("rows"),
     }
 
 

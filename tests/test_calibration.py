@@ -529,3 +529,29 @@ def test_rows_all_decided_right_fit_no_temperature_however_near_the_bound_the_se
     logits = np.array([[3.0, 0, 0, 0], [0, 2.5, 0, 0], [0, 0, 0.2, 0.1], [0, 0, 0, 4.0]] * 2)[:7]
     labels = np.array([0, 1, 2, 3, 0, 1, 2])
     assert fit_temperature(lambda inverse: logits * inverse, labels, "single_label", 4).tolist() == [1.0]
+
+
+def test_texts_read_in_chunks_with_attention_are_calibrated_as_the_saved_model_scores_them(
+    tiny_checkpoint: Path, runs: dict[str, Any], tmp_path: Path
+) -> None:
+    """Attention over chunks weighs them by their confidence, which the temperature changes: the temperature is
+    fitted through the aggregation, and the figures recorded are the saved model's."""
+    long = [{"text": " ".join([row["text"]] * 6), "label": row["label"]} for row in sentiment_rows(12)]
+    files = {**runs["files"], "validation": write_csv(tmp_path / "long.csv", long)}
+    options = {"long_text": "chunk", "max_length": 12, "chunk_stride": 2, "chunk_aggregate": "attention"}
+    folder = _train(tiny_checkpoint, files, tmp_path / "out", **options)
+    recorded = _metrics(folder)["calibration"]["eval"]["after"]
+    scored = evaluate_folder(folder, str(files["validation"])).report.metrics
+    for name in ("ece", "log_loss", "brier", "accuracy"):
+        assert recorded[name] == pytest.approx(scored[name], abs=1e-5)
+
+
+def test_the_card_says_what_the_temperature_did_and_how_to_get_sets(runs: dict[str, Any]) -> None:
+    card = " ".join((runs["calibrated"] / "README.md").read_text(encoding="utf-8").split())
+    figures = _metrics(runs["calibrated"])["calibration"]
+    temperature, test = figures["temperature"], figures["test"]
+    assert f"Its probabilities are calibrated: a temperature of {temperature:.2f}, fitted on 24 validation rows" in card
+    assert f"on test from {test['before']['ece']:.3f} to {test['after']['ece']:.3f}" in card
+    assert "`predict --coverage 0.9` gives each text the set of labels" in card and "the 24 validation rows" in card
+    raw = " ".join((runs["raw"] / "README.md").read_text(encoding="utf-8").split())
+    assert "Its probabilities are scores, not guarantees" in raw and "calibrated: a temperature" not in raw
