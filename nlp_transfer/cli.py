@@ -142,7 +142,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
 
 def _evaluate(argv: list[str]) -> int:
     args = _evaluate_parser().parse_args(argv)
-    _check_share(args.coverage, "--coverage", "e.g. 0.9 for sets that hold the true label for 90% of texts")
+    _check_shares(args.coverage)
     from nlp_transfer.config import comma_separated
     from nlp_transfer.evaluation import evaluate_folder
 
@@ -264,8 +264,7 @@ def _predict(argv: list[str]) -> int:
         raise UserInputError(f"--top-k must be at least 1, not {args.top_k}.")
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, not {args.batch_size}.")
-    _check_share(args.coverage, "--coverage", "e.g. 0.9 for sets that hold the true label for 90% of texts")
-    _check_share(args.min_confidence, "--min-confidence", "e.g. 0.8", closed=True)
+    _check_shares(args.coverage, args.min_confidence)
     predictions = load_classifier(args.model).predict(
         texts, pairs, batch_size=args.batch_size, coverage=args.coverage, min_confidence=args.min_confidence
     )
@@ -282,13 +281,14 @@ def _predict(argv: list[str]) -> int:
     return 0
 
 
-def _check_share(value: float | None, option: str, example: str, closed: bool = False) -> None:
-    """A probability option checked before the model loads: (0, 1), or [0, 1] when `closed`."""
-    if value is None:
-        return
-    inside = 0 <= value <= 1 if closed else 0 < value < 1
-    if not inside:
-        raise UserInputError(f"{option} must be between 0 and 1 ({example}), not {value}.")
+def _check_shares(coverage: float | None, min_confidence: float | None = None) -> None:
+    """--coverage and --min-confidence, checked before the model loads (by the rules prediction applies)."""
+    from nlp_transfer.conformal import check_coverage, check_min_confidence
+
+    if coverage is not None:
+        check_coverage(coverage)
+    if min_confidence is not None:
+        check_min_confidence(min_confidence)
 
 
 def _prediction_record(

@@ -66,15 +66,31 @@ def conformal_quantiles(scores: np.ndarray, levels: Sequence[float] = COVERAGE_L
     return quantiles
 
 
-def conformal_settings(scores: np.ndarray, task: str) -> dict[str, Any]:
-    """What a folder keeps for `predict --coverage`: the score's definition, rows, and quantile per level."""
+def conformal_settings(outputs: np.ndarray, references: np.ndarray, task: str) -> dict[str, Any]:
+    """What a folder keeps for `predict --coverage`, from held-out probabilities (predictions, for regression)
+    and their true answers: the score's definition, the rows, and the quantile per level."""
+    scores = nonconformity(outputs, references, task)
     return {"score": SCORES[task], "rows": len(scores), "quantiles": conformal_quantiles(scores)}
+
+
+def check_coverage(coverage: float) -> None:
+    """--coverage is a share strictly between 0 and 1 (checked before any model loads)."""
+    if not 0 < coverage < 1:
+        raise UserInputError(
+            f"--coverage must be between 0 and 1 (e.g. 0.9 for sets that hold the true label for 90% of texts), "
+            f"not {coverage}."
+        )
+
+
+def check_min_confidence(value: float) -> None:
+    """--min-confidence is a probability, 0 and 1 included."""
+    if not 0 <= value <= 1:
+        raise UserInputError(f"--min-confidence must be between 0 and 1 (e.g. 0.8), not {value}.")
 
 
 def resolve_level(coverage: float, saved: dict[str, Any] | None, where: str) -> tuple[str, float | None]:
     """(level used, its quantile) for a requested coverage: the saved level equal to it or the next one up."""
-    if not 0 < coverage < 1:
-        raise UserInputError(f"--coverage must be between 0 and 1 (e.g. 0.9 for 90% of texts), not {coverage}.")
+    check_coverage(coverage)
     if not saved or not saved.get("quantiles"):
         raise UserInputError(
             f"{where} holds no conformal quantiles: it was trained before prediction sets existed (or by another "

@@ -23,13 +23,12 @@ from nlp_transfer.conformal import (
     conformal_settings,
     coverage_report,
     level_key,
-    nonconformity,
     resolve_level,
     risk_coverage,
 )
 from nlp_transfer.data import EVAL_FILE_PREFIX, LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.long_text import per_document
+from nlp_transfer.long_text import per_document, window_labels
 from nlp_transfer.metrics import (
     EvaluationReport,
     MetricSuite,
@@ -99,25 +98,30 @@ def evaluate_splits(
     keys = {**{key: split for key, split in RECORD_SPLITS.items() if split in encoded}, **extra_splits(encoded)}
     raw = {key: trainer.predict(encoded[split], metric_key_prefix=key) for key, split in keys.items()}
 
-    def documents(key: str, inverse: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        logits = logits_of(raw[key].predictions)
-        scaled = logits if inverse is None else np.asarray(logits, dtype=np.float64) * inverse
+    def documents(key: str, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The split's logits times `inverse`, per document (a chunk aggregation sees the scaled logits)."""
+        scaled = np.asarray(logits_of(raw[key].predictions), dtype=np.float64) * inverse
         return per_document(scaled, raw[key].label_ids, chunk_aggregate, suite.task)
 
+    unscaled = {
+        key: per_document(logits_of(out.predictions), out.label_ids, chunk_aggregate, suite.task)
+        for key, out in raw.items()
+    }
     final = FinalEvaluation()
-    rows = len(documents("eval")[1]) if "eval" in raw else 0
+    rows = len(unscaled["eval"][1]) if "eval" in unscaled else 0
     if calibration != "none" and suite.task != REGRESSION and rows:
         if rows >= MIN_ROWS:
-            final.temperature = _fit_temperature(documents, suite)
+            final.temperature = _fit_temperature(documents, unscaled["eval"][1], suite)
         else:
             reason = f"{rows} validation rows are too few to fit a temperature ({MIN_ROWS} needed): scores left raw"
             logger.warning("Calibration: %s; give a --validation-file or use 'nlp-transfer calibrate'.", reason)
             final.calibration = {"method": "none", "reason": reason}
     inverse = None if final.temperature is None else 1 / final.temperature.values
-    outputs = {key: PredictionOutput(*documents(key, inverse), raw[key].metrics) for key in raw}
+    logits = {key: unscaled[key] if inverse is None else documents(key, inverse) for key in raw}
+    outputs = {key: PredictionOutput(*logits[key], raw[key].metrics) for key in raw}
     if final.temperature is not None:
-        final.calibration = _calibration_record(final.temperature, documents, outputs, suite)
-        final.uncalibrated_bins = {key: reliability_bins(*documents(key), suite.task) for key in outputs}
+        final.calibration = _calibration_record(final.temperature, unscaled, outputs, suite)
+        final.uncalibrated_bins = {key: reliability_bins(*unscaled[key], suite.task) for key in outputs}
     if "eval" in outputs:
         final.conformal = _conformal_record(outputs, suite)
     if tune:
@@ -149,9 +153,7 @@ def _training_loss(trainer: Any, output: Any, inverse: np.ndarray, task: str) ->
     from torch.nn import functional
 
     logits = torch.as_tensor(np.asarray(logits_of(output.predictions), dtype=np.float64) * inverse).float()
-    labels = torch.as_tensor(
-        np.asarray(output.label_ids[0] if isinstance(output.label_ids, tuple) else output.label_ids)
-    )
+    labels = torch.as_tensor(np.asarray(window_labels(output.label_ids)[0]))
     weights = getattr(trainer, "loss_weights", None)
     if weights is not None:
         return float(weights.loss(logits, labels))
@@ -160,9 +162,8 @@ def _training_loss(trainer: Any, output: Any, inverse: np.ndarray, task: str) ->
     return float(functional.cross_entropy(logits, labels.long().view(-1)))
 
 
-def _fit_temperature(documents: Any, suite: MetricSuite) -> Temperature:
+def _fit_temperature(documents: Any, labels: np.ndarray, suite: MetricSuite) -> Temperature:
     """The temperature(s) minimising validation NLL, logged with how much they change the scores."""
-    _, labels = documents("eval")
     values = fit_temperature(lambda inverse: documents("eval", inverse)[0], labels, suite.task, suite.num_labels)
     temperature = Temperature(values, rows=len(labels))
     shown = f"{values[0]:.3f}" if len(values) == 1 else f"{values.min():.3f}-{values.max():.3f} over labels"
@@ -171,7 +172,10 @@ def _fit_temperature(documents: Any, suite: MetricSuite) -> Temperature:
 
 
 def _calibration_record(
-    temperature: Temperature, documents: Any, outputs: dict[str, PredictionOutput], suite: MetricSuite
+    temperature: Temperature,
+    unscaled: dict[str, tuple[np.ndarray, np.ndarray]],
+    outputs: dict[str, PredictionOutput],
+    suite: MetricSuite,
 ) -> dict[str, Any]:
     """metrics.json's `calibration`: what was fitted, on what, and ECE / log loss / Brier before and after."""
     record: dict[str, Any] = {
@@ -180,7 +184,7 @@ def _calibration_record(
         "fitted_on": {"split": temperature.split, "rows": temperature.rows},
     }
     for key, output in outputs.items():
-        before = calibration_figures(*documents(key), suite.task, suite.labels)
+        before = calibration_figures(*unscaled[key], suite.task, suite.labels)
         after = calibration_figures(output.predictions, output.label_ids, suite.task, suite.labels)
         record[key] = {"before": before, "after": after}
         logger.info(
@@ -197,8 +201,7 @@ def _calibration_record(
 def _conformal_record(outputs: dict[str, PredictionOutput], suite: MetricSuite) -> dict[str, Any]:
     """The conformal quantiles of validation's (calibrated) scores, and their coverage on every other split."""
     validation = outputs["eval"]
-    scores = nonconformity(suite.scores(validation.predictions), validation.label_ids, suite.task)
-    record = conformal_settings(scores, suite.task)
+    record = conformal_settings(suite.scores(validation.predictions), validation.label_ids, suite.task)
     for key, output in outputs.items():
         if key == "eval":
             continue

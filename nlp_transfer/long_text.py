@@ -597,6 +597,15 @@ def aggregate_labels(labels: np.ndarray, documents: np.ndarray) -> tuple[np.ndar
     return ids, labels[first]
 
 
+def window_labels(label_ids: Any) -> tuple[Any, Any]:
+    """Trainer's `label_ids` of a split as (labels, document ids): a chunked split's are the pair (its windows'
+    labels, their documents); any other split's are the labels themselves, with None for the documents."""
+    if isinstance(label_ids, (tuple, list)):
+        labels, documents = label_ids
+        return labels, documents
+    return label_ids, None
+
+
 def per_document(logits: np.ndarray, label_ids: Any, how: str, task: str) -> tuple[np.ndarray, np.ndarray]:
     """Trainer's outputs on a split -> (logits, labels) per document.
 
@@ -604,9 +613,9 @@ def per_document(logits: np.ndarray, label_ids: Any, how: str, task: str) -> tup
     labels, document ids): the chunks are aggregated `how` says, one row per document in ascending id order.
     Any other split's `label_ids` is the labels themselves, returned with the logits as they are.
     """
-    if not isinstance(label_ids, (tuple, list)):
-        return logits, label_ids
-    labels, documents = label_ids
+    labels, documents = window_labels(label_ids)
+    if documents is None:
+        return logits, labels
     documents = np.asarray(documents).reshape(-1)
     ids, document_logits = aggregate_logits(logits, documents, how, task)
     label_ids_in_order, document_labels = aggregate_labels(labels, documents)

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
-from nlp_transfer.conformal import confidence, intervals, prediction_sets, resolve_level
+from nlp_transfer.conformal import check_min_confidence, confidence, intervals, prediction_sets, resolve_level
 from nlp_transfer.data import longest_first, resolve_max_length
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.heads import register_heads
@@ -234,8 +234,7 @@ class Classifier:
                 "--min-confidence needs class probabilities; this is a regression model. Use --coverage for an "
                 "interval around each prediction instead."
             )
-        if not 0 <= value <= 1:
-            raise UserInputError(f"--min-confidence is a probability between 0 and 1 (e.g. 0.8), not {value}.")
+        check_min_confidence(value)
 
 
 def _finite(value: float) -> float | None:

@@ -27,7 +27,7 @@ from nlp_transfer.calibration import (
     fit_temperature,
     fold_temperature,
 )
-from nlp_transfer.conformal import conformal_settings, nonconformity
+from nlp_transfer.conformal import conformal_settings
 from nlp_transfer.data import LabelSchema, read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.folder_lock import folder_lock
@@ -35,8 +35,13 @@ from nlp_transfer.metrics.suite import probabilities_from_logits
 from nlp_transfer.onnx_runtime import OnnxSequenceClassifier
 from nlp_transfer.outputs import (
     ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    CONFIG_FILE,
+    MERGED_FOLDER,
     METRICS_FILE,
     OWNER_FILE,
+    SHARDED_INDEX_FILE,
+    WEIGHTS_FILE,
     check_output_dir,
     discard,
     publish,
@@ -51,8 +56,17 @@ from nlp_transfer.tasks import REGRESSION
 logger = logging.getLogger(__name__)
 
 REPORT_FILE = "calibration_report.json"
-REWRITTEN = ("config.json", "model.safetensors", "adapter_model.safetensors", ADAPTER_CONFIG_FILE, OWNER_FILE)
-"""Files of the source folder the new folder writes itself; the rest (tokenizer, card, records) are copied."""
+REWRITTEN = (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    SHARDED_INDEX_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    ADAPTER_CONFIG_FILE,
+    MERGED_FOLDER,
+    OWNER_FILE,
+)
+"""What of the source folder the new folder writes itself (the merged copy is merged again from the recalibrated
+adapter); the rest (tokenizer, card, records) is copied."""
 
 
 @dataclass
@@ -179,7 +193,7 @@ def _refit(classifier: Classifier, settings: PackageSettings, data: Any, options
         report.after = calibration_figures(logits, data.labels, task, labels)
     outputs = probabilities_from_logits(logits, task)
     settings.conformal = {
-        **conformal_settings(nonconformity(outputs, data.labels, task), task),
+        **conformal_settings(outputs, data.labels, task),
         "fitted_on": str(options.file),
     }
     report.conformal = settings.conformal
@@ -210,10 +224,7 @@ def _write_folder(
     settings.write(model)
     model.save_pretrained(staging)
     if (source / ADAPTER_CONFIG_FILE).is_file():
-        merged = (source / "merged").is_dir()
-        if merged:
-            shutil.rmtree(staging / "merged")
-        save_adapter_extras(model, staging, classifier.tokenizer, merge=merged)
+        save_adapter_extras(model, staging, classifier.tokenizer, merge=(source / MERGED_FOLDER).is_dir())
     if (staging / METRICS_FILE).is_file():
         logger.info("%s is the training run's record; the recalibration is in %s", METRICS_FILE, REPORT_FILE)
     write_json(staging / REPORT_FILE, report.to_dict())
