@@ -820,18 +820,26 @@ def _keep_classes_in_train(
 
 def _subset(split: Dataset, size: int, seed: int) -> Dataset:
     """A fixed random subset (same seed, same rows), kept in file order."""
-    if size >= len(split):
-        return split
+    return split if size >= len(split) else split.select(random_rows(len(split), size, seed))
+
+
+def random_rows(count: int, size: int, seed: int) -> list[int]:
+    """`size` of `count` row numbers drawn with `seed`, in file order (what --max-train-samples keeps)."""
     rng = np.random.default_rng(seed)
-    return split.select(sorted(rng.choice(len(split), size=size, replace=False).tolist()))
+    return sorted(rng.choice(count, size=size, replace=False).tolist())
 
 
 def _stratified_subset(split: Dataset, size: int, seed: int) -> Dataset:
-    """A fixed random subset in which each label keeps its share (largest remainders, at least one row per
-    label when `size` allows), kept in file order; a grid of training-set sizes needs every label in each."""
+    """A fixed random subset in which each label keeps its share (`stratified_rows`), kept in file order."""
     if size >= len(split):
         return split
-    labels = np.asarray(column_values(split, "labels"))
+    return split.select(stratified_rows(np.asarray(column_values(split, "labels")), size, seed))
+
+
+def stratified_rows(labels: np.ndarray, size: int, seed: int) -> list[int]:
+    """`size` row numbers in which each label keeps its share (largest remainders, at least one row per label
+    when `size` allows), drawn with `seed`, in file order (--train-sample stratified); a grid of training-set
+    sizes needs every label in each."""
     classes, counts = np.unique(labels, return_counts=True)
     if size < len(classes):
         raise UserInputError(
@@ -851,7 +859,7 @@ def _stratified_subset(split: Dataset, size: int, seed: int) -> Dataset:
     chosen = [
         rng.choice(np.flatnonzero(labels == label), size=take, replace=False) for label, take in zip(classes, quota)
     ]
-    return split.select(sorted(np.concatenate(chosen).tolist()))
+    return sorted(np.concatenate(chosen).tolist())
 
 
 # ---------------------------------------------------------------------------------- tokenization

@@ -202,37 +202,17 @@ def label_order(values: list[str]) -> list[str]:
         return sorted(unique)
 
 
-def _quotas(counts: np.ndarray, size: int) -> np.ndarray:
-    """Rows per label: its share of `size` by largest remainders, at least one each (as nlp_transfer.data)."""
-    exact = counts / counts.sum() * size
-    quota = np.maximum(np.floor(exact).astype(int), 1)
-    for index in np.argsort(-(exact - np.floor(exact)), kind="stable"):
-        if quota.sum() >= size:
-            break
-        if quota[index] < counts[index]:
-            quota[index] += 1
-    while quota.sum() > size:
-        quota[np.argmax(quota)] -= 1
-    return quota
-
-
 def draw_indices(labels: list[str], size: int, seed: int, stratified: bool) -> list[int]:
-    """The row numbers `--max-train-samples size [--train-sample stratified] --seed seed` keeps, in file order."""
+    """The row numbers `--max-train-samples size [--train-sample stratified] --seed seed` keeps, in file order:
+    the package's own draw, over the labels encoded in its id order."""
+    from nlp_transfer.data import random_rows, stratified_rows  # imported here: --help stays fast
+
     if size >= len(labels):
         return list(range(len(labels)))
-    rng = np.random.default_rng(seed)
     if not stratified:
-        return sorted(rng.choice(len(labels), size=size, replace=False).tolist())
+        return random_rows(len(labels), size, seed)
     ids = {name: i for i, name in enumerate(label_order(labels))}
-    encoded = np.asarray([ids[value] for value in labels])
-    classes, counts = np.unique(encoded, return_counts=True)
-    if size < len(classes):
-        raise ValueError(f"a stratified draw of {size} rows needs at least one row per label ({len(classes)})")
-    chosen = [
-        rng.choice(np.flatnonzero(encoded == label), size=take, replace=False)
-        for label, take in zip(classes, _quotas(counts, size))
-    ]
-    return sorted(np.concatenate(chosen).tolist())
+    return stratified_rows(np.asarray([ids[value] for value in labels]), size, seed)
 
 
 def write_draw(draw: Draw) -> None:
