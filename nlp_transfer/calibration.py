@@ -198,6 +198,11 @@ def output_layer(model: Any) -> tuple[str, Any]:
     return found[-1]
 
 
+def probe_batch(tokenizer: Any) -> dict[str, Any]:
+    """CALIBRATION_PROBE tokenized as one padded batch: what `fold_temperature` checks the folding on."""
+    return dict(tokenizer(list(CALIBRATION_PROBE), return_tensors="pt", padding=True))
+
+
 def fold_temperature(model: Any, temperatures: np.ndarray, probe: dict[str, Any]) -> str:
     """Divide the output layer's rows (and bias) by the temperature(s): the model then computes logits / T.
 

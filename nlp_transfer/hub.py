@@ -157,7 +157,6 @@ def _calibration(record: RunRecord) -> dict[str, Any]:
     temperature = calibration.get("temperature")
     return {
         "temperature": temperature if isinstance(temperature, (int, float)) else None,
-        "temperatures": temperature if isinstance(temperature, dict) else None,
         "ece_before": (figures.get("before") or {}).get("ece"),
         "calibration_rows": (calibration.get("fitted_on") or {}).get("rows"),
         "conformal_rows": (record.conformal or {}).get("rows"),

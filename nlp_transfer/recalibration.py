@@ -20,12 +20,12 @@ import numpy as np
 
 from nlp_transfer.calibration import (
     CALIBRATION_METHODS,
-    CALIBRATION_PROBE,
     MIN_ROWS,
     Temperature,
     calibration_figures,
     fit_temperature,
     fold_temperature,
+    probe_batch,
 )
 from nlp_transfer.conformal import conformal_settings
 from nlp_transfer.data import LabelSchema, read_labelled
@@ -175,8 +175,7 @@ def _refit(classifier: Classifier, settings: PackageSettings, data: Any, options
     if task != REGRESSION and options.calibration == "temperature":
         values = fit_temperature(lambda inverse: logits * inverse, data.labels, task, len(labels))
         temperature = Temperature(values, rows=len(data.texts), split=Path(options.file).name)
-        probe = classifier.tokenizer(list(CALIBRATION_PROBE), return_tensors="pt", padding=True)
-        layer = fold_temperature(classifier.model, values, dict(probe))
+        layer = fold_temperature(classifier.model, values, probe_batch(classifier.tokenizer))
         logits = classifier.logits(data.texts, data.pairs, options.batch_size)  # the folded model, as saved
         report.temperature = temperature.to_json(labels, task)
         settings.calibration = {

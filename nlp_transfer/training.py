@@ -25,7 +25,7 @@ from typing import Any, get_args
 
 from transformers import set_seed
 
-from nlp_transfer.calibration import CALIBRATION_PROBE, fold_temperature
+from nlp_transfer.calibration import fold_temperature, probe_batch
 from nlp_transfer.callbacks import GradualUnfreezeCallback
 from nlp_transfer.checkpoints import (
     Checkpoint,
@@ -486,8 +486,7 @@ def _calibrate_model(
 
     Folded into the weights, the temperature reaches every loader (pipeline, load_classifier, ONNX, peft)."""
     if final.temperature is not None:
-        probe = run_data.tokenizer(list(CALIBRATION_PROBE), return_tensors="pt", padding=True)
-        layer = fold_temperature(trained.trainer.model, final.temperature.values, dict(probe))
+        layer = fold_temperature(trained.trainer.model, final.temperature.values, probe_batch(run_data.tokenizer))
         settings.calibration = {
             "method": "temperature",
             "temperature": final.calibration["temperature"],
