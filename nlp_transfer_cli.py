@@ -9,6 +9,6 @@ from __future__ import annotations
 
 
 def main() -> int:
-    from nlp_transfer.cli import main as run_command
+    from nlp_transfer.cli.app import main as run_command
 
     return run_command()

@@ -23,22 +23,22 @@ from nlp_transfer.version import __version__
 # Each public name and the module that defines it. Under the console script they load on first use (PEP 562), so
 # that --help and argument errors do not pay for torch and transformers; elsewhere all of them load below.
 _PUBLIC = {
-    "Classifier": "nlp_transfer.predict",
-    "DataArguments": "nlp_transfer.config",
-    "EvaluationArguments": "nlp_transfer.config",
-    "FineTuneResult": "nlp_transfer.training",
-    "FolderEvaluation": "nlp_transfer.evaluation",
-    "ModelArguments": "nlp_transfer.config",
-    "PushResult": "nlp_transfer.push",
-    "RunConfig": "nlp_transfer.config",
-    "RunRecord": "nlp_transfer.record",
-    "StrategyArguments": "nlp_transfer.config",
-    "TransferTrainingArguments": "nlp_transfer.config",
-    "evaluate_folder": "nlp_transfer.evaluation",
-    "fine_tune": "nlp_transfer.training",
-    "load_classifier": "nlp_transfer.predict",
-    "predict": "nlp_transfer.predict",
-    "push_folder": "nlp_transfer.push",
+    "Classifier": "nlp_transfer.inference.predict",
+    "DataArguments": "nlp_transfer.config.arguments",
+    "EvaluationArguments": "nlp_transfer.config.arguments",
+    "FineTuneResult": "nlp_transfer.training.fine_tune",
+    "FolderEvaluation": "nlp_transfer.inference.folder_evaluation",
+    "ModelArguments": "nlp_transfer.config.arguments",
+    "PushResult": "nlp_transfer.hub.push",
+    "RunConfig": "nlp_transfer.config.arguments",
+    "RunRecord": "nlp_transfer.evaluation.record",
+    "StrategyArguments": "nlp_transfer.config.arguments",
+    "TransferTrainingArguments": "nlp_transfer.config.arguments",
+    "evaluate_folder": "nlp_transfer.inference.folder_evaluation",
+    "fine_tune": "nlp_transfer.training.fine_tune",
+    "load_classifier": "nlp_transfer.inference.predict",
+    "predict": "nlp_transfer.inference.predict",
+    "push_folder": "nlp_transfer.hub.push",
 }
 
 __all__ = [
@@ -78,15 +78,13 @@ def __dir__() -> list[str]:
 # `import nlp_transfer` registers the pooled heads with transformers' Auto classes, so that `transformers.pipeline`
 # loads a folder with one (README, the model cards). It imports torch; the console script, which registers them
 # in the commands that load models, skips it here (see nlp_transfer_cli.py).
-# Importing them all now also keeps `nlp_transfer.predict` the function: importing the submodule of that name
-# later would otherwise leave the module in its place.
 if "nlp_transfer_cli" not in sys.modules:
-    importlib.import_module("nlp_transfer.heads")
+    importlib.import_module("nlp_transfer.modeling.heads")
     for _name in _PUBLIC:
         __getattr__(_name)
 
 if TYPE_CHECKING:
-    from nlp_transfer.config import (
+    from nlp_transfer.config.arguments import (
         DataArguments,
         EvaluationArguments,
         ModelArguments,
@@ -94,8 +92,8 @@ if TYPE_CHECKING:
         StrategyArguments,
         TransferTrainingArguments,
     )
-    from nlp_transfer.evaluation import FolderEvaluation, evaluate_folder
-    from nlp_transfer.predict import Classifier, load_classifier, predict
-    from nlp_transfer.push import PushResult, push_folder
-    from nlp_transfer.record import RunRecord
-    from nlp_transfer.training import FineTuneResult, fine_tune
+    from nlp_transfer.evaluation.record import RunRecord
+    from nlp_transfer.hub.push import PushResult, push_folder
+    from nlp_transfer.inference.folder_evaluation import FolderEvaluation, evaluate_folder
+    from nlp_transfer.inference.predict import Classifier, load_classifier, predict
+    from nlp_transfer.training.fine_tune import FineTuneResult, fine_tune

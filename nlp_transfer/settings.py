@@ -22,7 +22,7 @@ class PackageSettings:
     max_length: int | None = None
     """Tokens per text at training time; prediction truncates the same way."""
     long_text: str | None = None
-    """How texts longer than max_length were read (nlp_transfer.long_text's modes); None: truncate-head."""
+    """How texts longer than max_length were read (nlp_transfer.data.long_text's modes); None: truncate-head."""
     chunk_stride: int | None = None
     """With long_text chunk: the tokens consecutive windows share."""
     chunk_aggregate: str | None = None
@@ -38,7 +38,7 @@ class PackageSettings:
     """The temperature fitted after training: {method, temperature, rows}. For the reader only: it is already
     folded into the output layer's weights, so no loader applies it again. None: raw scores."""
     conformal: dict[str, Any] | None = None
-    """What `predict --coverage` needs (nlp_transfer.conformal): {score, rows, quantiles: {level: q}}."""
+    """What `predict --coverage` needs (nlp_transfer.evaluation.conformal): {score, rows, quantiles: {level: q}}."""
 
     @classmethod
     def read(cls, model_or_config: Any) -> PackageSettings:

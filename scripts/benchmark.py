@@ -2,7 +2,7 @@
 
 import sys
 
-from nlp_transfer.cli import main
+from nlp_transfer.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main(["benchmark", *sys.argv[1:]]))

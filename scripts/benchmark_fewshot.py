@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp_transfer.checkpoints import bundled_model_path
-from nlp_transfer.cli import main as nlp_transfer_cli
-from nlp_transfer.record import RunRecord
+from nlp_transfer.cli.app import main as nlp_transfer_cli
+from nlp_transfer.evaluation.record import RunRecord
+from nlp_transfer.modeling.checkpoints import bundled_model_path
 from nlp_transfer.tables import markdown_table
 
 SETFIT_WORKER = Path(__file__).with_name("setfit_worker.py")

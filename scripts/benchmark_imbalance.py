@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from nlp_transfer.record import RunRecord
+from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.tables import markdown_table
 
 VARIANTS = {
@@ -108,7 +108,7 @@ def main() -> int:
     )
     args, train_args = parser.parse_known_args()
     train_args = [a for a in train_args if a != "--"]
-    from nlp_transfer.cli import main as cli
+    from nlp_transfer.cli.app import main as cli
 
     root = Path(args.output_root)
     if args.imbalanced_train_from:

@@ -4,12 +4,12 @@
         --validation-file ../shared/data/sst2/test.csv --output-dir runs/export_sst2/int8_settings
 
 `nlp-transfer export --quantize int8` quantises with one scale per weight channel and keeps the feed-forward output
-projections in fp32 (nlp_transfer.export.quantize_int8). This script shows why: it exports the folder's fp32 graph
-once, quantises it three ways (onnxruntime's defaults: one scale per tensor; per channel; per channel with the
-feed-forward outputs kept fp32) and scores every form through the same code as the export's verification
-(decisions equal to PyTorch's, largest logit difference, accuracy, latency at batch 1 and 32, file size).
-Single-label folders only (accuracy is argmax against the label). Results: OUTPUT_DIR/results.json and results.md.
-Time it on a quiet machine: the latency columns are the point.
+projections in fp32 (nlp_transfer.inference.export.quantize_int8). This script shows why: it exports the
+folder's fp32 graph once, quantises it three ways (onnxruntime's defaults: one scale per tensor; per channel;
+per channel with the feed-forward outputs kept fp32) and scores every form through the same code as the
+export's verification (decisions equal to PyTorch's, largest logit difference, accuracy, latency at batch 1
+and 32, file size). Single-label folders only (accuracy is argmax against the label). Results:
+OUTPUT_DIR/results.json and results.md. Time it on a quiet machine: the latency columns are the point.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp_transfer import export
+from nlp_transfer.inference import export
 from nlp_transfer.tables import markdown_table
 
 HEADERS = ["form", "decisions = PyTorch's", "max logit difference", "accuracy", "ms/text (b1)", "texts/s (b32)", "MB"]

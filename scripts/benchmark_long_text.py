@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from nlp_transfer import RunConfig, fine_tune, load_classifier
-from nlp_transfer.long_text import AGGREGATIONS, aggregate_logits, length_report, token_lengths
-from nlp_transfer.record import RunRecord
+from nlp_transfer.data.long_text import length_report, token_lengths
+from nlp_transfer.evaluation.documents import AGGREGATIONS, aggregate_logits
+from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.tables import markdown_table
 
 TRUNCATIONS = ("truncate-head", "truncate-tail", "head-tail")

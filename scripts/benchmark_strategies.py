@@ -20,8 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nlp_transfer.config import STRATEGY_OPTIONS, option_flag
-from nlp_transfer.record import RunRecord
+from nlp_transfer.config.arguments import STRATEGY_OPTIONS, option_flag
+from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.tables import markdown_table
 
 STRATEGIES = tuple(STRATEGY_OPTIONS)
@@ -48,7 +48,7 @@ def options_for(strategy: str, train_args: list[str]) -> list[str]:
 
 def _worker(output_dir: str, train_args: list[str]) -> int:
     """Run one training in this process and record its peak resident memory beside metrics.json."""
-    from nlp_transfer.cli import main
+    from nlp_transfer.cli.app import main
 
     code = main(["train", "--output-dir", output_dir, *train_args])
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

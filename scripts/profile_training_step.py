@@ -3,7 +3,7 @@
     python scripts/profile_training_step.py --train-file ../shared/data/sst2/train.csv \
         --validation-file ../shared/data/sst2/test.csv --max-train-samples 2000 [--predict-model DIR]
 
-First the machine's matrix-multiply peak (`nlp_transfer.benchmark.matmul_peak`, 2048^3) and the speed of the
+First the machine's matrix-multiply peak (`nlp_transfer.experiments.benchmark.matmul_peak`, 2048^3) and the speed of the
 matrix multiplies a training batch of about 512 tokens makes with MiniLM's shapes. Then it trains with the
 package's defaults (any `nlp-transfer train` option may follow `--`) in a temporary folder, profiles the CPU
 operators of steps WARMUP .. WARMUP+STEPS, prints them by their own time and ends the run there (the folder is
@@ -24,8 +24,8 @@ import torch
 from transformers import TrainerCallback
 
 from nlp_transfer import RunConfig
-from nlp_transfer import training as training_module
-from nlp_transfer.benchmark import matmul_peak
+from nlp_transfer.experiments.benchmark import matmul_peak
+from nlp_transfer.training import fine_tune as training_module
 
 MATMUL_OPERATORS = ("aten::mm", "aten::addmm", "aten::bmm")
 BATCH_SHAPES = {"q/k/v/out 512x384 @ 384x384": (512, 384, 384), "FFN up 512x384 @ 384x1536": (512, 384, 1536)}
@@ -51,7 +51,7 @@ def profile_predict(model: str, validation_file: str) -> None:
     import pstats
 
     from nlp_transfer import load_classifier
-    from nlp_transfer.data import read_texts
+    from nlp_transfer.data.dataset import read_texts
 
     texts = read_texts(validation_file, None, None)[0][:256]
     classifier = load_classifier(model)

@@ -11,7 +11,7 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# The CLI caches descriptions of its parsers (nlp_transfer.parser_cache): in a folder of the test session's own.
+# The CLI caches descriptions of its parsers (nlp_transfer.cli.parser_cache): in a folder of the test session's own.
 os.environ["NLP_TRANSFER_CACHE"] = tempfile.mkdtemp(prefix="nlp-transfer-test-cache-")
 
 import pytest  # noqa: E402
@@ -54,7 +54,7 @@ def sentiment_files(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def bundled_tokenizer_path() -> Path:
-    from nlp_transfer.checkpoints import bundled_model_path
+    from nlp_transfer.modeling.checkpoints import bundled_model_path
 
     return bundled_model_path()
 

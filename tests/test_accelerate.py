@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import yaml
 
-from nlp_transfer.config import DataArguments
-from nlp_transfer.data import load_data
-from nlp_transfer.metrics import MetricSuite
-from nlp_transfer.predict import load_classifier
+from nlp_transfer.config.arguments import DataArguments
+from nlp_transfer.data.dataset import load_data
+from nlp_transfer.evaluation.metrics import MetricSuite
+from nlp_transfer.inference.predict import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_ROWS = 37  # odd on purpose: 2 processes get uneven shards, so padding duplicates would show

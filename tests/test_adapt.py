@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.adapt import read_domain_texts
-from nlp_transfer.cli import main
-from nlp_transfer.record import RunRecord
+from nlp_transfer.cli.app import main
+from nlp_transfer.evaluation.record import RunRecord
+from nlp_transfer.training.adapt import read_domain_texts
 
 CLINICAL = [
     "patient presents with acute chest pain radiating to the left arm",
@@ -65,7 +65,7 @@ def test_adapt_lowers_held_out_masked_lm_loss_and_train_takes_the_result(
 
 
 def test_adapting_a_sentence_transformers_checkpoint_keeps_its_pooling_files(tmp_path: Path) -> None:
-    from nlp_transfer.checkpoints import bundled_model_path
+    from nlp_transfer.modeling.checkpoints import bundled_model_path
 
     output = tmp_path / "minilm-clinical"
     argv = _adapt_argv("minilm", _text_file(tmp_path, copies=1), output, "--max-steps", "1")

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import pytest
 from conftest import sentiment_rows, write_csv
 
-from nlp_transfer import cli
-from nlp_transfer.config import DataArguments
-from nlp_transfer.data import ROW_COLUMN, PreparedData, column_values, load_data
-from nlp_transfer.evaluation import MAX_PLOTTED_LABELS, plot_report
+from nlp_transfer.cli import app as cli
+from nlp_transfer.config.arguments import DataArguments
+from nlp_transfer.data.dataset import ROW_COLUMN, PreparedData, column_values, load_data
+from nlp_transfer.evaluation.figures import MAX_PLOTTED_LABELS, plot_report
 from nlp_transfer.outputs import CALIBRATION_PNG, CONFUSION_MATRIX_PNG
 
 

@@ -17,11 +17,11 @@ import pytest
 from conftest import sentiment_rows, write_csv
 
 from nlp_transfer import outputs
-from nlp_transfer.checkpoints import check_checkpoint_files, resolve_checkpoint
-from nlp_transfer.cli import main
-from nlp_transfer.config import RunConfig
+from nlp_transfer.cli.app import main
+from nlp_transfer.config.arguments import RunConfig
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.metrics import load_external_metrics
+from nlp_transfer.evaluation.metrics import load_external_metrics
+from nlp_transfer.modeling.checkpoints import check_checkpoint_files, resolve_checkpoint
 
 FAST_FLAGS = ["--num-train-epochs", "1", "--learning-rate", "1e-3", "--disable-tqdm", "true"]
 TRAIN_FILES = ("train.csv", "validation.csv")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer import benchmark
-from nlp_transfer.benchmark import BenchmarkSettings, matmul_peak, run_benchmark
-from nlp_transfer.cli import main
+from nlp_transfer.cli.app import main
+from nlp_transfer.experiments import benchmark
+from nlp_transfer.experiments.benchmark import BenchmarkSettings, matmul_peak, run_benchmark
 
 
 def test_the_matmul_peak_is_a_positive_rate(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,9 +23,9 @@ from scipy.special import expit, log_expit, softmax
 from transformers import BertConfig, BertForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
 from nlp_transfer import RunConfig, UserInputError, fine_tune, load_classifier
-from nlp_transfer.calibration import MIN_PER_CLASS, fit_temperature, fold_temperature, output_layer
-from nlp_transfer.cli import main
-from nlp_transfer.conformal import (
+from nlp_transfer.cli.app import main
+from nlp_transfer.evaluation.calibration import MIN_PER_CLASS, fit_temperature, fold_temperature, output_layer
+from nlp_transfer.evaluation.conformal import (
     conformal_quantiles,
     coverage_report,
     nonconformity,
@@ -33,7 +33,7 @@ from nlp_transfer.conformal import (
     resolve_level,
     risk_coverage,
 )
-from nlp_transfer.evaluation import evaluate_folder
+from nlp_transfer.inference.folder_evaluation import evaluate_folder
 from nlp_transfer.settings import PackageSettings
 
 # ------------------------------------------------------------------------------------------ temperature
@@ -402,7 +402,7 @@ def test_regression_gets_intervals_and_refuses_min_confidence(tiny_checkpoint: P
 def test_separable_validation_rows_keep_the_raw_scores(caplog: pytest.LogCaptureFixture) -> None:
     """Every row right with a wide margin: the log loss falls as T -> 0, which says nothing about new texts."""
     logits = np.array([[5.0, -5.0], [-4.0, 4.0]] * 10)
-    with caplog.at_level("WARNING", logger="nlp_transfer.calibration"):
+    with caplog.at_level("WARNING", logger="nlp_transfer.evaluation.calibration"):
         fitted = fit_temperature(lambda inverse: logits * inverse, np.array([0, 1] * 10), "single_label", 2)
     assert fitted.tolist() == [1.0]
     assert "no temperature can be estimated from them; the raw scores are kept (T = 1)" in caplog.text

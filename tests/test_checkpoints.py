@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.checkpoints import (
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.modeling.checkpoints import (
     BUNDLED_HUB_ID,
     BUNDLED_WEIGHTS_SHA256,
     Checkpoint,
@@ -18,7 +19,6 @@ from nlp_transfer.checkpoints import (
     resolve_checkpoint,
     verify_weights,
 )
-from nlp_transfer.errors import UserInputError
 
 
 def _sha256_of(path: Path) -> str:

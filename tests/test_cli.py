@@ -1,6 +1,6 @@
 """`nlp-transfer` on the command line: help, exit codes, one-paragraph errors, a tiny run, --config, predict.
 
-`nlp_transfer.cli.main` runs in-process (its output captured); the installed console script and
+`nlp_transfer.cli.app.main` runs in-process (its output captured); the installed console script and
 `scripts/train.py` run once each as real processes.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from conftest import sentiment_rows, write_csv
 
 from nlp_transfer import load_classifier
-from nlp_transfer.cli import main
+from nlp_transfer.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_FLAGS = ["--num-train-epochs", "1", "--learning-rate", "1e-3", "--disable-tqdm", "true"]
@@ -118,7 +118,7 @@ def test_evaluate_and_predict_share_the_input_options(command: str, capsys: pyte
     assert _squash("Hub id of a pushed one") in _squash(out)
     assert re.search(r"Texts per forward pass\.\s+\(default:\s+32\)", out)
 
-    from nlp_transfer.cli import _evaluate_parser, _predict_parser
+    from nlp_transfer.cli.app import _evaluate_parser, _predict_parser
 
     parser = _evaluate_parser() if command == "evaluate" else _predict_parser()
     argv = ["--model", "m", "--file", "f.csv", "--text-column", "a", "--text-pair-column", "b", "--batch-size", "4"]

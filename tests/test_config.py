@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.config import (
+from nlp_transfer.config.arguments import (
     DataArguments,
     ModelArguments,
     RunConfig,

@@ -11,10 +11,10 @@ import pytest
 from conftest import sentiment_rows, write_csv
 from transformers import AutoTokenizer
 
-from nlp_transfer.config import DataArguments
-from nlp_transfer.data import ROW_COLUMN, PreparedData, column_values, load_data, resolve_max_length, tokenize
+from nlp_transfer.config.arguments import DataArguments
+from nlp_transfer.data.dataset import ROW_COLUMN, PreparedData, column_values, load_data, resolve_max_length, tokenize
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.verification import RELOAD_CHECK_ROWS, _validation_inputs
+from nlp_transfer.training.verification import RELOAD_CHECK_ROWS, _validation_inputs
 
 
 def _load(seed: int = 42, **options) -> PreparedData:

@@ -21,8 +21,8 @@ hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is in the [tes
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from nlp_transfer.config import DataArguments  # noqa: E402
-from nlp_transfer.data import PreparedData, load_data  # noqa: E402
+from nlp_transfer.config.arguments import DataArguments  # noqa: E402
+from nlp_transfer.data.dataset import PreparedData, load_data  # noqa: E402
 from nlp_transfer.errors import UserInputError  # noqa: E402
 
 TEXTS = st.text(

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import sentiment_rows, write_csv
 
-from nlp_transfer.cli import main
-from nlp_transfer.config import DataArguments, RunConfig
+from nlp_transfer.cli.app import main
+from nlp_transfer.config.arguments import DataArguments, RunConfig
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.predict import load_classifier
-from nlp_transfer.record import RunRecord
+from nlp_transfer.evaluation.record import RunRecord
+from nlp_transfer.inference.predict import load_classifier
 
 FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
 
@@ -39,7 +39,7 @@ def test_bad_eval_file_names_are_refused(items: list[str], message: str) -> None
 
 
 def test_a_missing_eval_file_is_named(tmp_path: Path, sentiment_files: dict[str, Path]) -> None:
-    from nlp_transfer.data import load_data
+    from nlp_transfer.data.dataset import load_data
 
     args = DataArguments(train_file=str(sentiment_files["train"]), eval_file=[f"gone={tmp_path / 'gone.csv'}"])
     with pytest.raises(UserInputError, match="gone.csv does not exist"):
@@ -78,7 +78,7 @@ def test_each_eval_file_is_scored_like_a_hand_computation(
 
 
 def test_a_grid_reports_each_eval_file(tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path]) -> None:
-    from nlp_transfer.experiments import expand_grid, run_grid
+    from nlp_transfer.experiments.grid import expand_grid, run_grid
 
     other = write_csv(tmp_path / "other.csv", sentiment_rows(3))
     grid = expand_grid(

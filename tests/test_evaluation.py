@@ -25,10 +25,10 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 from sklearn.utils.class_weight import compute_class_weight
 
 from nlp_transfer import RunConfig, UserInputError, fine_tune, load_classifier
-from nlp_transfer import training as training_module
-from nlp_transfer.cli import main
-from nlp_transfer.evaluation import evaluate_folder
-from nlp_transfer.metrics import available_metrics
+from nlp_transfer.cli.app import main
+from nlp_transfer.evaluation.metrics import available_metrics
+from nlp_transfer.inference.folder_evaluation import evaluate_folder
+from nlp_transfer.training import fine_tune as training_module
 
 FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
 BINARY = ["negative", "positive"]
@@ -672,7 +672,7 @@ def test_cli_interval_header_shows_the_confidence_asked_for(plain_run: dict[str,
 
 
 def test_integer_labels_are_not_read_as_ids_when_the_names_are_integers(tmp_path: Path) -> None:
-    from nlp_transfer.data import LabelSchema, read_labelled
+    from nlp_transfer.data.dataset import LabelSchema, read_labelled
 
     schema = LabelSchema("single_label", ["1", "2", "3", "4", "5"])
     good = write_csv(tmp_path / "good.csv", [{"text": "a", "label": 1}, {"text": "b", "label": 5}])
@@ -683,7 +683,7 @@ def test_integer_labels_are_not_read_as_ids_when_the_names_are_integers(tmp_path
 
 
 def test_top_k_puts_the_decided_label_first() -> None:
-    from nlp_transfer.cli import _prediction_record
+    from nlp_transfer.cli.app import _prediction_record
 
     # A tuned threshold of 0.3 made "positive" the label although "negative" is more probable.
     prediction = {"label": "positive", "score": 0.4, "scores": {"negative": 0.6, "positive": 0.4}}

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from conftest import sentiment_rows, write_csv
 
-from nlp_transfer.cli import main
-from nlp_transfer.config import DataArguments, RunConfig
-from nlp_transfer.data import load_data
+from nlp_transfer.cli.app import main
+from nlp_transfer.config.arguments import DataArguments, RunConfig
+from nlp_transfer.data.dataset import load_data
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.experiments import aggregate, expand_grid, load_grid, report_grid, run_grid, write_report
-from nlp_transfer.record import RunRecord
+from nlp_transfer.evaluation.record import RunRecord
+from nlp_transfer.experiments.grid import aggregate, expand_grid, load_grid, report_grid, run_grid, write_report
 
 FAST = {"disable_tqdm": True, "learning_rate": 1e-3, "num_train_epochs": 1}
 
@@ -269,7 +269,7 @@ def test_a_cell_trained_twice_counts_as_one_seed(tmp_path: Path, caplog: pytest.
     again = {**json.loads(first), "eval_accuracy": 0.3}
     runs.write_text("\n".join([first, second, json.dumps(again)]) + "\n")
 
-    with caplog.at_level(logging.WARNING, logger="nlp_transfer.experiments"):
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.experiments.grid"):
         rows = report_grid(grid)
     assert [row["cell"] for row in rows] == ["full_n8_s0", "full_n8_s1"] and rows[0]["eval_accuracy"] == 0.3
     assert "more than one row for full_n8_s0 (trained more than once)" in caplog.text
@@ -284,7 +284,7 @@ def test_seeds_trained_at_different_batch_sizes_are_flagged(tmp_path: Path, capl
         | {"primary_metric": "accuracy", "eval_accuracy": 0.5}
         for seed, batch in ((0, 8), (1, 8), (2, 16))
     ]
-    with caplog.at_level(logging.WARNING, logger="nlp_transfer.experiments"):
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.experiments.grid"):
         write_report(tmp_path, rows[:2], [])
         assert "different batch sizes" not in caplog.text
         write_report(tmp_path, rows, [])

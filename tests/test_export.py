@@ -18,13 +18,13 @@ pytest.importorskip("onnxscript", reason="export needs the onnx extra: pip insta
 import onnx  # noqa: E402
 
 from nlp_transfer import RunConfig, fine_tune  # noqa: E402
-from nlp_transfer import export as export_module  # noqa: E402
-from nlp_transfer.cli import main  # noqa: E402
+from nlp_transfer.cli.app import main  # noqa: E402
 from nlp_transfer.errors import UserInputError  # noqa: E402
-from nlp_transfer.evaluation import evaluate_folder  # noqa: E402
-from nlp_transfer.export import ExportOptions, ExportVerificationError, export_model  # noqa: E402
-from nlp_transfer.onnx_runtime import OnnxSequenceClassifier  # noqa: E402
-from nlp_transfer.predict import load_classifier  # noqa: E402
+from nlp_transfer.inference import export as export_module  # noqa: E402
+from nlp_transfer.inference.export import ExportOptions, ExportVerificationError, export_model  # noqa: E402
+from nlp_transfer.inference.folder_evaluation import evaluate_folder  # noqa: E402
+from nlp_transfer.inference.onnx_runtime import OnnxSequenceClassifier  # noqa: E402
+from nlp_transfer.inference.predict import load_classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG = " ".join(["great product works well"] * 12)  # 48 words: several windows at max length 12

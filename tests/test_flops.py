@@ -6,7 +6,7 @@ import pytest
 from peft import LoraConfig, get_peft_model
 from transformers import BertConfig, BertForSequenceClassification
 
-from nlp_transfer.flops import TokenCounts, inference_flops, training_flops
+from nlp_transfer.modeling.flops import TokenCounts, inference_flops, training_flops
 
 # Hidden 32, intermediate 64: per layer Q, K, V, O are 4 x 32 x 32 = 4,096 weights and the feed-forward
 # 2 x 32 x 64 = 4,096: 8,192. The pooler is 32 x 32 = 1,024, the classifier 2 x 32 = 64.
@@ -76,7 +76,7 @@ def test_inference_is_two_per_weight_and_token() -> None:
 def test_batch_counts_add_each_batch_at_the_flops_of_the_layers_training_then() -> None:
     import torch
 
-    from nlp_transfer.trainer import BatchCounts
+    from nlp_transfer.training.trainer import BatchCounts
 
     model = freeze_all_but(tiny_model(), "classifier.")
     first = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])  # lengths 3 and 5, padded to 5

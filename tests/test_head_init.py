@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from nlp_transfer import UserInputError
-from nlp_transfer.head_init import fit_probe, initialise_head, pooled_features, resolve_head_init
-from nlp_transfer.heads import LOGIT_SCALE, PoolingChoice, classification_config
+from nlp_transfer.modeling.head_init import fit_probe, initialise_head, pooled_features, resolve_head_init
+from nlp_transfer.modeling.heads import LOGIT_SCALE, PoolingChoice, classification_config
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 POOLED = PoolingChoice("mean", "test", own_head=False, normalize=True)

@@ -23,9 +23,9 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 import nlp_transfer
 from nlp_transfer import RunConfig, fine_tune, load_classifier
-from nlp_transfer.checkpoints import Checkpoint
-from nlp_transfer.config import StrategyArguments
-from nlp_transfer.heads import (
+from nlp_transfer.config.arguments import StrategyArguments
+from nlp_transfer.modeling.checkpoints import Checkpoint
+from nlp_transfer.modeling.heads import (
     LOGIT_SCALE,
     OWN_HEAD,
     PoolingChoice,
@@ -33,8 +33,8 @@ from nlp_transfer.heads import (
     pool,
     resolve_pooling,
 )
-from nlp_transfer.layers import SUPPORTED_MODEL_TYPES, architecture_view
-from nlp_transfer.strategies import StrategyContext, count_parameters, get_strategy
+from nlp_transfer.modeling.layers import SUPPORTED_MODEL_TYPES, architecture_view
+from nlp_transfer.modeling.strategies import StrategyContext, count_parameters, get_strategy
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning"),

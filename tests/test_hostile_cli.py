@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from conftest import sentiment_rows, write_csv
 
-from nlp_transfer import adapt as adapt_module
-from nlp_transfer import parser_cache
-from nlp_transfer.cli import _adapt_parser, _benchmark_parser, _train_parser, main
+from nlp_transfer.cli import parser_cache
+from nlp_transfer.cli.app import _adapt_parser, _benchmark_parser, _train_parser, main
+from nlp_transfer.training import adapt as adapt_module
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "datasets", "peft", "evaluate")

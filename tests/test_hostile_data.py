@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import sentiment_rows, write_csv
 
-from nlp_transfer.cli import main
-from nlp_transfer.config import DataArguments
-from nlp_transfer.data import LabelSchema, load_data, read_labelled
-from nlp_transfer.data_checks import refuse_joined_labels
+from nlp_transfer.cli.app import main
+from nlp_transfer.config.arguments import DataArguments
+from nlp_transfer.data.checks import refuse_joined_labels
+from nlp_transfer.data.dataset import LabelSchema, load_data, read_labelled
 from nlp_transfer.errors import UserInputError
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from nlp_transfer import data as data_module
-from nlp_transfer.config import DataArguments
-from nlp_transfer.data import load_data
+from nlp_transfer.config.arguments import DataArguments
+from nlp_transfer.data import dataset as data_module
+from nlp_transfer.data.dataset import load_data
 from nlp_transfer.errors import UserInputError
 
 

@@ -16,11 +16,11 @@ from conftest import write_csv
 from datasets import Dataset
 from transformers import AutoTokenizer
 
-from nlp_transfer import long_text
-from nlp_transfer.config import DataArguments
-from nlp_transfer.data import load_data, tokenize
-from nlp_transfer.long_text import (
-    LongTextSettings,
+from nlp_transfer.config.arguments import DataArguments
+from nlp_transfer.config.long_text import LongTextSettings
+from nlp_transfer.data import long_text
+from nlp_transfer.data.dataset import load_data, tokenize
+from nlp_transfer.data.long_text import (
     character_budget,
     content_tokens,
     count_long,

@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.layers import (
+from nlp_transfer.modeling.layers import (
     SUPPORTED_MODEL_TYPES,
     ArchitectureView,
     architecture_spec,

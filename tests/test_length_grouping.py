@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nlp_transfer import RunConfig, fine_tune
-from nlp_transfer.data import demo_data_files
+from nlp_transfer.data.dataset import demo_data_files
 from nlp_transfer.errors import UserInputError
 
 SEEDS = (0, 1, 2)
@@ -59,7 +59,7 @@ def test_length_grouped_batches_pad_less_and_score_within_seed_noise(tiny_checkp
 def test_the_grouped_order_depends_on_seed_and_epoch_only() -> None:
     # A resumed run draws the resumed epoch's order before Trainer restores the random state: the order must
     # not come from torch's global generator, or the batches it skips are not those the killed run trained.
-    from nlp_transfer.trainer import SeededLengthGroupedSampler
+    from nlp_transfer.training.trainer import SeededLengthGroupedSampler
 
     lengths = [(7 * i) % 23 + 1 for i in range(64)]
     sampler = SeededLengthGroupedSampler(4, lengths, seed=3)

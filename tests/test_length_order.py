@@ -10,9 +10,9 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
-from nlp_transfer.data import longest_first
-from nlp_transfer.predict import Classifier
-from nlp_transfer.trainer import TransferTrainer
+from nlp_transfer.data.dataset import longest_first
+from nlp_transfer.inference.predict import Classifier
+from nlp_transfer.training.trainer import TransferTrainer
 
 TEXTS = [
     "short",

@@ -12,12 +12,13 @@ import torch
 from conftest import write_csv
 
 from nlp_transfer import RunConfig, fine_tune
-from nlp_transfer.data import PreparedData, tokenize
+from nlp_transfer.data.dataset import PreparedData, tokenize
+from nlp_transfer.data.long_text import head_tail_split
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.evaluation import evaluate_folder
-from nlp_transfer.long_text import aggregate_logits, head_tail_split
-from nlp_transfer.metrics import MetricSuite, TrainerMetrics
-from nlp_transfer.predict import load_classifier
+from nlp_transfer.evaluation.documents import aggregate_logits
+from nlp_transfer.evaluation.metrics import MetricSuite, TrainerMetrics
+from nlp_transfer.inference.folder_evaluation import evaluate_folder
+from nlp_transfer.inference.predict import load_classifier
 
 # Words the bundled WordPiece vocabulary holds as one token each: a text of n of them is n + 2 tokens.
 WORDS = "alpha bravo charlie delta echo golf hotel india lima mike oscar papa quebec romeo sierra tango".split()

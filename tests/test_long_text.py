@@ -8,12 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from nlp_transfer.errors import UserInputError
-from nlp_transfer.long_text import (
+from nlp_transfer.config.long_text import LongTextSettings
+from nlp_transfer.data.long_text import (
     RECOMMENDED_MODES,
-    LongTextSettings,
-    aggregate_labels,
-    aggregate_logits,
     content_tokens,
     encode_documents,
     head_tail_split,
@@ -21,6 +18,8 @@ from nlp_transfer.long_text import (
     token_lengths,
     truncation_advice,
 )
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.evaluation.documents import aggregate_labels, aggregate_logits
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 MAX_LENGTH = 12  # 10 text tokens + [CLS] + [SEP]
@@ -31,7 +30,7 @@ WINDOW = 10
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from nlp_transfer.checkpoints import bundled_model_path
+    from nlp_transfer.modeling.checkpoints import bundled_model_path
 
     return AutoTokenizer.from_pretrained(bundled_model_path())
 

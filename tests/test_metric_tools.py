@@ -12,11 +12,11 @@ from sklearn import metrics as sk
 from sklearn.utils.class_weight import compute_class_weight
 
 from nlp_transfer import UserInputError
-from nlp_transfer.class_weights import LossWeights, label_counts, resolve_loss_weights
-from nlp_transfer.metrics.bootstrap import bootstrap_intervals
-from nlp_transfer.metrics.plots import plot_confusion_matrix, plot_reliability
-from nlp_transfer.metrics.suite import MetricSuite
-from nlp_transfer.metrics.thresholds import check_tunable, tune_thresholds
+from nlp_transfer.evaluation.metrics.bootstrap import bootstrap_intervals
+from nlp_transfer.evaluation.metrics.plots import plot_confusion_matrix, plot_reliability
+from nlp_transfer.evaluation.metrics.suite import MetricSuite
+from nlp_transfer.evaluation.metrics.thresholds import check_tunable, tune_thresholds
+from nlp_transfer.training.class_weights import LossWeights, label_counts, resolve_loss_weights
 
 BINARY = ["neg", "pos"]
 ML_LABELS = ["p", "q", "r"]

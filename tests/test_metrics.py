@@ -18,8 +18,8 @@ from sklearn import metrics as sk
 from transformers import EvalPrediction
 
 from nlp_transfer import UserInputError
-from nlp_transfer.metrics import modules as m
-from nlp_transfer.metrics.suite import (
+from nlp_transfer.evaluation.metrics import modules as m
+from nlp_transfer.evaluation.metrics.suite import (
     MULTI_LABEL_METRICS,
     REGRESSION_METRICS,
     SINGLE_LABEL_METRICS,
@@ -611,7 +611,7 @@ def test_no_thresholds_means_argmax_or_one_half() -> None:
 def test_an_undefined_primary_metric_stops_training_at_the_evaluation() -> None:
     from transformers import TrainerControl
 
-    from nlp_transfer.trainer import PrimaryMetricCheck
+    from nlp_transfer.training.trainer import PrimaryMetricCheck
 
     metrics = TrainerMetrics(MetricSuite("single_label", LABELS[2]))
     metrics(EvalPrediction(predictions=np.zeros((4, 2)), label_ids=np.ones(4, dtype=int)))

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from nlp_transfer import hub, public
-from nlp_transfer.hub import REPO_PLACEHOLDER, card_for_repository, render_model_card, write_model_card
-from nlp_transfer.push import default_commit_message
-from nlp_transfer.record import RunRecord
+from nlp_transfer.evaluation.record import RunRecord
+from nlp_transfer.hub import card as hub
+from nlp_transfer.hub import public
+from nlp_transfer.hub.card import REPO_PLACEHOLDER, card_for_repository, render_model_card, write_model_card
+from nlp_transfer.hub.push import default_commit_message
 
 # A metrics.json written by version 0.1.0, before the run record was typed: it must still render.
 V010_METRICS = Path(__file__).parent / "data" / "metrics_v0.1.0.json"
@@ -108,7 +109,7 @@ def _imported_modules(module: object) -> set[str]:
 def test_the_card_module_does_not_import_push() -> None:
     """push imports the card module (for the repository placeholder), never the other way round."""
     imported = _imported_modules(hub)
-    assert not any(name == "nlp_transfer.push" or name.startswith("nlp_transfer.push.") for name in imported)
+    assert not any(name == "nlp_transfer.hub.push" or name.startswith("nlp_transfer.hub.push.") for name in imported)
 
 
 def test_public_is_a_leaf_that_imports_only_the_file_names() -> None:

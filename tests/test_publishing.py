@@ -1,6 +1,6 @@
 """Issue 5 end to end: the card after a real run, `train --push-to-hub`, `nlp-transfer push`, adapter vs merged.
 
-The Hub is patched at its boundary (`nlp_transfer.push.HfApi`, with the offline test of `check_hub_access`
+The Hub is patched at its boundary (`nlp_transfer.hub.push.HfApi`, with the offline test of `check_hub_access`
 switched off); a sentinel token in HF_TOKEN must reach the client and nothing else: no file of the output
 folder, no log line, no printed output. Without `fake_hub` the tests run offline (conftest), as a machine
 with HF_HUB_OFFLINE=1 would.
@@ -23,13 +23,13 @@ from huggingface_hub.errors import HfHubHTTPError
 from test_push import FakeApi, _http_error
 
 from nlp_transfer import RunConfig, fine_tune, load_classifier
-from nlp_transfer import push as push_module
-from nlp_transfer.cli import main
+from nlp_transfer.cli.app import main
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.hub import REPO_PLACEHOLDER, render_model_card
+from nlp_transfer.evaluation.record import RunRecord
+from nlp_transfer.hub import push as push_module
+from nlp_transfer.hub.card import REPO_PLACEHOLDER, render_model_card
+from nlp_transfer.hub.push import REFUSED_FILE, REFUSED_SYMLINK, upload_plan
 from nlp_transfer.outputs import OWNER_FILE, staging_path
-from nlp_transfer.push import REFUSED_FILE, REFUSED_SYMLINK, upload_plan
-from nlp_transfer.record import RunRecord
 
 SENTINEL = "hf_SENTINEL_publishing_0123456789"
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"

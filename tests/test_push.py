@@ -1,7 +1,7 @@
 """Pushing a trained output folder to the Hub: what goes, what never goes, the token, and the errors.
 
 The Hub is faked at its boundary: a recording `FakeApi` passed as `api=`, or put in place of `HfApi` in
-`nlp_transfer.push` so the default client path runs too. One test uses the real `HfApi` under
+`nlp_transfer.hub.push` so the default client path runs too. One test uses the real `HfApi` under
 HF_HUB_OFFLINE=1 (set by conftest), which fails before any request leaves the machine; the checks of
 `check_hub_access` that need the Hub run with its offline test switched off (`online`).
 """
@@ -20,9 +20,9 @@ import pytest
 from huggingface_hub import CommitInfo, HfApi, RepoUrl
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
-from nlp_transfer import push
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.push import (
+from nlp_transfer.hub import push
+from nlp_transfer.hub.push import (
     REFUSED_FILE,
     REFUSED_FOLDER,
     REFUSED_SPECIAL,
@@ -675,7 +675,7 @@ def test_a_bad_folder_is_refused_before_any_call(tmp_path: Path, hub_env: None) 
 
 def test_a_run_writing_beside_the_folder_is_warned_about(trained: Path, caplog: pytest.LogCaptureFixture) -> None:
     (trained.parent / ".demo.incomplete").mkdir()
-    caplog.set_level(logging.WARNING, logger="nlp_transfer.push")
+    caplog.set_level(logging.WARNING, logger="nlp_transfer.hub.push")
     assert upload_plan(trained).files  # the finished folder still goes
     assert any(".demo.incomplete" in record.getMessage() for record in caplog.records)
 

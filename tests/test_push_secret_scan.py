@@ -15,9 +15,9 @@ import pytest
 from huggingface_hub import HfApi
 from test_push import CLASSIFIER_FILES, METRICS, FakeApi, _write
 
-from nlp_transfer import push
-from nlp_transfer.cli import main
+from nlp_transfer.cli.app import main
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.hub import push
 
 # Token-shaped as a real one is (hf_ and 35 letters and digits); only "hf_Q7x…" may ever be shown.
 TOKEN = "hf_Q7xSentinelTokenDoNotLeak0123456789"

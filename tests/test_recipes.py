@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer import RunConfig, fine_tune, recipes
-from nlp_transfer.config import StrategyArguments, TransferTrainingArguments
-from nlp_transfer.recipes import (
+from nlp_transfer import RunConfig, fine_tune
+from nlp_transfer.config.arguments import StrategyArguments, TransferTrainingArguments
+from nlp_transfer.training import recipes
+from nlp_transfer.training.recipes import (
     DEFAULT_EPOCHS,
     EARLY_STOPPING_PATIENCE,
     MAX_EPOCHS,
@@ -214,7 +215,7 @@ def test_a_later_evaluation_that_ties_the_best_is_kept(tmp_path: Path) -> None:
     from test_layers import tiny_config
     from transformers import AutoModelForSequenceClassification
 
-    from nlp_transfer.trainer import TransferTrainer
+    from nlp_transfer.training.trainer import TransferTrainer
 
     args = TransferTrainingArguments(
         output_dir=str(tmp_path),

@@ -10,8 +10,8 @@ import pytest
 from transformers import BertConfig
 
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.evaluation.record import EffectiveBatchSize, Hyperparameters, Precision, RunRecord
 from nlp_transfer.outputs import METRICS_FILE
-from nlp_transfer.record import EffectiveBatchSize, Hyperparameters, Precision, RunRecord
 from nlp_transfer.settings import PACKAGE_CONFIG_KEY, PackageSettings
 from nlp_transfer.version import __version__
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.cli import main
+from nlp_transfer.cli.app import main
 
 FAST_FLAGS = ["--num-train-epochs", "1", "--learning-rate", "1e-3", "--disable-tqdm", "true"]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import sentiment_rows, write_csv
 
-from nlp_transfer.cli import main
+from nlp_transfer.cli.app import main
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.outputs import METRICS_FILE, staging_path
-from nlp_transfer.resume import (
+from nlp_transfer.training.resume import (
     StopOnSignal,
     interrupted_message,
     is_resumable,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from nlp_transfer.savings import (
+from nlp_transfer.experiments.savings import (
     Scores,
     data_reduction,
     iteration_reduction,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.cli import main
+from nlp_transfer.cli.app import main
 
 SENTINEL = "hf_SENTINEL_secrets_0123456789"
 

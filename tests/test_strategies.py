@@ -1,7 +1,8 @@
 """The transfer strategies on tiny random models: what trains, optimizer groups, gradual unfreezing, whole runs.
 
 Expected parameter counts are worked out here from each architecture's modules, named explicitly per model
-type (not through `nlp_transfer.layers`), so a wrong architecture view or strategy shows up as a count mismatch.
+type (not through `nlp_transfer.modeling.layers`), so a wrong architecture view or strategy shows up as a count
+mismatch.
 The end-to-end runs train the session's 2-layer BERT from conftest for one or two epochs on a few dozen rows.
 """
 
@@ -33,26 +34,26 @@ from transformers import (
 )
 
 from nlp_transfer import RunConfig, UserInputError, fine_tune, load_classifier
-from nlp_transfer import training as training_module
-from nlp_transfer import verification as verification_module
-from nlp_transfer.callbacks import GradualUnfreezeCallback
-from nlp_transfer.checkpoints import BUNDLED_HUB_ID, Checkpoint, resolve_checkpoint
-from nlp_transfer.checkpoints import load_config as load_checkpoint_config
-from nlp_transfer.config import StrategyArguments
-from nlp_transfer.layers import SUPPORTED_MODEL_TYPES
-from nlp_transfer.predict import Classifier
-from nlp_transfer.strategies import (
+from nlp_transfer.config.arguments import StrategyArguments
+from nlp_transfer.inference.predict import Classifier
+from nlp_transfer.modeling.checkpoints import BUNDLED_HUB_ID, Checkpoint, resolve_checkpoint
+from nlp_transfer.modeling.checkpoints import load_config as load_checkpoint_config
+from nlp_transfer.modeling.layers import SUPPORTED_MODEL_TYPES
+from nlp_transfer.modeling.strategies import (
     STRATEGIES,
     PreparedModel,
     StrategyContext,
     count_parameters,
     get_strategy,
 )
-from nlp_transfer.strategies.full import FullFineTuning
-from nlp_transfer.strategies.lora import name_adapter_base
-from nlp_transfer.strategies.scratch import FromScratch
-from nlp_transfer.training import TransferTrainer
-from nlp_transfer.verification import ReloadCheckError
+from nlp_transfer.modeling.strategies.full import FullFineTuning
+from nlp_transfer.modeling.strategies.lora import name_adapter_base
+from nlp_transfer.modeling.strategies.scratch import FromScratch
+from nlp_transfer.training import fine_tune as training_module
+from nlp_transfer.training import verification as verification_module
+from nlp_transfer.training.callbacks import GradualUnfreezeCallback
+from nlp_transfer.training.fine_tune import TransferTrainer
+from nlp_transfer.training.verification import ReloadCheckError
 
 pytestmark = [
     # peft reads a deprecated transformers property when it wraps a model: not ours to fix.
@@ -658,7 +659,7 @@ def test_adapter_names_the_hub_id_of_a_checkpoint_that_has_one(
     tmp_path: Path, tiny_checkpoint: Path, sentiment_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As for the bundled MiniLM: loaded from a local folder, known by a Hub id that resolves back to it."""
-    from nlp_transfer import checkpoints
+    from nlp_transfer.modeling import checkpoints
 
     hub_id = "example-org/tiny-bert"
     real = checkpoints.resolve_checkpoint

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from types import ModuleType
 
-from nlp_transfer.record import RunRecord
+from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.tables import markdown_table, metrics_table
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ import torch
 from conftest import sentiment_rows, write_csv
 
 from nlp_transfer import RunConfig, UserInputError, fine_tune, load_classifier
-from nlp_transfer import training as training_module
-from nlp_transfer.flops import TokenCounts, training_flops
+from nlp_transfer.modeling.flops import TokenCounts, training_flops
+from nlp_transfer.training import fine_tune as training_module
 
 PUBLISHED_FILES = {
     "model.safetensors",

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from nlp_transfer import checkpoints, training
-from nlp_transfer.cli import main
-from nlp_transfer.config import STRATEGY_OPTIONS, RunConfig, StrategyArguments, StrategyName
+from nlp_transfer.cli.app import main
+from nlp_transfer.config.arguments import STRATEGY_OPTIONS, RunConfig, StrategyArguments, StrategyName
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.strategies import STRATEGIES
+from nlp_transfer.modeling import checkpoints
+from nlp_transfer.modeling.strategies import STRATEGIES
+from nlp_transfer.training import fine_tune as training
 
 # (options, the start of the one error they get)
 REFUSED: list[tuple[dict[str, Any], str]] = [

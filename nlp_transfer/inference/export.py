@@ -1,0 +1,527 @@
+"""`nlp-transfer export`: a trained folder as an ONNX graph (and int8), verified against PyTorch before it is written.
+
+Why not optimum: its ONNX exporter does not support transformers 5 (optimum-onnx issue 114, open). The graph
+comes from torch's own `torch.onnx.export` (the torch.export-based exporter, dynamic batch and sequence axes), int8
+from onnxruntime's `quantize_dynamic` (int8 weights, activations quantised on the fly: no calibration data).
+
+Verification is part of the export: the exported model scores the validation texts through the same
+`predict.Classifier` code as the PyTorch model (tokenization, long-text windows, thresholds); the largest logit
+difference, the share of identical decisions and the primary metric of each form go to export_report.json, and an
+agreement below the threshold stops the export with nothing written. A LoRA folder is merged first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nlp_transfer.data.dataset import LabelSchema, read_labelled
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.evaluation.metrics import reported_primary, reported_suite
+from nlp_transfer.evaluation.metrics.suite import decide, probabilities_from_logits, threshold_vector
+from nlp_transfer.evaluation.record import RunRecord
+from nlp_transfer.folder_lock import folder_lock
+from nlp_transfer.hub.card import template_path
+from nlp_transfer.inference.onnx_runtime import LOGITS_OUTPUT, OnnxSequenceClassifier, import_onnxruntime
+from nlp_transfer.inference.predict import Classifier, load_classifier
+from nlp_transfer.outputs import (
+    CARD_FILE,
+    CHECKPOINT_PREFIX,
+    CONFIG_FILE,
+    METRICS_FILE,
+    RUN_CONFIG_FILE,
+    check_output_dir,
+    discard,
+    publish,
+    staging_dir,
+    write_json,
+)
+from nlp_transfer.settings import PackageSettings
+from nlp_transfer.tables import markdown_table
+from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("onnx",)
+QUANTIZATIONS = ("int8",)
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model_int8.onnx"
+REPORT_FILE = "export_report.json"
+MIN_AGREEMENT = {"fp32": 0.995, "int8": 0.98}
+"""The share of validation texts whose decision must equal PyTorch's, by form, unless --min-agreement says."""
+REGRESSION_TOLERANCE = 0.01
+"""Regression has no decisions: a prediction agrees when it is within this share of the label range."""
+LATENCY_TEXTS = {1: 64, 32: 256}
+"""Texts timed at each batch size (fewer when validation has fewer)."""
+
+
+@dataclass
+class FormCheck:
+    """One exported form against the PyTorch model, on the same validation texts."""
+
+    file: str
+    max_abs_logit_difference: float
+    label_agreement: float
+    primary_metric: float | None
+    min_agreement: float
+    passed: bool
+
+
+@dataclass
+class ExportReport:
+    """What export_report.json holds: the forms, their verification, and their speed beside PyTorch's."""
+
+    model: str
+    format: str
+    quantize: str | None
+    deployed_file: str
+    validation: dict[str, Any]
+    primary_metric: str
+    pytorch_primary_metric: float | None
+    forms: dict[str, FormCheck] = field(default_factory=dict)
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    """form -> {batch_1_ms (median per text), batch_32_texts_per_s, batch_32_ms (per batch)}; pytorch included."""
+    opset: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.forms.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "passed": self.passed}
+
+
+class ExportVerificationError(UserInputError):
+    """An exported form disagrees with the PyTorch model more than allowed; nothing was written."""
+
+
+@dataclass
+class ExportOptions:
+    """`nlp-transfer export`'s options (the CLI parses them; `export_model` checks them first)."""
+
+    model: str
+    output_dir: str
+    format: str = "onnx"
+    quantize: str | None = None
+    validation_file: str | None = None
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    encoding: str = "utf-8"
+    min_agreement: float | None = None
+    max_rows: int = 1000
+    batch_size: int = 32
+    latency: bool = True
+    overwrite_output_dir: bool = False
+
+    def check(self) -> None:
+        if self.format not in FORMATS:
+            raise UserInputError(f"--format {self.format!r} is not supported; use one of {', '.join(FORMATS)}.")
+        if self.quantize not in (None, *QUANTIZATIONS):
+            raise UserInputError(f"--quantize {self.quantize!r} is not supported; use {', '.join(QUANTIZATIONS)}.")
+        if self.min_agreement is not None and not 0 < self.min_agreement <= 1:
+            raise UserInputError(f"--min-agreement must be in (0, 1], e.g. 0.995; not {self.min_agreement}.")
+        for name in ("max_rows", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserInputError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
+
+
+def export_model(options: ExportOptions) -> ExportReport:
+    """Export, verify and time; publish the folder only when every form agrees with PyTorch well enough."""
+    options.check()
+    import_onnxruntime()  # the optional extra, checked before any work
+    inputs = {"--model": options.model, "--validation-file": options.validation_file}
+    target = check_output_dir(options.output_dir, options.overwrite_output_dir, "the exported classifier", inputs)
+    reference = _reference_classifier(options.model)
+    texts, pairs, labels, source = _validation_data(options, reference)
+    with folder_lock(target):
+        staging = staging_dir(target)
+        try:
+            report = _export_into(staging, options, reference, texts, pairs, labels, source)
+            write_json(staging / REPORT_FILE, report.to_dict())
+            if not report.passed:
+                raise ExportVerificationError(_failure_message(report))
+            _write_card(staging, Path(options.model), report, reference)
+            publish(staging, target, command="export", overwrite=options.overwrite_output_dir)
+        except BaseException:
+            discard(staging)
+            raise
+    return report
+
+
+def _reference_classifier(model: str) -> Classifier:
+    """The trained folder in PyTorch on the CPU, a LoRA adapter merged into its base (one graph to export)."""
+    classifier = load_classifier(model, device="cpu")
+    if isinstance(classifier.model, OnnxSequenceClassifier):
+        raise UserInputError(f"--model {model} is already an ONNX export; give the folder 'nlp-transfer train' wrote.")
+    if hasattr(classifier.model, "merge_and_unload"):
+        classifier.model = classifier.model.merge_and_unload()
+    classifier.model.float().eval()
+    return classifier
+
+
+def _validation_data(
+    options: ExportOptions, reference: Classifier
+) -> tuple[list[str], list[str] | None, np.ndarray, dict[str, Any]]:
+    """The texts both forms are scored on: --validation-file, or the training run's validation file."""
+    path = options.validation_file or _training_validation_file(Path(options.model))
+    settings = PackageSettings.read(reference.model)
+    schema = LabelSchema(reference.task, [] if reference.task == REGRESSION else reference.labels)
+    data = read_labelled(
+        path,
+        schema,
+        options.text_column,
+        options.text_pair_column,
+        options.label_column,
+        settings.label_separator,
+        options.encoding,
+    )
+    rows = min(len(data.texts), options.max_rows)
+    pairs = data.pairs[:rows] if data.pairs else None
+    return data.texts[:rows], pairs, data.labels[:rows], {"file": str(path), "rows": rows}
+
+
+def _training_validation_file(folder: Path) -> str:
+    """The validation file the run that wrote `folder` was scored on; refused, saying why, when none can be read."""
+    if not (folder / METRICS_FILE).is_file():
+        kind = "a checkpoint of a run" if folder.name.startswith(CHECKPOINT_PREFIX) else "not a finished output folder"
+        why = f"{folder} has no {METRICS_FILE} ({kind}), so the validation file of its run is unknown"
+    else:
+        source = (RunRecord.load(folder).data_sources or {}).get("validation")
+        given = _run_option(folder, "data", "validation_file")
+        for candidate in (source, given):
+            if candidate and Path(candidate).is_file():
+                return str(candidate)
+        if given:
+            why = f"the run of {folder} was validated on {given}, which is no longer there"
+        else:
+            why = f"the run of {folder} had no validation file (it was validated on {source or 'no file'})"
+    raise UserInputError(
+        f"Export verifies the model on labelled texts, and {why}. Give a labelled file with --validation-file FILE."
+    )
+
+
+def _run_option(folder: Path, group: str, name: str) -> Any:
+    """An option of the run that wrote `folder`, from its run_config.json (None when absent)."""
+    try:
+        return json.loads((folder / RUN_CONFIG_FILE).read_text(encoding="utf-8")).get(group, {}).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _export_into(
+    staging: Path,
+    options: ExportOptions,
+    reference: Classifier,
+    texts: list[str],
+    pairs: list[str] | None,
+    labels: np.ndarray,
+    source: dict[str, Any],
+) -> ExportReport:
+    """Write graph(s), tokenizer and config into `staging`, then verify and time every form."""
+    opset = export_graph(reference.model, reference.tokenizer, staging / ONNX_FILE)
+    files = {"fp32": ONNX_FILE}
+    if options.quantize == "int8":
+        quantize_int8(staging / ONNX_FILE, staging / INT8_FILE, feed_forward_sizes(reference.model.config))
+        files["int8"] = INT8_FILE
+    deployed = files["int8" if options.quantize else "fp32"]
+    _write_folder(staging, reference, deployed)
+    primary = reported_primary(
+        reference.task, len(reference.labels), PackageSettings.read(reference.model).primary_metric
+    )
+    suite = reported_suite(reference.task, reference.labels, [primary], primary, reference.thresholds)
+    reference_logits = reference.logits(texts, pairs, options.batch_size)
+    report = ExportReport(
+        model=str(options.model),
+        format=options.format,
+        quantize=options.quantize,
+        deployed_file=deployed,
+        validation=source,
+        primary_metric=primary,
+        pytorch_primary_metric=_primary_value(suite, primary, reference_logits, labels),
+        opset=opset,
+    )
+    forms = {"pytorch": reference}
+    for form, file in files.items():
+        exported = _onnx_classifier(staging / file, reference)
+        logits = exported.logits(texts, pairs, options.batch_size)
+        agreement = label_agreement(reference, reference_logits, logits, labels)
+        threshold = options.min_agreement if options.min_agreement is not None else MIN_AGREEMENT[form]
+        report.forms[form] = FormCheck(
+            file=file,
+            max_abs_logit_difference=float(np.max(np.abs(logits - reference_logits))) if len(logits) else 0.0,
+            label_agreement=agreement,
+            primary_metric=_primary_value(suite, primary, logits, labels),
+            min_agreement=threshold,
+            passed=agreement >= threshold,
+        )
+        forms[form] = exported
+    if options.latency:
+        report.latency = {form: measure_latency(classifier, texts, pairs) for form, classifier in forms.items()}
+    return report
+
+
+def _onnx_classifier(path: Path, reference: Classifier) -> Classifier:
+    """The exported graph behind a Classifier that reads texts exactly as the reference does."""
+    exported = Classifier.from_model(OnnxSequenceClassifier(path, reference.model.config), reference.tokenizer)
+    exported.max_length = reference.max_length
+    return exported
+
+
+def _write_folder(staging: Path, reference: Classifier, deployed: str) -> None:
+    """The tokenizer and config.json (labels, task, the package's settings naming the graph load_classifier runs)."""
+    config = reference.model.config
+    settings = PackageSettings.read(config)
+    settings.onnx_file = deployed
+    settings.max_length = reference.max_length
+    settings.write(config)
+    config.save_pretrained(staging)
+    reference.tokenizer.save_pretrained(staging)
+
+
+class _LogitsOf(torch.nn.Module):
+    """The classifier as a function of its tokenizer's tensors to logits: the graph's one output."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).logits
+
+
+def export_graph(model: torch.nn.Module, tokenizer: Any, path: Path) -> int | None:
+    """torch.onnx.export of the classifier with dynamic batch and sequence axes; returns the graph's opset.
+
+    The example batch has padding, so nothing in the traced graph assumes an all-ones attention mask.
+    """
+    example = tokenizer(
+        ["A short example.", "A longer example text, so that the first row of this batch is padded."],
+        padding=True,
+        return_tensors="pt",
+    )
+    names = [name for name in ("input_ids", "attention_mask", "token_type_ids") if name in example]
+    inputs = {name: example[name] for name in names}
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")  # the graph's axis names
+    dims = {name: {0: batch, 1: sequence} for name in names}
+    with torch.no_grad(), _quiet_exporter():
+        program = torch.onnx.export(
+            _LogitsOf(model).eval(),
+            args=(),
+            kwargs=inputs,
+            input_names=names,
+            output_names=[LOGITS_OUTPUT],
+            dynamic_shapes=dims,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    program.save(str(path), external_data=False)
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False)
+    return next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")), None)
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter's notes that do not concern a text classifier: torchvision's operators it skips, and that it
+    keeps one name for the axes that share a size (every input's batch and sequence axes)."""
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*axis name: .* will not be used.*")
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            yield
+    finally:
+        exporter_log.setLevel(level)
+
+
+def feed_forward_sizes(config: Any) -> tuple[int, int] | None:
+    """(intermediate, hidden) size of the encoder's feed-forward layers, read from the model's config."""
+    intermediate = getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", None)  # DistilBERT
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", None)
+    if not intermediate or not hidden or intermediate == hidden:  # equal sizes: the projections cannot be told apart
+        return None
+    return int(intermediate), int(hidden)
+
+
+def feed_forward_outputs(graph: Any, sizes: tuple[int, int] | None) -> list[str]:
+    """The MatMul nodes that take a feed-forward layer back from its intermediate size to the hidden size."""
+    if sizes is None:
+        return []
+    shapes = {tensor.name: tuple(tensor.dims) for tensor in graph.graph.initializer}
+    return [
+        node.name
+        for node in graph.graph.node
+        if node.op_type == "MatMul" and any(shapes.get(name) == sizes for name in node.input)
+    ]
+
+
+def quantize_int8(
+    source: Path, target: Path, feed_forward: tuple[int, int] | None = None, per_channel: bool = True
+) -> None:
+    """Dynamic int8 quantisation of the graph's weights (onnxruntime.quantization); activations stay float.
+
+    Two departures from onnxruntime's defaults, both measured on MiniLM fine-tuned on SST-2 (BENCHMARKS.md,
+    "Export"; scripts/benchmark_int8.py), where the defaults changed 4.5% of the decisions (export allows 2%):
+    - one scale per output channel of each weight, not one per tensor (1.6% of the decisions changed);
+    - the feed-forward output projections (`feed_forward`: their intermediate x hidden weights) stay fp32: their
+      inputs, after the activation function, have the widest range in the encoder, and one int8 scale for such
+      an input costs most (0.7% changed; the graph is 33 MB instead of 23, fp32's 91; batch-32 throughput
+      about a sixth lower than all-int8, still 1.5x fp32's).
+    `feed_forward=None, per_channel=False` is onnxruntime's default quantisation (scripts/benchmark_int8.py).
+    onnxruntime recommends its pre-processing first (graph optimisation and shape inference); its symbolic shape
+    inference does not finish on torch.export's graphs, so only ONNX's own shape inference runs, and a graph
+    that cannot be pre-processed at all is quantised as it is.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    source, target = source.resolve(), target.resolve()
+    with tempfile.TemporaryDirectory(prefix="nlp-transfer-quantize-") as scratch, _working_directory(Path(scratch)):
+        prepared = Path(scratch) / "prepared.onnx"
+        try:
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        except Exception as error:  # onnxruntime raises several types; quantising the graph as it is still works
+            logger.info("Quantising without pre-processing (%s: %s)", type(error).__name__, error)
+            prepared = source
+        kept = feed_forward_outputs(onnx.load(str(prepared)), feed_forward)
+        logger.info("int8: %d feed-forward output projections stay fp32", len(kept))
+        quantize_dynamic(
+            str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=per_channel, nodes_to_exclude=kept
+        )
+
+
+@contextmanager
+def _working_directory(folder: Path) -> Iterator[None]:
+    """Run in `folder`: onnxruntime's symbolic shape inference writes its temporary files into the working
+    directory (sym_shape_infer_temp.onnx and a .data file), which would otherwise be the user's."""
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def label_agreement(
+    reference: Classifier, reference_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray
+) -> float:
+    """Share of texts whose decision equals PyTorch's (with the folder's thresholds); for multi-label every label
+    of the text must agree; for regression, predictions within REGRESSION_TOLERANCE of the label range."""
+    if not len(logits):
+        return 1.0
+    if reference.task == REGRESSION:
+        spread = float(np.ptp(labels)) or 1.0
+        return float(np.mean(np.abs(logits[:, 0] - reference_logits[:, 0]) <= REGRESSION_TOLERANCE * spread))
+    vector = threshold_vector(reference.labels, reference.thresholds, reference.task)
+    ours = decide(probabilities_from_logits(logits, reference.task), reference.task, vector)
+    theirs = decide(probabilities_from_logits(reference_logits, reference.task), reference.task, vector)
+    same = ours == theirs
+    return float(np.mean(same.all(axis=1) if reference.task == MULTI_LABEL else same))
+
+
+def _primary_value(suite: Any, primary: str, logits: np.ndarray, labels: np.ndarray) -> float | None:
+    value = suite.evaluate(logits, labels, details=False).metrics.get(primary)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def measure_latency(classifier: Classifier, texts: Sequence[str], pairs: Sequence[str] | None) -> dict[str, float]:
+    """Median milliseconds per text at batch 1, and texts per second at batch 32, on the same texts for each form."""
+    single = list(texts[: LATENCY_TEXTS[1]])
+    classifier.logits(single[:2], pairs[:2] if pairs else None, batch_size=1)  # warm-up
+    times = []
+    for i, text in enumerate(single):
+        started = time.perf_counter()
+        classifier.logits([text], [pairs[i]] if pairs else None, batch_size=1)
+        times.append(time.perf_counter() - started)
+    batch = list(texts[: LATENCY_TEXTS[32]])
+    batch_pairs = list(pairs[: LATENCY_TEXTS[32]]) if pairs else None
+    classifier.logits(batch[:32], batch_pairs[:32] if batch_pairs else None, batch_size=32)  # warm-up
+    started = time.perf_counter()
+    classifier.logits(batch, batch_pairs, batch_size=32)
+    seconds = time.perf_counter() - started
+    return {
+        "batch_1_ms": round(1000 * statistics.median(times), 3),
+        "batch_32_texts_per_s": round(len(batch) / seconds, 1),
+        "batch_32_ms": round(1000 * seconds / math.ceil(len(batch) / 32), 2),
+        "texts": {"batch_1": len(single), "batch_32": len(batch)},
+    }
+
+
+def _failure_message(report: ExportReport) -> str:
+    failed = [(form, check) for form, check in report.forms.items() if not check.passed]
+    details = "; ".join(
+        f"{form} ({check.file}): {check.label_agreement:.2%} of {report.validation['rows']} decisions agree with "
+        f"PyTorch, below the {check.min_agreement:.2%} required (largest logit difference "
+        f"{check.max_abs_logit_difference:.3g})"
+        for form, check in failed
+    )
+    return (
+        f"Export of {report.model} failed verification on {report.validation['file']}: {details}. Nothing was "
+        "written. Check the graph, or accept a lower agreement with --min-agreement."
+    )
+
+
+def _write_card(staging: Path, source: Path, report: ExportReport, reference: Classifier) -> None:
+    """README.md: the trained folder's card (when it has one) and a section on running the graph in onnxruntime.
+
+    The graph's own snippet must cut texts where the verified runs did: the reference's max length, not 512."""
+    from jinja2 import Template
+
+    section = Template(template_path("onnx_section.md").read_text(encoding="utf-8")).render(
+        report=report.to_dict(),
+        config_file=CONFIG_FILE,
+        report_file=REPORT_FILE,
+        max_length=reference.max_length or 512,
+        long_text=reference.long_text,
+    )
+    card = source / CARD_FILE
+    text = card.read_text(encoding="utf-8").rstrip() + "\n\n" if card.is_file() else ""
+    (staging / CARD_FILE).write_text(text + section.strip() + "\n", encoding="utf-8")
+
+
+def summary(report: ExportReport, folder: str) -> str:
+    """What `nlp-transfer export` prints: each form's agreement, metric and speed beside PyTorch's."""
+    headers = ["form", "decisions = PyTorch's", "max logit difference", report.primary_metric, "ms/text (b1)"]
+    headers.append("texts/s (b32)")
+    rows = []
+    for form in ("pytorch", *report.forms):
+        check = report.forms.get(form)
+        metric = report.pytorch_primary_metric if check is None else check.primary_metric
+        speed = report.latency.get(form, {})
+        rows.append(
+            [
+                form if check is None else f"{form} ({check.file})",
+                "-" if check is None else f"{check.label_agreement:.2%}",
+                "-" if check is None else f"{check.max_abs_logit_difference:.2e}",
+                "-" if metric is None else f"{metric:.4f}",
+                str(speed.get("batch_1_ms", "-")),
+                str(speed.get("batch_32_texts_per_s", "-")),
+            ]
+        )
+    return (
+        f"Exported {report.model} to {folder}: load_classifier runs {report.deployed_file}. Verified on "
+        f"{report.validation['rows']} texts of {report.validation['file']}:\n" + markdown_table(headers, rows)
+    )
