@@ -24,16 +24,16 @@ from nlp_transfer.version import __version__
 # that --help and argument errors do not pay for torch and transformers; elsewhere all of them load below.
 _PUBLIC = {
     "Classifier": "nlp_transfer.inference.predict",
-    "DataArguments": "nlp_transfer.config.arguments",
-    "EvaluationArguments": "nlp_transfer.config.arguments",
+    "DataArguments": "nlp_transfer.config.data",
+    "EvaluationArguments": "nlp_transfer.config.evaluation",
     "FineTuneResult": "nlp_transfer.training.fine_tune",
     "FolderEvaluation": "nlp_transfer.inference.folder_evaluation",
-    "ModelArguments": "nlp_transfer.config.arguments",
+    "ModelArguments": "nlp_transfer.config.model",
     "PushResult": "nlp_transfer.hub.push",
-    "RunConfig": "nlp_transfer.config.arguments",
+    "RunConfig": "nlp_transfer.config.run",
     "RunRecord": "nlp_transfer.evaluation.record",
-    "StrategyArguments": "nlp_transfer.config.arguments",
-    "TransferTrainingArguments": "nlp_transfer.config.arguments",
+    "StrategyArguments": "nlp_transfer.config.strategy",
+    "TransferTrainingArguments": "nlp_transfer.config.training",
     "evaluate_folder": "nlp_transfer.inference.folder_evaluation",
     "fine_tune": "nlp_transfer.training.fine_tune",
     "load_classifier": "nlp_transfer.inference.predict",
@@ -84,14 +84,12 @@ if "nlp_transfer_cli" not in sys.modules:
         __getattr__(_name)
 
 if TYPE_CHECKING:
-    from nlp_transfer.config.arguments import (
-        DataArguments,
-        EvaluationArguments,
-        ModelArguments,
-        RunConfig,
-        StrategyArguments,
-        TransferTrainingArguments,
-    )
+    from nlp_transfer.config.data import DataArguments
+    from nlp_transfer.config.evaluation import EvaluationArguments
+    from nlp_transfer.config.model import ModelArguments
+    from nlp_transfer.config.run import RunConfig
+    from nlp_transfer.config.strategy import StrategyArguments
+    from nlp_transfer.config.training import TransferTrainingArguments
     from nlp_transfer.evaluation.record import RunRecord
     from nlp_transfer.hub.push import PushResult, push_folder
     from nlp_transfer.inference.folder_evaluation import FolderEvaluation, evaluate_folder

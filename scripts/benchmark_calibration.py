@@ -205,7 +205,7 @@ def label_order(values: list[str]) -> list[str]:
 def draw_indices(labels: list[str], size: int, seed: int, stratified: bool) -> list[int]:
     """The row numbers `--max-train-samples size [--train-sample stratified] --seed seed` keeps, in file order:
     the package's own draw, over the labels encoded in its id order."""
-    from nlp_transfer.data.dataset import random_rows, stratified_rows  # imported here: --help stays fast
+    from nlp_transfer.data.splits import random_rows, stratified_rows  # imported here: --help stays fast
 
     if size >= len(labels):
         return list(range(len(labels)))

@@ -20,7 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nlp_transfer.config.arguments import STRATEGY_OPTIONS, option_flag
+from nlp_transfer.config.checks import option_flag
+from nlp_transfer.config.strategy import STRATEGY_OPTIONS
 from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.tables import markdown_table
 

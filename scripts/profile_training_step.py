@@ -25,7 +25,8 @@ from transformers import TrainerCallback
 
 from nlp_transfer import RunConfig
 from nlp_transfer.experiments.benchmark import matmul_peak
-from nlp_transfer.training import fine_tune as training_module
+from nlp_transfer.training import train_phase
+from nlp_transfer.training.fine_tune import fine_tune
 
 MATMUL_OPERATORS = ("aten::mm", "aten::addmm", "aten::bmm")
 BATCH_SHAPES = {"q/k/v/out 512x384 @ 384x384": (512, 384, 384), "FFN up 512x384 @ 384x1536": (512, 384, 1536)}
@@ -51,7 +52,7 @@ def profile_predict(model: str, validation_file: str) -> None:
     import pstats
 
     from nlp_transfer import load_classifier
-    from nlp_transfer.data.dataset import read_texts
+    from nlp_transfer.data.reading import read_texts
 
     texts = read_texts(validation_file, None, None)[0][:256]
     classifier = load_classifier(model)
@@ -141,18 +142,18 @@ def main() -> int:
         "--disable-tqdm", "true", *train_args,
     ]  # fmt: skip
     config = RunConfig.from_args(argv)
-    build = training_module.build_trainer
+    build = train_phase.build_trainer
 
     def build_with_profiler(*positional: Any, **named: Any) -> Any:
         trainer = build(*positional, **named)
         trainer.add_callback(ProfileSteps(args.warmup, args.steps))
         return trainer
 
-    training_module.build_trainer = build_with_profiler  # the run as `train` builds it, plus one callback
+    train_phase.build_trainer = build_with_profiler  # the run as `train` builds it, plus one callback
     try:
-        training_module.fine_tune(config)
+        fine_tune(config)
     finally:
-        training_module.build_trainer = build
+        train_phase.build_trainer = build
         shutil.rmtree(output, ignore_errors=True)
     return 0
 

@@ -19,7 +19,8 @@ from conftest import sentiment_rows, write_csv
 
 from nlp_transfer.cli.app import main
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.experiments.grid import load_grid, run_grid
+from nlp_transfer.experiments.grid import load_grid
+from nlp_transfer.experiments.runner import run_grid
 from nlp_transfer.folder_lock import folder_lock, lock_path
 from nlp_transfer.outputs import OWNER_FILE, check_output_dir, mark_owned, publish
 

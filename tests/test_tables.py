@@ -11,7 +11,7 @@ from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.tables import markdown_table, metrics_table
 
 ROOT = Path(__file__).resolve().parents[1]
-V010_METRICS = Path(__file__).parent / "data" / "metrics_v0.1.0.json"
+V010_METRICS = Path(__file__).parent / "fixtures" / "metrics_v0.1.0.json"
 
 
 def _script(name: str) -> ModuleType:

@@ -35,14 +35,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from nlp_transfer.config.arguments import DataArguments
-from nlp_transfer.data.dataset import column_values, demo_data_files, load_data
+from nlp_transfer.config.data import DataArguments
+from nlp_transfer.data.columns import column_values
+from nlp_transfer.data.prepare import load_data
+from nlp_transfer.data.reading import demo_data_files
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.evaluation.record import TrainingCost
+from nlp_transfer.experiments.benchmark_table import peer_row, strategy_row, table, with_ratios
 from nlp_transfer.modeling.checkpoints import bundled_model_path
 from nlp_transfer.modeling.flops import TokenCounts, training_flops
 from nlp_transfer.outputs import check_incremental_folder, mark_owned, read_owner
-from nlp_transfer.tables import markdown_table
 from nlp_transfer.tasks import SINGLE_LABEL
 
 DEFAULT_STRATEGIES = ("full", "freeze", "lora")
@@ -88,7 +89,8 @@ def lever_runs(train_rows: int) -> dict[str, dict[str, Any]]:
     The levers that could trade accuracy for speed (the batch size, length-grouped batches, frozen word
     embeddings) and the opt-in torch.compile: the benchmark measures both sides and the defaults follow it.
     """
-    from nlp_transfer.config.arguments import StrategyArguments, TransferTrainingArguments
+    from nlp_transfer.config.strategy import StrategyArguments
+    from nlp_transfer.config.training import TransferTrainingArguments
     from nlp_transfer.training.recipes import batch_size
 
     default_batch = batch_size(train_rows).value
@@ -206,8 +208,9 @@ def _predict_rates(predict: Any, texts: list[str]) -> dict[str, float]:
 
 def strategy_run(options: dict[str, Any], texts: list[str], compare_pipeline: bool) -> dict[str, Any]:
     """Train one strategy with `fine_tune` and time its `predict` (run in a fresh process)."""
+    from nlp_transfer.config.run import RunConfig
     from nlp_transfer.inference.predict import load_classifier
-    from nlp_transfer.training.fine_tune import RunConfig, fine_tune
+    from nlp_transfer.training.fine_tune import fine_tune
 
     result = fine_tune(RunConfig.from_dict(options))
     classifier = load_classifier(result.output_dir)
@@ -288,67 +291,6 @@ def _in_fresh_process(function: Any, *args: Any) -> dict[str, Any]:
         return pool.submit(function, *args).result()
 
 
-# ------------------------------------------------------------------------------------------------ table
-
-
-def strategy_row(name: str, outcome: dict[str, Any], peak: float) -> dict[str, Any]:
-    """One row of the table from a strategy's record, predict rates and memory."""
-    record, cost = outcome["record"], outcome["record"].get("training_cost") or {}
-    steps_s = cost.get("steps_s") or record["train_runtime_s"]
-    return {
-        "run": name,
-        "train_samples_per_s": record["train_samples_per_second"],
-        "steps_only_samples_per_s": round(cost.get("sequences", 0) / steps_s, 2) if steps_s else None,
-        "real_tokens_per_s": round(cost.get("real_tokens", 0) / record["train_runtime_s"], 1),
-        "padding_share": _share(cost),
-        "steps_gflop_per_s": round(cost.get("flops", 0) / steps_s / 1e9, 2) if steps_s else None,
-        "steps_peak_share": round(cost.get("flops", 0) / steps_s / peak, 3) if steps_s else None,
-        "evaluation_s": cost.get("evaluation_s"),
-        "checkpoint_s": cost.get("checkpoint_s"),
-        "peak_rss_mb": outcome.get("peak_rss_mb"),
-        "predict_b1_per_s": outcome["predict"]["batch_1"],
-        "predict_b32_per_s": outcome["predict"]["batch_32"],
-        "accuracy": _rounded(record["eval"].get("accuracy")),
-    }
-
-
-def peer_row(outcome: dict[str, Any], peak: float) -> dict[str, Any]:
-    cost, runtime = outcome["training_cost"], outcome["train_runtime_s"]
-    return {
-        "run": "peer: Trainer script (pad 128, batch 32, 2e-5)",
-        "train_samples_per_s": outcome["train_samples_per_second"],
-        "steps_only_samples_per_s": outcome["train_samples_per_second"],  # it neither evaluates nor saves
-        "real_tokens_per_s": round(cost["real_tokens"] / runtime, 1),
-        "padding_share": _share(cost),
-        "steps_gflop_per_s": round(cost["flops"] / runtime / 1e9, 2),
-        "steps_peak_share": round(cost["flops"] / runtime / peak, 3),
-        "evaluation_s": 0.0,
-        "checkpoint_s": 0.0,
-        "peak_rss_mb": outcome.get("peak_rss_mb"),
-        "predict_b1_per_s": None,
-        "predict_b32_per_s": None,
-        "accuracy": _rounded(outcome["accuracy"]),
-    }
-
-
-def _rounded(value: float | None, digits: int = 4) -> float | None:
-    return round(value, digits) if value is not None else None
-
-
-def _share(cost: dict[str, Any]) -> float | None:
-    share = TrainingCost(real_tokens=cost.get("real_tokens", 0), padded_tokens=cost.get("padded_tokens", 0))
-    return _rounded(share.padding_share, 3)
-
-
-def with_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row's training samples/s over the peer's (the first row when the peer ran)."""
-    peer = next((row for row in rows if row["run"].startswith("peer")), None)
-    for row in rows:
-        base = peer["train_samples_per_s"] if peer else None
-        row["speed_vs_peer"] = round(row["train_samples_per_s"] / base, 2) if base else None
-    return rows
-
-
 # ------------------------------------------------------------------------------------------------ run
 
 
@@ -380,30 +322,7 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
     fp32_peak = peak if precision == torch.float32 else matmul_peak(device, torch.float32)
     bar.update()
 
-    runs = {name: (name, {}) for name in settings.strategies}
-    if settings.levers:
-        runs.update({name: ("full", extra) for name, extra in lever_runs(_count_rows(files["train"])).items()})
-        bar.total += len(runs) - len(settings.strategies)
-    rows, outcomes = [], {}
-    for name, (strategy, extra) in runs.items():
-        bar.set_postfix_str(name)
-        options = {
-            **settings.train_options,
-            **STRATEGY_DEFAULTS.get(strategy, {}),
-            **extra,
-            "model": model,
-            "strategy": strategy,
-            "train_file": files["train"],
-            "validation_file": files["validation"],
-            "num_train_epochs": settings.num_train_epochs,
-            "seed": settings.seed,
-            "output_dir": str(folder / "runs" / name.replace(", ", "-").replace(" ", "_").replace(".", "_")),
-            "overwrite_output_dir": True,
-            "disable_tqdm": True,
-        }
-        outcomes[name] = _in_fresh_process(strategy_run, options, texts, name == settings.strategies[0])
-        rows.append(strategy_row(name, outcomes[name], peak))
-        bar.update()
+    rows, outcomes = _run_strategies(settings, model, files, texts, peak, bar)
     if settings.peer:
         bar.set_postfix_str("peer")
         outcomes["peer"] = _in_fresh_process(
@@ -431,6 +350,38 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
     return results
 
 
+def _run_strategies(
+    settings: BenchmarkSettings, model: str, files: dict[str, str], texts: list[str], peak: float, bar: Any
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Train every strategy (and, with levers, the lever runs), each in a fresh process: their rows and outcomes."""
+    folder = settings.output_dir
+    runs = {name: (name, {}) for name in settings.strategies}
+    if settings.levers:
+        runs.update({name: ("full", extra) for name, extra in lever_runs(_count_rows(files["train"])).items()})
+        bar.total += len(runs) - len(settings.strategies)
+    rows, outcomes = [], {}
+    for name, (strategy, extra) in runs.items():
+        bar.set_postfix_str(name)
+        options = {
+            **settings.train_options,
+            **STRATEGY_DEFAULTS.get(strategy, {}),
+            **extra,
+            "model": model,
+            "strategy": strategy,
+            "train_file": files["train"],
+            "validation_file": files["validation"],
+            "num_train_epochs": settings.num_train_epochs,
+            "seed": settings.seed,
+            "output_dir": str(folder / "runs" / name.replace(", ", "-").replace(" ", "_").replace(".", "_")),
+            "overwrite_output_dir": True,
+            "disable_tqdm": True,
+        }
+        outcomes[name] = _in_fresh_process(strategy_run, options, texts, name == settings.strategies[0])
+        rows.append(strategy_row(name, outcomes[name], peak))
+        bar.update()
+    return rows, outcomes
+
+
 def _count_rows(path: str) -> int:
     with open(path, newline="", encoding="utf-8") as handle:
         return sum(1 for _ in csv.DictReader(handle))
@@ -439,48 +390,3 @@ def _count_rows(path: str) -> int:
 def _read_texts(path: str, limit: int) -> list[str]:
     with open(path, newline="", encoding="utf-8") as handle:
         return [row["text"] for row in csv.DictReader(handle)][:limit]
-
-
-def _cell(value: Any) -> str:
-    return "–" if value is None else str(value)
-
-
-def table(results: dict[str, Any]) -> str:
-    """benchmark.md: the machine, the table, and predict against transformers.pipeline."""
-    columns = [
-        "run",
-        "train_samples_per_s",
-        "speed_vs_peer",
-        "steps_only_samples_per_s",
-        "real_tokens_per_s",
-        "padding_share",
-        "steps_gflop_per_s",
-        "steps_peak_share",
-        "evaluation_s",
-        "checkpoint_s",
-        "peak_rss_mb",
-        "predict_b1_per_s",
-        "predict_b32_per_s",
-        "accuracy",
-    ]
-    lines = [
-        f"Device {results['device']} ({results['threads']} threads), {results['precision']}; matrix-multiply peak "
-        f"{results['matmul_peak_gflop_per_s']} GFLOP/s measured in this run (the peer's share is of the fp32 "
-        f"peak, {results['fp32_matmul_peak_gflop_per_s']}). Model: {results['model']}.",
-        "train_samples_per_s and real_tokens_per_s count the whole training loop, evaluations and checkpoint "
-        "saves included (Trainer's figure); the steps_ columns count the training steps alone. FLOPs: "
-        "nlp_transfer.modeling.flops, on real tokens.",
-        "",
-        markdown_table(columns, [[_cell(row.get(column)) for column in columns] for row in results["rows"]]),
-    ]
-    pipeline = results.get("pipeline")
-    if pipeline:
-        first = results["settings"]["strategies"][0]
-        ours = next(row for row in results["rows"] if row["run"] == first)["predict_b32_per_s"]
-        lines += [
-            "",
-            f"predict at batch 32: {ours} samples/s; transformers.pipeline on the same texts and model: "
-            f"{pipeline['batch_32']} samples/s ({ours / pipeline['batch_32']:.2f}x); same labels: "
-            f"{pipeline['same_labels']}.",
-        ]
-    return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """What transfer saves, from a grid's results: data-reduction factors, iteration reduction, a recommendation per size.
 
-Pure arithmetic on `experiments.aggregate`'s entries and each run's learning curve, so that every figure can be
+Pure arithmetic on `report.aggregate`'s entries and each run's learning curve, so that every figure can be
 checked by hand. Definitions (also in README.md):
 
 - data-reduction factor of a strategy at size N: the smallest scratch size whose mean reaches the strategy's

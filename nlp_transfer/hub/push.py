@@ -21,11 +21,8 @@ fails at once rather than after the run. The token comes from the caller, `HF_TO
 from __future__ import annotations
 
 import importlib
-import io
-import json
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,110 +38,23 @@ from huggingface_hub.utils import validate_repo_id
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation.record import RunRecord
-from nlp_transfer.hub.card import card_for_repository
-from nlp_transfer.hub.public import RECORDS_WITH_PATHS, public_record
-from nlp_transfer.outputs import (
-    ADAPTER_CONFIG_FILE,
-    ADAPTER_WEIGHTS_FILE,
-    CALIBRATION_PNG,
-    CARD_FILE,
-    CONFIG_FILE,
-    CONFUSION_MATRIX_PNG,
-    MERGED_FOLDER,
-    METRICS_FILE,
-    OWNER_FILE,
-    RUN_CONFIG_FILE,
-    SHARDED_INDEX_FILE,
-    STAGING_SUFFIX,
-    WEIGHTS_FILE,
-    staging_path,
+from nlp_transfer.hub.secret_scan import _check_secrets
+from nlp_transfer.hub.upload_plan import (
+    RefusedFile,
+    UploadFile,
+    _card_bytes,
+    _check_loadable,
+    _human_size,
+    _upload_source,
+    upload_plan,
 )
+from nlp_transfer.outputs import CARD_FILE
 from nlp_transfer.version import __version__
 
 logger = logging.getLogger(__name__)
 
-# The allow-list: the files a finished run folder holds, by name. transformers writes the weights, config,
-# generation config and tokenizer (which tokenizer files depends on the model: WordPiece, BPE, sentencepiece);
-# peft the adapter; this package the card, the records and the plots. The same names go from `merged/`.
-TOKENIZER_FILES: tuple[str, ...] = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-)
-PUBLISHED_FILES: frozenset[str] = frozenset(
-    {
-        CONFIG_FILE,
-        WEIGHTS_FILE,
-        SHARDED_INDEX_FILE,
-        ADAPTER_CONFIG_FILE,
-        ADAPTER_WEIGHTS_FILE,
-        "generation_config.json",
-        *TOKENIZER_FILES,
-        CARD_FILE,
-        METRICS_FILE,
-        RUN_CONFIG_FILE,
-        CONFUSION_MATRIX_PNG,
-        CALIBRATION_PNG,
-    }
-)
-# Names that vary: the shards of sharded weights, and sentencepiece models (spiece.model, spm.model,
-# sentencepiece.bpe.model, tokenizer.model).
-PUBLISHED_NAME_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"model-\d+-of-\d+\.safetensors"),
-    re.compile(r"[\w.-]+\.model"),
-)
-
-# Why a path stays local, as `--dry-run` shows it.
-REFUSED_SYMLINK = "a symlink: never followed, since it can point outside the folder"
-REFUSED_TOKEN = "its name suggests a token"
-REFUSED_FILE = "not a file nlp-transfer writes"
-REFUSED_FOLDER = f"not a folder nlp-transfer writes (only {MERGED_FOLDER}/ goes up)"
-REFUSED_SPECIAL = "not a regular file"
-
-# What the classifier needs to load, also in merged/ (with the shards and sentencepiece models of
-# PUBLISHED_NAME_PATTERNS): one refused as a symlink or special file stops the push (`_check_loadable`).
-LOADING_FILES: frozenset[str] = frozenset(
-    {CONFIG_FILE, WEIGHTS_FILE, SHARDED_INDEX_FILE, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, *TOKENIZER_FILES}
-)
-
-# A Hugging Face token: hf_ and 34 or more letters and digits (older ones: api_ or api_org_); 30 leaves a margin.
-# Not preceded by a letter or digit, so a longer word ending in "hf_" is no match.
-HUB_TOKEN_PATTERN = re.compile(rb"(?<![A-Za-z0-9])(?:hf|api|api_org)_[A-Za-z0-9]{30,}")
-_UNSCANNED_SUFFIXES = (".safetensors", ".png")  # tensors and images: large, and not where a token is pasted
-_SCAN_CHUNK = 1 << 20  # read in 1 MiB chunks: a one-line tokenizer.json is never held whole
-_SCAN_OVERLAP = 64  # kept from one chunk for the next: longer than a match's shortest form (38 bytes)
 
 DEFAULT_BRANCH = "main"
-# Tokenizer files whose names contain "token"; anything else naming a token stays local.
-_TOKENIZER_NAMES = re.compile(r"tokenizer|special_tokens_map|added_tokens")
-
-
-@dataclass
-class UploadFile:
-    """One file of the plan: its path relative to the folder (posix) and its size in bytes."""
-
-    path: str
-    size: int
-
-
-@dataclass(frozen=True)
-class RefusedFile:
-    """A path of the folder that stays local, and why; a folder (not looked into) ends in `/`."""
-
-    path: str
-    reason: str
-
-
-@dataclass
-class UploadPlan:
-    """What a push sends (`files`, sorted by path) and what it leaves in the folder (`refused`, sorted)."""
-
-    files: list[UploadFile]
-    refused: list[RefusedFile] = field(default_factory=list)
 
 
 @dataclass
@@ -164,66 +74,6 @@ class PushResult:
     pr_url: str | None = None
     refused: list[RefusedFile] = field(default_factory=list)
     """The folder's paths left local, with the reason, for `format_plan`."""
-
-
-def upload_plan(model_dir: str | Path) -> UploadPlan:
-    """The files a push would upload and those it leaves local, from the allow-list (`PUBLISHED_FILES`).
-
-    Refuses what is not a finished classifier folder, so nothing half-made is published: a missing
-    folder, an unfinished staging folder, no config.json, no safetensors weights.
-    """
-    folder = _check_folder(model_dir)
-    try:
-        files, refused = _survey(folder, prefix="")
-    except OSError as error:
-        raise UserInputError(
-            f"Could not list {folder} to plan the push ({type(error).__name__}: {error}). Check its permissions."
-        ) from None
-    try:
-        _check_contents(folder, {item.path for item in files})
-    except UserInputError:
-        _check_loadable(folder, refused)  # a required file refused as a symlink: say that, not "missing"
-        raise
-    return UploadPlan(sorted(files, key=lambda item: item.path), sorted(refused, key=lambda item: item.path))
-
-
-def _survey(folder: Path, prefix: str) -> tuple[list[UploadFile], list[RefusedFile]]:
-    """The allowed files under `folder` and the refused paths, relative to the run folder (`prefix` + name).
-
-    Only the run folder itself and its `merged/` are looked into; `lstat` throughout, so no link is followed.
-    """
-    files: list[UploadFile] = []
-    refused: list[RefusedFile] = []
-    for entry in os.scandir(folder):
-        if entry.name == OWNER_FILE:  # the package's list of what it wrote (outputs): local bookkeeping
-            continue
-        path = prefix + entry.name
-        is_folder = entry.is_dir(follow_symlinks=False)
-        reason = _refusal(entry, nested=bool(prefix))
-        if reason is not None:
-            refused.append(RefusedFile(path + "/" if is_folder else path, reason))
-        elif is_folder:
-            inner_files, inner_refused = _survey(Path(entry.path), prefix=f"{path}/")
-            files += inner_files
-            refused += inner_refused
-        else:
-            files.append(UploadFile(path=path, size=entry.stat(follow_symlinks=False).st_size))
-    return files, refused
-
-
-def _refusal(entry: os.DirEntry[str], nested: bool) -> str | None:
-    """Why `entry` stays local, or None when it goes up (a published file, or the top-level merged/ folder)."""
-    if entry.is_symlink():
-        return REFUSED_SYMLINK
-    if _names_a_token(entry.name):
-        return REFUSED_TOKEN
-    if entry.is_dir(follow_symlinks=False):
-        return None if entry.name == MERGED_FOLDER and not nested else REFUSED_FOLDER
-    if not entry.is_file(follow_symlinks=False):
-        return REFUSED_SPECIAL  # a FIFO or device: reading it could block or never end
-    if entry.name in PUBLISHED_FILES or any(p.fullmatch(entry.name) for p in PUBLISHED_NAME_PATTERNS):
-        return None
-    return REFUSED_FILE
 
 
 def resolve_token(token: str | None = None) -> str:
@@ -465,21 +315,6 @@ def _card_operation(card: str | None, full_id: str) -> list[CommitOperationAdd]:
     return [CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=_card_bytes(card, full_id))]
 
 
-def _card_bytes(card: str, repo_id: str) -> bytes:
-    """The card's text as uploaded to `repo_id` (see `card_for_repository`), encoded."""
-    return card_for_repository(card, repo_id).encode("utf-8")
-
-
-def _upload_source(folder: Path, path: str) -> str | bytes:
-    """The file's path, or for the run's JSON records their public copy (see `public_record`)."""
-    if path in RECORDS_WITH_PATHS:
-        try:
-            return public_record(folder / path)
-        except (ValueError, UnicodeDecodeError):
-            return str(folder / path)  # not JSON we wrote: upload it as it is
-    return str(folder / path)
-
-
 def default_commit_message(model_dir: str | Path) -> str:
     """'Upload nlp-transfer classifier (strategy lora, accuracy=0.9000 on validation)', from metrics.json."""
     title = "Upload nlp-transfer classifier"
@@ -492,177 +327,6 @@ def default_commit_message(model_dir: str | Path) -> str:
     if value is not None:
         details.append(f"{record.primary_metric}={value:.4f} on validation")
     return f"{title} ({', '.join(details)})"
-
-
-def format_plan(files: list[UploadFile], refused: list[RefusedFile] | None = None) -> str:
-    """`--dry-run`'s table: each planned file with its size, a total; then, apart, each path left local and why."""
-    lines = [_format_files(files)]
-    if refused:
-        width = max(len(item.path) for item in refused)
-        lines.append(f"Not uploaded ({len(refused)}, left in the folder):")
-        lines += [f"  {item.path:<{width}}  {item.reason}" for item in refused]
-    return "\n".join(lines)
-
-
-def _format_files(files: list[UploadFile]) -> str:
-    if not files:
-        return "  (no files)"
-    sizes = [_human_size(item.size) for item in files]
-    path_width = max(len(item.path) for item in files)
-    size_width = max(len(size) for size in sizes)
-    lines = [f"  {item.path:<{path_width}}  {size:>{size_width}}" for item, size in zip(files, sizes, strict=True)]
-    total = sum(item.size for item in files)
-    lines.append(f"  {len(files)} file{'s' if len(files) != 1 else ''}, {_human_size(total)} in total")
-    return "\n".join(lines)
-
-
-def _check_folder(model_dir: str | Path) -> Path:
-    folder = Path(model_dir).expanduser()
-    if folder.name.endswith(STAGING_SUFFIX):
-        raise UserInputError(
-            f"{folder} is the staging folder of an unfinished run (a killed or running one), not a trained "
-            "classifier. Push the output folder that the run names once it has finished."
-        )
-    if not folder.exists():
-        raise UserInputError(f"{folder} does not exist. Give the --output-dir of a finished training run.")
-    if not folder.is_dir():
-        raise UserInputError(f"{folder} is a file. Give the --output-dir folder of a finished training run.")
-    if staging_path(folder).exists():
-        logger.warning(
-            "%s exists: a run is writing a new version of %s (or was killed); this push sends the finished one.",
-            staging_path(folder),
-            folder,
-        )
-    return folder
-
-
-def _check_contents(folder: Path, planned: set[str]) -> None:
-    if CONFIG_FILE not in planned:
-        raise UserInputError(
-            f"{folder} is not a trained classifier folder: it has no {CONFIG_FILE}. Give the --output-dir of a "
-            "finished nlp-transfer run."
-        )
-    if ADAPTER_WEIGHTS_FILE in planned:
-        if ADAPTER_CONFIG_FILE not in planned:
-            raise UserInputError(
-                f"{folder} has {ADAPTER_WEIGHTS_FILE} but no {ADAPTER_CONFIG_FILE}; the adapter cannot be loaded "
-                "without it. Retrain, or push a complete output folder."
-            )
-        return
-    if WEIGHTS_FILE in planned:
-        return
-    if SHARDED_INDEX_FILE in planned:
-        _check_shards(folder, planned)
-        return
-    raise UserInputError(
-        f"{folder} has no safetensors weights ({WEIGHTS_FILE}, sharded model-*.safetensors with "
-        f"{SHARDED_INDEX_FILE}, or {ADAPTER_WEIGHTS_FILE}). Only safetensors weights are pushed; pickled "
-        ".bin/.pt weights are not. Give the --output-dir of a finished nlp-transfer run."
-    )
-
-
-def _check_shards(folder: Path, planned: set[str]) -> None:
-    try:
-        index = json.loads((folder / SHARDED_INDEX_FILE).read_text(encoding="utf-8"))
-        shards = set(index["weight_map"].values())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        raise UserInputError(
-            f"{folder / SHARDED_INDEX_FILE} is not a readable safetensors index (no 'weight_map')."
-        ) from None
-    missing = sorted(str(shard) for shard in shards if shard not in planned)
-    if not shards or missing:
-        raise UserInputError(
-            f"{folder} is missing weight shards listed in {SHARDED_INDEX_FILE}: {', '.join(missing) or 'none listed'}."
-        )
-
-
-def _check_loadable(folder: Path, refused: list[RefusedFile]) -> None:
-    """Stop when a file the classifier needs to load was refused: the push would publish a model that cannot load."""
-    for item in refused:
-        name = item.path.rsplit("/", 1)[-1]
-        needed = name in LOADING_FILES or any(p.fullmatch(name) for p in PUBLISHED_NAME_PATTERNS)
-        if not needed or item.reason not in (REFUSED_SYMLINK, REFUSED_SPECIAL):
-            continue
-        if item.reason == REFUSED_SYMLINK:
-            problem = "is a symlink, which the push never follows (it can point outside the folder)"
-            fix = "Copy the real file into the folder in place of the link"
-        else:
-            problem = "is not a regular file (a FIFO or device)"
-            fix = "Replace it with the regular file training wrote"
-        raise UserInputError(
-            f"{folder} cannot be pushed: {item.path} {problem}, and the classifier cannot be loaded without it, "
-            f"so the push would publish an incomplete model. {fix}, then push again. Nothing was uploaded."
-        )
-
-
-def _check_secrets(folder: Path, files: list[UploadFile], repo_id: str, dry_run: bool) -> None:
-    """Stop when a file the push would send holds a Hugging Face token: the allow-list goes by name, not content.
-
-    Each file is read as it is on disk, and the card and records also as the push sends them (the card naming
-    `repo_id`, the records' public copy), so a token that only the rewriting reveals is caught too. Weights and
-    plots are not read. Only the token's first characters appear in the message.
-    """
-    for item in files:
-        if item.path.endswith(_UNSCANNED_SUFFIXES):
-            continue
-        try:
-            found, where = _find_token(str(folder / item.path)), "line {}"
-            sent = _sent_copy(folder, item.path, repo_id) if found is None else None
-            if sent is not None:
-                found, where = _find_token(sent), "line {} of the copy the push sends"
-        except OSError as error:
-            raise UserInputError(
-                f"Could not read {folder / item.path} to check it before the push ({type(error).__name__}: "
-                f"{error.strerror or error}). Check its permissions. Nothing was uploaded."
-            ) from None
-        if found is None:
-            continue
-        line, shown = found
-        verdict = "The push would be refused" if dry_run else "Push refused"
-        raise UserInputError(
-            f"{verdict}: {item.path} in {folder} holds what looks like a Hugging Face token ({shown}) on "
-            f"{where.format(line)}, which the push would upload to the Hub. Remove the token from {item.path}, "
-            "revoke it at https://huggingface.co/settings/tokens (it was kept in a file meant for upload), and "
-            "push again. Nothing was uploaded."
-        )
-
-
-def _sent_copy(folder: Path, path: str, repo_id: str) -> bytes | None:
-    """What the push sends for `path` when it is not the file as it is: the card and the records; else None."""
-    if path == CARD_FILE:
-        try:
-            return _card_bytes((folder / path).read_text(encoding="utf-8"), repo_id)
-        except UnicodeDecodeError:
-            return None  # not UTF-8: the file itself was scanned
-    source = _upload_source(folder, path)
-    return source if isinstance(source, bytes) else None
-
-
-def _find_token(source: str | bytes) -> tuple[int, str] | None:
-    """The line number (from 1) of the first token-shaped string in a file (a path) or in bytes, and its start.
-
-    Only the prefix and three characters are returned (`hf_AbC…`), never the token. Read in chunks, with an
-    overlap so that no token is cut between two, in bounded memory.
-    """
-    with open(source, "rb") if isinstance(source, str) else io.BytesIO(source) as stream:
-        line, tail, cut = 1, b"", 0
-        while chunk := stream.read(_SCAN_CHUNK):
-            text = tail + chunk
-            # After a cut, from 1: a match at the overlap's first byte was whole in the previous text, and
-            # checked there with the byte before it, which the lookbehind sees from 1.
-            match = HUB_TOKEN_PATTERN.search(text, 1 if cut else 0)
-            if match:
-                head, _, rest = match.group().decode("ascii").rpartition("_")
-                return line + text.count(b"\n", 0, match.start()), f"{head}_{rest[:3]}…"
-            cut = max(len(text) - _SCAN_OVERLAP, 0)
-            line += text.count(b"\n", 0, cut)
-            tail = text[cut:]
-    return None
-
-
-def _names_a_token(relpath: str) -> bool:
-    """True when a folder or file name on the path mentions a token, tokenizer files aside."""
-    return any("token" in _TOKENIZER_NAMES.sub("", part.lower()) for part in relpath.split("/"))
 
 
 def _optional_errors(module: str, name: str) -> tuple[type[BaseException], ...]:
@@ -723,18 +387,6 @@ def _explain_http(error: HfHubHTTPError, repo_id: str, branch: str) -> str:
 def _first_line(message: object) -> str:
     lines = str(message).strip().splitlines()
     return lines[0].rstrip(".") if lines else ""
-
-
-def _human_size(size: int | float) -> str:
-    """Decimal units, as the Hub shows them: 612 B, 1.2 kB, 86.7 MB."""
-    if size < 1000:
-        return f"{int(size)} B"
-    value, unit = size / 1000, "kB"
-    for bigger in ("MB", "GB"):
-        if value < 1000:
-            break
-        value, unit = value / 1000, bigger
-    return f"{value:.1f} {unit}"
 
 
 def _text(value: object) -> str | None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nlp_transfer.data.dataset import LabelSchema, read_labelled
+from nlp_transfer.data.labels import LabelSchema
+from nlp_transfer.data.reading import read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation.conformal import (
     abstention_report,
@@ -83,12 +84,7 @@ def evaluate_folder(
 
     Classification also gets its risk-coverage report; with `coverage`, the empirical coverage of the folder's
     conformal sets (intervals) at that level and their mean size (width)."""
-    if batch_size < 1:
-        raise UserInputError(f"--batch-size must be at least 1, not {batch_size}.")
-    if bootstrap < 0:
-        raise UserInputError(f"--bootstrap must be 0 (off) or a number of resamples, not {bootstrap}.")
-    if not 0 < confidence < 1:
-        raise UserInputError(f"--confidence must be between 0 and 1 (e.g. 0.95), not {confidence}.")
+    _check_arguments(batch_size, bootstrap, confidence)
     classifier = load_classifier(model_dir)
     settings = PackageSettings.read(classifier.model)
     level = resolve_level(coverage, settings.conformal, str(model_dir)) if coverage is not None else None
@@ -126,3 +122,13 @@ def evaluate_folder(
         outputs = suite.scores(logits)
         result.conformal = {"coverage_target": coverage, **coverage_report(outputs, data.labels, task, quantile, key)}
     return result
+
+
+def _check_arguments(batch_size: int, bootstrap: int, confidence: float) -> None:
+    """`evaluate_folder`'s numeric arguments, refused before any work with the option to change."""
+    if batch_size < 1:
+        raise UserInputError(f"--batch-size must be at least 1, not {batch_size}.")
+    if bootstrap < 0:
+        raise UserInputError(f"--bootstrap must be 0 (off) or a number of resamples, not {bootstrap}.")
+    if not 0 < confidence < 1:
+        raise UserInputError(f"--confidence must be between 0 and 1 (e.g. 0.95), not {confidence}.")

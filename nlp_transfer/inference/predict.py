@@ -20,8 +20,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from transformers.utils import logging as transformers_logging
 
 from nlp_transfer.config.long_text import LongTextSettings
-from nlp_transfer.data.dataset import longest_first, resolve_max_length
 from nlp_transfer.data.long_text import cut_texts, encode_documents
+from nlp_transfer.data.tokenize import longest_first, resolve_max_length
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation.conformal import (
     check_min_confidence,

@@ -198,7 +198,7 @@ class ArchitectureView:
             raise ValueError(
                 f"{len(unassigned)} parameter(s) of this {self.spec.model_type} model belong to no part "
                 f"(embeddings, layers, pooler, head) of its architecture view: {shown}. "
-                "nlp_transfer/layers.py must place them."
+                "nlp_transfer/modeling/layers.py must place them."
             )
         return depths
 

@@ -20,9 +20,9 @@ import numpy as np
 from datasets import Dataset
 from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, Trainer, set_seed
 
-from nlp_transfer.config.arguments import TransferTrainingArguments
+from nlp_transfer.config.training import TransferTrainingArguments
 from nlp_transfer.data.checks import check_encoding_name, describe_read_error
-from nlp_transfer.data.dataset import read_texts as read_table_texts
+from nlp_transfer.data.reading import read_texts as read_table_texts
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.folder_lock import folder_lock
 from nlp_transfer.modeling.checkpoints import (

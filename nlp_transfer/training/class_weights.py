@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nlp_transfer.config.arguments import BALANCED, parse_class_weights
+from nlp_transfer.config.checks import BALANCED, parse_class_weights
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 

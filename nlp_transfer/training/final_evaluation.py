@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from transformers.trainer_utils import PredictionOutput
 
-from nlp_transfer.data.dataset import EVAL_FILE_PREFIX
+from nlp_transfer.data.reading import EVAL_FILE_PREFIX
 from nlp_transfer.evaluation.calibration import (
     MIN_ROWS,
     Temperature,
@@ -40,11 +40,6 @@ from nlp_transfer.evaluation.record import RECORD_SPLITS, TRAINER_FIGURES
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
 
 logger = logging.getLogger(__name__)
-
-
-"""Above this many labels the confusion-matrix plot is skipped: its ticks no longer read, and drawing it takes
-minutes and gigabytes (200 labels: about a minute; 700: killed for memory on a 23 GB machine). The matrix itself
-stays in metrics.json."""
 
 
 @dataclass
@@ -119,6 +114,26 @@ def evaluate_splits(
         final.conformal = _conformal_record(outputs, suite)
     if tune:
         final.thresholds = _tune_on_validation(suite, primary, outputs["eval"])
+    _score_splits(trainer, raw, outputs, suite, inverse, final)
+    if suite.task != REGRESSION and outputs:
+        detail = "test" if "test" in outputs else "eval"
+        final.abstention = {
+            "split": RECORD_SPLITS[detail],
+            **abstention_report(suite, outputs[detail].predictions, outputs[detail].label_ids, final.threshold_values),
+        }
+    return final
+
+
+def _score_splits(
+    trainer: Any,
+    raw: dict[str, Any],
+    outputs: dict[str, PredictionOutput],
+    suite: MetricSuite,
+    inverse: np.ndarray | None,
+    final: FinalEvaluation,
+) -> None:
+    """Every split scored with the suite as the saved model scores it, into `final.reports` and `final.records`
+    (beside Trainer's own figures of the split; the loss is the calibrated logits' loss)."""
     for key, output in outputs.items():
         report = suite.evaluate(output.predictions, output.label_ids, thresholds=final.threshold_values)
         trainer_figures = {
@@ -130,13 +145,6 @@ def evaluate_splits(
             trainer_figures["loss"] = _training_loss(trainer, raw[key], inverse, suite.task)
         final.reports[key] = report
         final.records[key] = {**report.to_dict(), **trainer_figures}
-    if suite.task != REGRESSION and outputs:
-        detail = "test" if "test" in outputs else "eval"
-        final.abstention = {
-            "split": RECORD_SPLITS[detail],
-            **abstention_report(suite, outputs[detail].predictions, outputs[detail].label_ids, final.threshold_values),
-        }
-    return final
 
 
 def _training_loss(trainer: Any, output: Any, inverse: np.ndarray, task: str) -> float:

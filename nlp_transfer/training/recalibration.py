@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from nlp_transfer.data.dataset import LabelSchema, read_labelled
+from nlp_transfer.data.labels import LabelSchema
+from nlp_transfer.data.reading import read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation.calibration import (
     CALIBRATION_METHODS,

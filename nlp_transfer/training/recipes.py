@@ -28,7 +28,9 @@ from typing import Any
 
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-from nlp_transfer.config.arguments import StrategyArguments, TransferTrainingArguments, option_text
+from nlp_transfer.config.checks import option_text
+from nlp_transfer.config.strategy import StrategyArguments
+from nlp_transfer.config.training import TransferTrainingArguments
 from nlp_transfer.evaluation.record import EffectiveBatchSize
 
 REFERENCE_HIDDEN_SIZE = 768

@@ -20,8 +20,10 @@ from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PredictionOutput
 
-from nlp_transfer.config.arguments import TransferTrainingArguments, option_text
-from nlp_transfer.data.dataset import column_values, longest_first
+from nlp_transfer.config.checks import option_text
+from nlp_transfer.config.training import TransferTrainingArguments
+from nlp_transfer.data.columns import column_values
+from nlp_transfer.data.tokenize import longest_first
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation.documents import DOCUMENT
 from nlp_transfer.evaluation.metrics import MetricSuite, PrimaryMetric, TrainerMetrics

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nlp_transfer.data.dataset import PreparedData, column_values
+from nlp_transfer.data.columns import column_values
+from nlp_transfer.data.prepare import PreparedData
 from nlp_transfer.evaluation.metrics import MetricSuite, available_metrics
 from nlp_transfer.evaluation.metrics.suite import DECISIONS
 from nlp_transfer.inference.predict import Classifier, load_classifier

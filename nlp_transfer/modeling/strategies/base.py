@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from nlp_transfer.config.arguments import STRATEGY_OPTIONS, StrategyArguments
+from nlp_transfer.config.strategy import STRATEGY_OPTIONS, StrategyArguments
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.modeling.checkpoints import Checkpoint, load_classification_model
 from nlp_transfer.modeling.layers import ArchitectureView, architecture_view

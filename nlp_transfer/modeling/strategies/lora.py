@@ -11,7 +11,7 @@ from peft import LoraConfig, TaskType, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel
 
-from nlp_transfer.config.arguments import StrategyArguments
+from nlp_transfer.config.strategy import StrategyArguments
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.modeling.layers import ArchitectureView, architecture_view
 from nlp_transfer.modeling.strategies.base import PreparedModel, StrategyContext, TransferStrategy
