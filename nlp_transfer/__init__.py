@@ -6,6 +6,7 @@ config = RunConfig.from_dict({"output_dir": "runs/demo", "num_train_epochs": 2})
 result = fine_tune(config)               # trains the bundled MiniLM on the demo data
 classifier = load_classifier(result.output_dir)
 classifier.predict(["My parcel never arrived."])
+predict_corpus(result.output_dir, "tickets.csv", "tickets.parquet")  # a whole file, streamed and resumable
 evaluate_folder(result.output_dir, "dev.csv", bootstrap=1000).to_dict()   # the metric suite + intervals
 push_folder(result.output_dir, "my-user/support-classifier")             # HF_TOKEN or `hf auth login`
 RunRecord.load(result.output_dir).primary_value()                        # metrics.json, typed
@@ -24,6 +25,7 @@ from nlp_transfer.version import __version__
 # that --help and argument errors do not pay for torch and transformers; elsewhere all of them load below.
 _PUBLIC = {
     "Classifier": "nlp_transfer.inference.predict",
+    "CorpusOptions": "nlp_transfer.inference.corpus",
     "DataArguments": "nlp_transfer.config.data",
     "EvaluationArguments": "nlp_transfer.config.evaluation",
     "FineTuneResult": "nlp_transfer.training.fine_tune",
@@ -38,11 +40,13 @@ _PUBLIC = {
     "fine_tune": "nlp_transfer.training.fine_tune",
     "load_classifier": "nlp_transfer.inference.predict",
     "predict": "nlp_transfer.inference.predict",
+    "predict_corpus": "nlp_transfer.inference.corpus",
     "push_folder": "nlp_transfer.hub.push",
 }
 
 __all__ = [
     "Classifier",
+    "CorpusOptions",
     "DataArguments",
     "EvaluationArguments",
     "FineTuneResult",
@@ -59,6 +63,7 @@ __all__ = [
     "fine_tune",
     "load_classifier",
     "predict",
+    "predict_corpus",
     "push_folder",
 ]
 
@@ -92,6 +97,7 @@ if TYPE_CHECKING:
     from nlp_transfer.config.training import TransferTrainingArguments
     from nlp_transfer.evaluation.record import RunRecord
     from nlp_transfer.hub.push import PushResult, push_folder
+    from nlp_transfer.inference.corpus import CorpusOptions, predict_corpus
     from nlp_transfer.inference.folder_evaluation import FolderEvaluation, evaluate_folder
     from nlp_transfer.inference.predict import Classifier, load_classifier, predict
     from nlp_transfer.training.fine_tune import FineTuneResult, fine_tune

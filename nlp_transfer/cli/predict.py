@@ -10,15 +10,30 @@ from pathlib import Path
 from nlp_transfer.cli.common import _add_input_options, _check_shares, _command_parser, _write_whole
 from nlp_transfer.errors import UserInputError
 
+CORPUS_EPILOG = """A whole corpus (--file): the file is read in chunks and each chunk's predictions are written as
+soon as they exist, so memory stays flat and a progress bar shows the rate and time left. --output's extension
+picks its format (.jsonl, .csv, .tsv, .parquet); without --output, JSON Lines go to stdout as they come. The output
+is written under a hidden name and renamed when complete; a run that was stopped continues with the same command
+plus --resume, and its output equals an uninterrupted run's, row for row. An empty text gets a row with 'skipped'
+(or the file is refused before predicting with --on-empty error).
+
+  nlp-transfer predict --model runs/demo --file tickets.csv --keep-columns id,date --output tickets.parquet
+  nlp-transfer predict --model runs/demo --file tickets.csv --keep-columns id,date --output tickets.parquet --resume
+"""
+
 
 def _predict_parser() -> argparse.ArgumentParser:
     parser = _command_parser(
         "predict",
-        description="Predict labels and scores with a trained classifier folder (plain model or LoRA adapter). "
-        "One JSON object per text, on stdout or in --output (JSON Lines).",
+        description="Predict labels and scores with a trained classifier folder (plain model, LoRA adapter or an "
+        "exported ONNX folder). One row per text, on stdout or in --output.",
+        epilog=CORPUS_EPILOG,
     )
-    _add_input_options(parser, "CSV, TSV, JSON, JSONL or Parquet file of texts to classify.", texts=True)
-    parser.add_argument("--output", help="Write the predictions here as JSON Lines instead of printing them.")
+    _add_input_options(parser, "CSV, TSV, JSON Lines or Parquet file of texts to classify (streamed).", texts=True)
+    parser.add_argument(
+        "--output",
+        help="Write the predictions here instead of printing them: .csv, .tsv, .parquet, else JSON Lines.",
+    )
     scores = parser.add_mutually_exclusive_group()
     scores.add_argument("--top-k", type=int, help="Single-label: the K most likely labels with their scores.")
     scores.add_argument("--all-scores", action="store_true", help="Every class's score.")
@@ -37,32 +52,65 @@ def _predict_parser() -> argparse.ArgumentParser:
         help="Abstain (label null, abstained true) where the decision's probability is below P instead of guessing. "
         "'nlp-transfer evaluate' shows the accuracy and the share of texts answered at each P.",
     )
+    _add_corpus_options(parser)
     return parser
+
+
+def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
+    corpus = parser.add_argument_group("a whole corpus (--file)")
+    corpus.add_argument(
+        "--keep-columns",
+        metavar="COLS",
+        help="Input columns written before each prediction, in input order: names separated by commas (e.g. id,date), "
+        "or 'all'.",
+    )
+    corpus.add_argument(
+        "--on-empty",
+        choices=("mark", "error"),
+        default="mark",
+        help="An empty text: 'mark' gives it a row with skipped='empty text'; 'error' refuses the file before any "
+        "prediction, naming the rows.",
+    )
+    corpus.add_argument("--resume", action="store_true", help="Continue the interrupted run that wrote --output.")
+    corpus.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=4096,
+        help="Rows read, predicted and written at a time (the unit --resume continues from).",
+    )
+    corpus.add_argument("--quiet", action="store_true", help="No progress bar (it is also off when not on a terminal).")
+    corpus.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="Where a PyTorch folder runs (auto: the GPU when there is one). An exported folder runs in onnxruntime.",
+    )
+    precision = corpus.add_mutually_exclusive_group()
+    precision.add_argument("--bf16", action="store_true", help="bfloat16 autocast on a GPU (faster; CPU: refused).")
+    precision.add_argument("--fp16", action="store_true", help="float16 autocast on a GPU (CPU: refused).")
 
 
 def _predict(argv: list[str]) -> int:
     args = _predict_parser().parse_args(argv)
-    from nlp_transfer.data.reading import read_texts
-    from nlp_transfer.inference.predict import load_classifier
-
-    if args.text:
-        from nlp_transfer.data.checks import refuse_empty_texts
-
-        texts, pairs = args.text, None
-        refuse_empty_texts(texts, range(1, len(texts) + 1), "--text")  # the rule an empty text in --file meets
-    else:
-        texts, pairs = read_texts(args.file, args.text_column, args.text_pair_column, args.encoding)
     if args.top_k is not None and args.top_k < 1:
         raise UserInputError(f"--top-k must be at least 1, not {args.top_k}.")
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, not {args.batch_size}.")
     _check_shares(args.coverage, args.min_confidence)
-    predictions = load_classifier(args.model).predict(
-        texts, pairs, batch_size=args.batch_size, coverage=args.coverage, min_confidence=args.min_confidence
+    if args.file:
+        return _predict_corpus(args)
+    from nlp_transfer.data.checks import refuse_empty_texts
+    from nlp_transfer.inference.predict import load_classifier
+    from nlp_transfer.inference.records import prediction_record
+
+    texts = args.text
+    refuse_empty_texts(texts, range(1, len(texts) + 1), "--text")  # the rule --on-empty error applies to a file
+    predictions = load_classifier(args.model, _device(args.device)).predict(
+        texts, None, batch_size=args.batch_size, coverage=args.coverage, min_confidence=args.min_confidence
     )
     records = [
-        _prediction_record(text, pairs[i] if pairs else None, prediction, args.top_k, args.all_scores)
-        for i, (text, prediction) in enumerate(zip(texts, predictions, strict=True))
+        prediction_record(text, None, prediction, args.top_k, args.all_scores)
+        for text, prediction in zip(texts, predictions, strict=True)
     ]
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if args.output:
@@ -73,21 +121,30 @@ def _predict(argv: list[str]) -> int:
     return 0
 
 
-def _prediction_record(
-    text: str, pair: str | None, prediction: dict, top_k: int | None, all_scores: bool
-) -> dict[str, object]:
-    record: dict[str, object] = {"text": text}
-    if pair is not None:
-        record["text_pair"] = pair
-    if "labels" in prediction:  # multi-label: the labels over their thresholds, and every label's score
-        return {**record, **prediction}
-    extras = {key: value for key, value in prediction.items() if key not in ("label", "score", "scores")}
-    record.update(label=prediction["label"], score=prediction["score"], **extras)
-    if "scores" in prediction and top_k is not None:
-        # The decided label first: with a tuned binary threshold it can be the less probable one.
-        ranked = sorted(prediction["scores"].items(), key=lambda item: (item[0] != prediction["label"], -item[1]))
-        ranked = ranked[:top_k]
-        record["top_k"] = [{"label": label, "score": score} for label, score in ranked]
-    elif "scores" in prediction and all_scores:
-        record["scores"] = prediction["scores"]
-    return record
+def _predict_corpus(args: argparse.Namespace) -> int:
+    from nlp_transfer.config.checks import comma_separated
+    from nlp_transfer.inference.corpus import CorpusOptions, predict_corpus
+
+    options = CorpusOptions(
+        text_column=args.text_column,
+        pair_column=args.text_pair_column,
+        keep_columns=comma_separated(args.keep_columns) or None,
+        on_empty=args.on_empty,
+        batch_size=args.batch_size,
+        chunk_rows=args.chunk_rows,
+        top_k=args.top_k,
+        all_scores=args.all_scores,
+        coverage=args.coverage,
+        min_confidence=args.min_confidence,
+        encoding=args.encoding,
+    )
+    precision = "bf16" if args.bf16 else "fp16" if args.fp16 else None
+    result = predict_corpus(
+        args.model, args.file, args.output, options, args.resume, not args.quiet, _device(args.device), precision
+    )
+    print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def _device(choice: str) -> str | None:
+    return None if choice == "auto" else choice

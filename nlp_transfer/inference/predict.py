@@ -7,9 +7,10 @@ softmax for single-label, sigmoid per label for multi-label, the raw value for r
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,28 @@ class Classifier:
                 if prediction["abstained"]:
                     prediction[key] = None
         return predictions
+
+    def predict_iter(
+        self,
+        texts: Iterable[str] | Iterable[tuple[str, str]],
+        batch_size: int = 32,
+        chunk_rows: int = 4096,
+        coverage: float | None = None,
+        min_confidence: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """`predict` over an iterable of any length (a generator, a file's lines, a dataset column): `chunk_rows`
+        texts at a time, so memory stays flat, each chunk's predictions given back in order as soon as they exist.
+        Items are texts, or (text, text_pair) tuples for a sentence-pair model."""
+        if isinstance(texts, str):
+            raise UserInputError("predict_iter() takes an iterable of texts; wrap a single text in a list.")
+        if chunk_rows < 1:
+            raise UserInputError(f"chunk_rows must be at least 1, not {chunk_rows}.")
+        items = iter(texts)
+        while chunk := list(itertools.islice(items, chunk_rows)):
+            paired = isinstance(chunk[0], tuple)
+            firsts = [item[0] for item in chunk] if paired else chunk
+            pairs = [item[1] for item in chunk] if paired else None
+            yield from self.predict(firsts, pairs, batch_size, coverage, min_confidence)
 
     def _decided(self, probabilities: np.ndarray, decisions: np.ndarray) -> list[dict[str, Any]]:
         """The label(s) decided and every label's probability, per text."""

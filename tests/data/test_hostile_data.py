@@ -67,7 +67,7 @@ def test_an_empty_text_is_refused_in_predict_as_in_a_file(tmp_path: Path, capsys
         capsys.readouterr().err
     )
     texts = write_csv(tmp_path / "texts.csv", [{"id": 1, "text": "fine"}, {"id": 2, "text": " "}])
-    assert main(["predict", "--model", str(tmp_path / "any"), "--file", str(texts)]) == 2
+    assert main(["predict", "--model", str(tmp_path / "any"), "--file", str(texts), "--on-empty", "error"]) == 2
     assert f"{texts} has an empty text (empty or only spaces) in column 'text' (row 2, counted from 1 after" in _error(
         capsys.readouterr().err
     )
@@ -79,7 +79,7 @@ def test_an_empty_second_text_is_refused_in_predict_as_in_training(
     """It was read as the text 'None' and given a label."""
     rows = [{"sentence1": "a cat sat", "sentence2": "a cat is sitting"}, {"sentence1": "it rains", "sentence2": ""}]
     pairs = write_csv(tmp_path / "pairs.csv", rows)
-    assert main(["predict", "--model", str(tmp_path / "any"), "--file", str(pairs)]) == 2
+    assert main(["predict", "--model", str(tmp_path / "any"), "--file", str(pairs), "--on-empty", "error"]) == 2
     message = _error(capsys.readouterr().err)
     assert f"{pairs} has an empty text (empty or only spaces) in column 'sentence2' (row 2," in message
 

@@ -684,7 +684,7 @@ def test_integer_labels_are_not_read_as_ids_when_the_names_are_integers(tmp_path
 
 
 def test_top_k_puts_the_decided_label_first() -> None:
-    from nlp_transfer.cli.predict import _prediction_record
+    from nlp_transfer.inference.records import prediction_record as _prediction_record
 
     # A tuned threshold of 0.3 made "positive" the label although "negative" is more probable.
     prediction = {"label": "positive", "score": 0.4, "scores": {"negative": 0.6, "positive": 0.4}}
