@@ -88,6 +88,28 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
     precision = corpus.add_mutually_exclusive_group()
     precision.add_argument("--bf16", action="store_true", help="bfloat16 autocast on a GPU (faster; CPU: refused).")
     precision.add_argument("--fp16", action="store_true", help="float16 autocast on a GPU (CPU: refused).")
+    _add_backend_options(corpus)
+
+
+def _add_backend_options(corpus: argparse._ArgumentGroup) -> None:
+    corpus.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process reads, predicts and writes. ray: Ray Data reads the file and a pool of Ray actors "
+        "predicts it (one model load each; a GPU each where there are GPUs), this process writes the same output "
+        "as local (pip install 'nlp-transfer[ray]'; on a multi-node cluster --file must be on shared storage). "
+        "--resume is local only (it continues a stopped Ray run too).",
+    )
+    corpus.add_argument(
+        "--ray-address", help="With --backend ray: join this Ray cluster (e.g. auto); without it a local one starts."
+    )
+    corpus.add_argument(
+        "--ray-workers",
+        type=int,
+        metavar="N",
+        help="With --backend ray: N classifier actors (default: one per GPU, else 2 or the CPU count if smaller).",
+    )
 
 
 def _predict(argv: list[str]) -> int:
@@ -97,6 +119,7 @@ def _predict(argv: list[str]) -> int:
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, not {args.batch_size}.")
     _check_shares(args.coverage, args.min_confidence)
+    _check_backend(args)
     if args.file:
         return _predict_corpus(args)
     from nlp_transfer.data.checks import refuse_empty_texts
@@ -139,11 +162,44 @@ def _predict_corpus(args: argparse.Namespace) -> int:
         encoding=args.encoding,
     )
     precision = "bf16" if args.bf16 else "fp16" if args.fp16 else None
-    result = predict_corpus(
-        args.model, args.file, args.output, options, args.resume, not args.quiet, _device(args.device), precision
-    )
+    if args.backend == "ray":
+        from nlp_transfer.inference.corpus_ray import predict_corpus_ray
+
+        result = predict_corpus_ray(
+            args.model,
+            args.file,
+            args.output,
+            options,
+            not args.quiet,
+            _device(args.device),
+            precision,
+            address=args.ray_address,
+            workers=args.ray_workers,
+        )
+    else:
+        result = predict_corpus(
+            args.model, args.file, args.output, options, args.resume, not args.quiet, _device(args.device), precision
+        )
     print(result.summary(), file=sys.stderr)
     return 0
+
+
+def _check_backend(args: argparse.Namespace) -> None:
+    """The Ray options only with --backend ray, and that backend only for a --file without --resume."""
+    if args.backend != "ray":
+        for option, value in (("--ray-address", args.ray_address), ("--ray-workers", args.ray_workers)):
+            if value is not None:
+                raise UserInputError(f"{option} goes with --backend ray; add it, or leave {option} out.")
+        return
+    if not args.file:
+        raise UserInputError("--backend ray predicts a --file; for --text leave --backend out.")
+    if args.resume:
+        raise UserInputError(
+            "--resume is the local backend's: run the same command without --backend ray (it continues a stopped "
+            "Ray run too, whose parts are the local run's)."
+        )
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise UserInputError(f"--ray-workers must be at least 1, not {args.ray_workers}.")
 
 
 def _device(choice: str) -> str | None:

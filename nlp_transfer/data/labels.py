@@ -1,9 +1,11 @@
-"""Labels: the `LabelSchema`, missing labels, the task inferred from the training labels, and the labels encoded
-as class ids, multi-hot vectors or regression values."""
+"""Labels: the `LabelSchema`, missing labels, the task inferred from the training labels, the labels encoded
+as class ids, multi-hot vectors or regression values, and a labelled file's labels mapped onto a trained model's
+one chunk at a time (`LabelMapping`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,12 +223,16 @@ def _regression_values(split: Dataset, label: str, source: str) -> list[float]:
         try:
             values.append(float(value))
         except (TypeError, ValueError):
-            raise UserInputError(
-                f"Regression needs numeric labels, but {source} row {row} has {value!r} in column '{label}'. "
-                "Fix the value, or use --task single_label for categories."
-            ) from None
+            raise _not_numeric(source, row, value, label) from None
     refuse_non_finite(values, rows, source, label)
     return values
+
+
+def _not_numeric(source: str, row: int, value: Any, label: str) -> UserInputError:
+    return UserInputError(
+        f"Regression needs numeric labels, but {source} row {row} has {value!r} in column '{label}'. "
+        "Fix the value, or use --task single_label for categories."
+    )
 
 
 def _refuse_unseen(
@@ -253,3 +259,99 @@ def _refuse_unseen(
         f"({', '.join(schema.names[:10])}{' ...' if len(schema.names) > 10 else ''}): fix these rows or add "
         "examples of those labels to the training data."
     )
+
+
+# -------------------------------------------------------------------------------- a trained model's labels
+
+
+@dataclass
+class LabelMapping:
+    """A labelled file's labels mapped onto a trained model's (`schema`), one chunk of rows at a time (`map`).
+
+    A label is matched by name first, then, for integer labels, as a class id (0..n-1). The problems of every
+    chunk (rows without a label, labels the model does not know, regression values that are not finite numbers)
+    are gathered under the file's row numbers and refused together by `refuse`, in the words and counts of one
+    read of the whole file: the same rows give the same message however the file is cut into chunks.
+    """
+
+    source: str
+    schema: LabelSchema
+    column: str
+    separator: str | None = None
+    missing: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)
+    """The row of each unknown label (a multi-label row once per unknown name, as counted before chunks)."""
+    unknown_values: set[str] = field(default_factory=set)
+    not_numeric: tuple[int, Any] | None = None
+    non_finite: list[tuple[int, float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Integer labels stand for class ids only when the model's names are not integers themselves: for
+        # labels 1..5, a 0 must be refused, not read as the first class.
+        self._numeric_names = any(name.lstrip("-").isdigit() for name in self.schema.names)
+        self._label2id = self.schema.label2id
+
+    def map(self, values: Sequence[Any], first_row: int) -> np.ndarray:
+        """One chunk's labels (its first row is the file's row `first_row`): class ids (int64), multi-hot rows or
+        regression values (float64). A label with a problem is recorded, and stands as 0 until `refuse`."""
+        rows = range(first_row, first_row + len(values))
+        if self.schema.task != MULTI_LABEL:
+            self.missing += [r for r, v in zip(rows, values) if _is_missing(v)]
+        if self.schema.task == REGRESSION:
+            return np.asarray(self._regression(values, rows), dtype=np.float64)
+        if self.schema.task == MULTI_LABEL:
+            separator = self.separator or DEFAULT_LABEL_SEPARATOR
+            vectors = []
+            for row, value in zip(rows, values):
+                names = _label_set(value, separator, None)
+                found = [self._class_id(name) for name in names]
+                self._unknown([(row, n) for n, i in zip(names, found) if i is None])
+                vectors.append(_multi_hot([i for i in found if i is not None], self.schema.num_labels))
+            return np.asarray(vectors, dtype=np.float64).reshape(len(vectors), self.schema.num_labels)
+        ids = [self._class_id(v) for v in values]
+        self._unknown([(r, v) for r, v, i in zip(rows, values, ids) if i is None])
+        return np.asarray([0 if i is None else i for i in ids], dtype=np.int64)
+
+    def refuse(self) -> None:
+        """The problems found in every chunk so far, refused in the order of a whole read: missing labels first."""
+        if self.missing:
+            raise UserInputError(
+                f"{self.source} has {len(self.missing)} rows without a label in column '{self.column}' (rows "
+                f"{row_list(self.missing)}). Fix or remove them."
+            )
+        if self.not_numeric is not None:
+            raise _not_numeric(self.source, *self.not_numeric, self.column)
+        if self.non_finite:
+            rows, values = zip(*self.non_finite)
+            refuse_non_finite(values, rows, self.source, self.column)
+        if self.unknown:
+            shown = sorted(self.unknown_values)[:ROWS_SHOWN]
+            raise UserInputError(
+                f"{self.source} has labels the model does not know: {', '.join(shown)} in column '{self.column}' "
+                f"(rows {row_list(self.unknown)}). The model's labels are: {', '.join(self.schema.names)}."
+            )
+
+    def _class_id(self, value: Any) -> int | None:
+        key = _label_key(value)
+        if str(key) in self._label2id:
+            return self._label2id[str(key)]
+        if isinstance(key, int) and not self._numeric_names and 0 <= key < self.schema.num_labels:
+            return key
+        return None
+
+    def _unknown(self, found: list[tuple[int, Any]]) -> None:
+        self.unknown += [row for row, _ in found]
+        self.unknown_values |= {repr(value) for _, value in found}
+
+    def _regression(self, values: Sequence[Any], rows: range) -> list[float]:
+        numbers = []
+        for row, value in zip(rows, values):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.not_numeric = self.not_numeric or (row, value)
+                number = 0.0
+            if not math.isfinite(number):
+                self.non_finite.append((row, number))
+            numbers.append(number)
+        return numbers

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from datasets import Dataset, load_dataset
@@ -17,27 +16,16 @@ from datasets.utils import logging as datasets_logging
 
 from nlp_transfer.config.data import DataArguments
 from nlp_transfer.data.checks import (
-    ROWS_SHOWN,
     check_encoding_name,
     check_layout,
     check_path,
     csv_structure_problem,
     describe_read_error,
     refuse_empty_texts,
-    row_list,
 )
 from nlp_transfer.data.columns import DEFAULT_TEXT_COLUMNS_TEXT, ROW_COLUMN, _default_text_columns, column_values
-from nlp_transfer.data.labels import (
-    DEFAULT_LABEL_SEPARATOR,
-    LabelSchema,
-    _is_missing,
-    _label_key,
-    _label_set,
-    _multi_hot,
-    _regression_values,
-)
+from nlp_transfer.data.labels import LabelMapping, LabelSchema
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +80,19 @@ def read_labelled(
     """A labelled file for evaluation, its labels mapped onto `schema` (the trained model's labels).
 
     A label is matched by name first, then, for integer labels, as a class id (0..n-1); a label the
-    model does not know is an error naming the rows, as in training.
+    model does not know is an error naming the rows, as in training. The file is mapped as one chunk
+    (`LabelMapping`); `nlp-transfer evaluate` maps it chunk by chunk without holding its texts.
     """
     texts, pairs, dataset = _read_text_file(path, text_column, pair_column, "evaluation", encoding)
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
+    mapping = LabelMapping(path, schema, _label_column(path, columns, label_column), label_separator)
+    labels = mapping.map(column_values(dataset, mapping.column), first_row=1)
+    mapping.refuse()
+    return LabelledTexts(texts, pairs, labels)
+
+
+def _label_column(path: str, columns: list[str], label_column: str | None) -> str:
+    """--label-column, or 'label' / 'labels'; refused naming the file's columns."""
     if label_column is not None and label_column not in columns:
         raise UserInputError(
             f"Column {label_column!r} (--label-column) is not in {path}; its columns are: {', '.join(columns)}. "
@@ -107,47 +104,7 @@ def read_labelled(
             f"No label column found in {path}: looked for 'label' or 'labels'; its columns are {', '.join(columns)}. "
             "Name it with --label-column."
         )
-    rows, values = column_values(dataset, ROW_COLUMN), column_values(dataset, label_column)
-    missing = [r for r, v in zip(rows, values) if _is_missing(v) and schema.task != MULTI_LABEL]
-    if missing:
-        raise UserInputError(
-            f"{path} has {len(missing)} rows without a label in column '{label_column}' (rows {row_list(missing)}). "
-            "Fix or remove them."
-        )
-    if schema.task == REGRESSION:
-        return LabelledTexts(texts, pairs, np.asarray(_regression_values(dataset, label_column, path)))
-    label2id = schema.label2id
-    # Integer labels stand for class ids only when the model's names are not integers themselves: for
-    # labels 1..5, a 0 must be refused, not read as the first class.
-    numeric_names = any(name.lstrip("-").isdigit() for name in schema.names)
-
-    def class_id(value: Any) -> int | None:
-        key = _label_key(value)
-        if str(key) in label2id:
-            return label2id[str(key)]
-        if isinstance(key, int) and not numeric_names and 0 <= key < schema.num_labels:
-            return key
-        return None
-
-    if schema.task == MULTI_LABEL:
-        separator = label_separator or DEFAULT_LABEL_SEPARATOR
-        sets = [_label_set(v, separator, None) for v in values]
-        ids = [[class_id(name) for name in names] for names in sets]
-        unknown = [(r, n) for r, names, found in zip(rows, sets, ids) for n, i in zip(names, found) if i is None]
-        _refuse_unknown_labels(path, label_column, unknown, schema)
-        return LabelledTexts(texts, pairs, np.asarray([_multi_hot(found, schema.num_labels) for found in ids]))
-    ids = [class_id(v) for v in values]
-    _refuse_unknown_labels(path, label_column, [(r, v) for r, v, i in zip(rows, values, ids) if i is None], schema)
-    return LabelledTexts(texts, pairs, np.asarray(ids, dtype=np.int64))
-
-
-def _refuse_unknown_labels(path: str, column: str, unknown: list[tuple[int, Any]], schema: LabelSchema) -> None:
-    if unknown:
-        shown = sorted({repr(v) for _, v in unknown})[:ROWS_SHOWN]
-        raise UserInputError(
-            f"{path} has labels the model does not know: {', '.join(shown)} in column '{column}' (rows "
-            f"{row_list([r for r, _ in unknown])}). The model's labels are: {', '.join(schema.names)}."
-        )
+    return label_column
 
 
 def _read_text_file(
@@ -156,19 +113,7 @@ def _read_text_file(
     check_encoding_name(encoding)
     dataset = _read_file(path, role, encoding)
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
-    if text_column is None:
-        text_column, pair_column = _default_text_columns(columns, pair_column)
-        if text_column is None:
-            raise UserInputError(
-                f"No text column found in {path}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns are "
-                f"{', '.join(columns)}. Name it with --text-column (and --text-pair-column for sentence pairs)."
-            )
-    for option, column in (("--text-column", text_column), ("--text-pair-column", pair_column)):
-        if column is not None and column not in columns:
-            raise UserInputError(
-                f"Column {column!r} ({option}) is not in {path}; its columns are: {', '.join(columns)}. "
-                f"Name an existing column with {option}."
-            )
+    text_column, pair_column = _text_columns(path, columns, text_column, pair_column)
     rows = column_values(dataset, ROW_COLUMN)
     texts = column_values(dataset, text_column)
     refuse_empty_texts(texts, rows, str(path), text_column)
@@ -176,6 +121,24 @@ def _read_text_file(
     if pairs is not None:  # an empty second text would be read as the text 'None', as training refuses it
         refuse_empty_texts(pairs, rows, str(path), pair_column)
     return [str(t) for t in texts], [str(t) for t in pairs] if pairs is not None else None, dataset
+
+
+def _text_columns(path: str, columns: list[str], text: str | None, pair: str | None) -> tuple[str, str | None]:
+    """--text-column (and --text-pair-column), or the columns training finds by name; refused naming the columns."""
+    if text is None:
+        text, pair = _default_text_columns(columns, pair)
+        if text is None:
+            raise UserInputError(
+                f"No text column found in {path}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns are "
+                f"{', '.join(columns)}. Name it with --text-column (and --text-pair-column for sentence pairs)."
+            )
+    for option, column in (("--text-column", text), ("--text-pair-column", pair)):
+        if column is not None and column not in columns:
+            raise UserInputError(
+                f"Column {column!r} ({option}) is not in {path}; its columns are: {', '.join(columns)}. "
+                f"Name an existing column with {option}."
+            )
+    return text, pair
 
 
 def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:
@@ -204,22 +167,16 @@ def eval_file_split(name: str) -> str:
     return f"{EVAL_FILE_PREFIX}{name}"
 
 
-def _read_file(path_str: str, role: str, encoding: str = "utf-8") -> Dataset:
-    """One data file as a Dataset with numbered rows; layout and read problems are refused naming the line."""
-    path = Path(path_str).expanduser()
-    check_path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FILE_BUILDERS:
-        raise UserInputError(
-            f"Data file {path} has the unsupported type '{suffix}'. Use one of: {', '.join(FILE_BUILDERS)}."
-        )
+def _read_file(path_str: str, role: str, encoding: str = "utf-8", columns: list[str] | None = None) -> Dataset:
+    """One data file as a Dataset with numbered rows; layout and read problems are refused naming the line.
+
+    `columns` reads only those of a CSV/TSV (each is typed as in a whole read: pandas types a column alone)."""
+    path, suffix = _check_file(path_str, role, encoding)
     builder, options = FILE_BUILDERS[suffix]
     if builder != "parquet":
         options = {**options, "encoding": encoding}
-    if _has_no_rows(path, suffix, encoding):
-        raise UserInputError(f"The {role} data ({path}) has no rows. Give a file with labelled examples.")
-    if builder != "parquet":
-        check_layout(path, suffix, encoding)
+    if builder == "csv" and columns is not None:
+        options = {**options, "usecols": columns}
     try:
         with _quiet_datasets():
             dataset = load_dataset(builder, data_files={"data": str(path)}, split="data", **options)
@@ -231,6 +188,22 @@ def _read_file(path_str: str, role: str, encoding: str = "utf-8") -> Dataset:
         problem = csv_structure_problem(path, options.get("sep", ","), encoding)
         raise UserInputError(problem or f"{path} has rows with more fields than its header. Fix those rows.")
     return _number_rows(dataset)
+
+
+def _check_file(path_str: str, role: str, encoding: str = "utf-8") -> tuple[Path, str]:
+    """A data file's path and suffix, once it exists, has a known type, has rows and a layout read as meant."""
+    path = Path(path_str).expanduser()
+    check_path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FILE_BUILDERS:
+        raise UserInputError(
+            f"Data file {path} has the unsupported type '{suffix}'. Use one of: {', '.join(FILE_BUILDERS)}."
+        )
+    if _has_no_rows(path, suffix, encoding):
+        raise UserInputError(f"The {role} data ({path}) has no rows. Give a file with labelled examples.")
+    if FILE_BUILDERS[suffix][0] != "parquet":
+        check_layout(path, suffix, encoding)
+    return path, suffix
 
 
 @contextmanager

@@ -134,9 +134,12 @@ def predict_corpus(
     layout = _layout(text, pair, kept, options, classifier)
     autocast = _autocast(classifier, precision)
     target = Path(output).expanduser() if output is not None else None
+    if target is not None and target.resolve() == corpus.path.resolve():
+        raise UserInputError(f"--output {target} is the input file; write the predictions to another file.")
     if target is None and resume:
         raise UserInputError("--resume continues a file: give --output (the same one as the interrupted run).")
-    partial = PartialOutput(target, _fingerprint(corpus, options, classifier)) if target is not None else None
+    model_id = _model_id(model, classifier)
+    partial = PartialOutput(target, _fingerprint(corpus, options, model_id)) if target is not None else None
     done = partial.start(resume) if partial is not None else 0
     form = output_format(target) if target is not None else "jsonl"
     result = CorpusResult(output=str(target) if target is not None else None)
@@ -312,15 +315,22 @@ def _part_table(table: pa.Table, records: list[dict[str, Any]], layout: _Layout,
     return pa.table(columns)
 
 
-def _fingerprint(corpus: CorpusFile, options: CorpusOptions, classifier: Classifier) -> dict[str, Any]:
+def _model_id(model: str | Path | Classifier, classifier: Classifier) -> str:
+    """The folder the model came from, as --resume compares it (a path spelled differently is the same folder)."""
+    if not isinstance(model, Classifier):
+        return str(Path(model).expanduser().resolve())
+    return str(getattr(classifier.model, "name_or_path", None) or getattr(classifier.model, "path", ""))
+
+
+def _fingerprint(corpus: CorpusFile, options: CorpusOptions, model_id: str) -> dict[str, Any]:
     """What must not change between a run and its --resume: the input as it was, the model, the options."""
     stat = corpus.path.stat()
     return {
         "input": str(corpus.path.resolve()),
         "input_bytes": stat.st_size,
         "input_modified_ns": stat.st_mtime_ns,
-        "model": str(getattr(classifier.model, "name_or_path", None) or getattr(classifier.model, "path", "")),
-        "options": {key: value for key, value in asdict(options).items() if key != "batch_size"},
+        "model": str(model_id),
+        **{key: value for key, value in asdict(options).items() if key != "batch_size"},
     }
 
 

@@ -3,12 +3,15 @@
 CSV and TSV are read with every column as text (an id `007` stays `007`, an empty field stays empty, `NA` stays
 the text `NA`); JSON Lines with pyarrow's JSON reader; Parquet one record batch at a time. The chunks have a fixed
 number of rows, so the same file always cuts into the same chunks: what makes a resumed run equal a whole one.
-A JSON array (`[{...}, ...]`) or JSON in another encoding than UTF-8 cannot be streamed by pyarrow: such a file is
-read by `datasets` (as training reads it, through a memory-mapped Arrow copy) and then cut into the same chunks.
+JSON Lines are parsed line by line by Python's `json` (pyarrow's JSON reader types each column from the first
+block and refuses a file where a value's type changes later, or a key first appears late: both are valid JSON
+Lines). A JSON array (`[{...}, ...]`) cannot be read a chunk at a time: such a file is read by `datasets` (as
+training reads it, through a memory-mapped Arrow copy) and then cut into the same chunks.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -50,10 +53,8 @@ class CorpusFile:
 
     @property
     def streamed(self) -> bool:
-        """False for the files pyarrow cannot stream (a JSON array, JSON not in UTF-8): `datasets` reads those."""
-        if self.format != "json":
-            return True
-        return self.encoding.replace("_", "-").lower() in ("utf-8", "utf8") and self._first_character() != "["
+        """False for a JSON array, which cannot be read a chunk at a time: `datasets` reads it."""
+        return self.format != "json" or self._first_character() != "["
 
     def _first_character(self) -> str:
         with open(self.path, "rb") as handle:
@@ -94,16 +95,14 @@ class CorpusFile:
 
             return pq.ParquetFile(self.path).iter_batches(batch_size=1 << 14)
         if self.streamed:
-            import pyarrow.json as pajson
-
-            return iter(pajson.open_json(self.path, read_options=pajson.ReadOptions(block_size=BLOCK_BYTES)))
+            return _json_line_batches(self.path, self.encoding)
         return self._through_datasets()
 
     def _through_datasets(self) -> Iterator[pa.RecordBatch]:
         from nlp_transfer.data.columns import ROW_COLUMN
         from nlp_transfer.data.reading import _read_file
 
-        logger.info("%s is not JSON Lines in UTF-8, so it is read whole (by datasets) before predicting.", self.path)
+        logger.info("%s is a JSON array, not JSON Lines, so it is read whole (by datasets) first.", self.path)
         dataset = _read_file(str(self.path), "prediction", self.encoding).remove_columns(ROW_COLUMN)
         for table in dataset.with_format("arrow").iter(batch_size=1 << 14):
             yield from table.to_batches()
@@ -122,6 +121,49 @@ def _csv_batches(path: Path, delimiter: str, encoding: str) -> Iterator[pa.Recor
     return iter(pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert))
 
 
+def _json_line_batches(path: Path, encoding: str, rows: int = 1 << 12) -> Iterator[pa.RecordBatch]:
+    """JSON Lines, one object per line (blank lines skipped); a key missing from a line is null there. Values that
+    are not text (numbers, lists) are kept as their JSON, so every chunk has the same column types."""
+    names: dict[str, None] = {}
+    records: list[dict] = []
+    with open(path, encoding=encoding) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            records.append(_json_record(line, number, path))
+            names.update(dict.fromkeys(records[-1]))
+            if len(records) == rows:
+                yield _json_batch(records, names)
+                records = []
+    if records:
+        yield _json_batch(records, names)
+
+
+def _json_record(line: str, number: int, path: Path) -> dict:
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise UserInputError(
+            f"Line {number} of {path} is not valid JSON ({error.msg.removesuffix(' at')} at column {error.colno}). "
+            "Fix that line."
+        ) from None
+    if not isinstance(record, dict):
+        raise UserInputError(
+            f"Line {number} of {path} holds a JSON {type(record).__name__}, not an object: JSON Lines hold one "
+            'object per line, e.g. {"text": "...", "id": 1}.'
+        )
+    return record
+
+
+def _json_batch(records: list[dict], names: dict[str, None]) -> pa.RecordBatch:
+    def text(value: object) -> str | None:
+        return value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    return pa.RecordBatch.from_pydict(
+        {name: pa.array([text(record.get(name)) for record in records], pa.string()) for name in names}
+    )
+
+
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
     """Record batches of any sizes -> tables of exactly `rows` rows (the last one shorter)."""
     pending: list[pa.RecordBatch] = []
@@ -132,7 +174,14 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
             pending.append(batch.slice(0, take))
             batch, count = batch.slice(take), count + take
             if count == rows:
-                yield pa.Table.from_batches(pending)
+                yield _table(pending)
                 pending, count = [], 0
     if pending:
-        yield pa.Table.from_batches(pending)
+        yield _table(pending)
+
+
+def _table(batches: list[pa.RecordBatch]) -> pa.Table:
+    """One table of the batches; a column that first appears in a later batch (a JSON key) is null before it."""
+    if all(batch.schema == batches[0].schema for batch in batches):
+        return pa.Table.from_batches(batches)
+    return pa.concat_tables([pa.Table.from_batches([batch]) for batch in batches], promote_options="default")

@@ -94,10 +94,11 @@ class PartialOutput:
             saved = {}
         changed = sorted(key for key in {*saved, *self.fingerprint} if saved.get(key) != self.fingerprint.get(key))
         if changed:
+            found = [_difference(key, saved.get(key), self.fingerprint.get(key)) for key in changed]
+            differences = "; ".join(dict.fromkeys(found))
             raise UserInputError(
-                f"--resume: {self.folder} was started by a different run ({', '.join(changed)} differ), so its "
-                "chunks would not join this one's. Run the same command as before plus --resume, or delete that "
-                "folder to start over."
+                f"--resume: {self.folder} was started by a different run ({differences}), so its chunks would not "
+                "join this one's. Run the same command as before plus --resume, or delete that folder to start over."
             )
 
     def written(self) -> int:
@@ -136,6 +137,14 @@ class PartialOutput:
         join([self.part(i) for i in range(self.written())], joined, form, header)
         os.replace(joined, self.output)
         shutil.rmtree(self.folder)
+
+
+def _difference(key: str, then: Any, now: Any) -> str:
+    """One difference between the interrupted run and this one, in the words of the command line."""
+    if key.startswith("input"):
+        return "the input file changed since"
+    name = "the model folder" if key == "model" else "--" + key.replace("_", "-")
+    return f"{name}: {then!r} then, {now!r} now"
 
 
 def _join_text(parts: list[Path], target: Path, form: str, header: Sequence[str] | None) -> None:
