@@ -130,7 +130,7 @@ def predict_corpus(
     text, pair, kept = _columns(corpus, options)
     if options.on_empty == "error":
         _refuse_empty(corpus, [text, pair], options.chunk_rows)
-    classifier = model if isinstance(model, Classifier) else load_classifier(model, device)
+    classifier = model if isinstance(model, Classifier) else _load(model, device, progress)
     layout = _layout(text, pair, kept, options, classifier)
     autocast = _autocast(classifier, precision)
     target = Path(output).expanduser() if output is not None else None
@@ -167,6 +167,20 @@ def predict_corpus(
         partial.finish(form, layout.fields)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _load(model: str | Path, device: str | None, progress: bool) -> Classifier:
+    """load_classifier, without transformers' "Loading weights" bar when the run shows no bar (--quiet)."""
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    if not progress:
+        transformers_logging.disable_progress_bar()
+    try:
+        return load_classifier(model, device)
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def _autocast(classifier: Classifier, precision: str | None) -> Any:
