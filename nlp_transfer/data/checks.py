@@ -44,10 +44,15 @@ def row_list(rows: Sequence[int]) -> str:
     return shown + (f" and {len(rows) - ROWS_SHOWN} more" if len(rows) > ROWS_SHOWN else "")
 
 
+def is_empty_text(value: Any) -> bool:
+    """A missing text (None, NaN) or one of only whitespace: the rule every reader of texts applies."""
+    return value is None or (isinstance(value, float) and value != value) or not str(value).strip()
+
+
 def refuse_empty_texts(texts: Sequence[Any], rows: Sequence[int], source: str, column: str | None = None) -> None:
     """Texts that are empty or only whitespace, in a file's `column` or given one by one (`column` None): a model
     would answer them with a confident label about nothing, so they are refused in both, by the same rule."""
-    empty = [r for r, t in zip(rows, texts) if t is None or (isinstance(t, float) and t != t) or not str(t).strip()]
+    empty = [r for r, t in zip(rows, texts) if is_empty_text(t)]
     if not empty:
         return
     some = "an empty text" if len(empty) == 1 else f"{len(empty)} empty texts"

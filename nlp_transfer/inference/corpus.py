@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from nlp_transfer.data.checks import refuse_empty_texts, row_list
+from nlp_transfer.data.checks import is_empty_text, refuse_empty_texts, row_list
 from nlp_transfer.data.columns import DEFAULT_TEXT_COLUMNS_TEXT, _default_text_columns
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.inference.corpus_files import CorpusFile
@@ -252,10 +252,6 @@ def _layout(text: str, pair: str | None, kept: list[str], options: CorpusOptions
     return _Layout(text, pair, kept, [*kept, *fields, SKIPPED], repeated)
 
 
-def _empty(value: Any) -> bool:
-    return value is None or not str(value).strip()
-
-
 def _refuse_empty(corpus: CorpusFile, columns: list[str | None], chunk_rows: int) -> None:
     """--on-empty error: one pass over the file before predicting; the rows with an empty text are refused by the
     rule training applies (`refuse_empty_texts`, its words too)."""
@@ -263,7 +259,7 @@ def _refuse_empty(corpus: CorpusFile, columns: list[str | None], chunk_rows: int
     start = 1
     for table in corpus.chunks(chunk_rows):
         for column, rows in found.items():
-            rows += [start + i for i, value in enumerate(table.column(column).to_pylist()) if _empty(value)]
+            rows += [start + i for i, value in enumerate(table.column(column).to_pylist()) if is_empty_text(value)]
         start += table.num_rows
     for column, rows in found.items():
         refuse_empty_texts([""] * len(rows), rows, str(corpus.path), column)
@@ -312,9 +308,9 @@ def _predict_chunk(
 
 
 def _skip_reason(text: Any, pair: Any, layout: _Layout) -> str | None:
-    if _empty(text):
+    if is_empty_text(text):
         return "empty text"
-    if layout.pair is not None and _empty(pair):
+    if layout.pair is not None and is_empty_text(pair):
         return "empty second text"
     return None
 

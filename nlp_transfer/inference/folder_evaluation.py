@@ -18,7 +18,7 @@ import pyarrow as pa
 from datasets import Dataset
 from datasets.utils.json import ujson_loads
 
-from nlp_transfer.data.checks import check_encoding_name, refuse_empty_texts
+from nlp_transfer.data.checks import check_encoding_name, is_empty_text, refuse_empty_texts
 from nlp_transfer.data.labels import LabelMapping, LabelSchema
 from nlp_transfer.data.reading import FILE_BUILDERS, _check_file, _label_column, _read_file, _text_columns
 from nlp_transfer.errors import UserInputError
@@ -277,12 +277,7 @@ CSV_MISSING = frozenset(
 
 def _empty_text(value: Any, csv: bool) -> bool:
     """`refuse_empty_texts`'s rule, and in a CSV/TSV (read as text) the fields pandas would have read as missing."""
-    return (
-        value is None
-        or (isinstance(value, float) and value != value)
-        or not str(value).strip()
-        or (csv and value in CSV_MISSING)
-    )
+    return is_empty_text(value) or (csv and value in CSV_MISSING)
 
 
 def _label_values(table: pa.Table, column: str, typed: Dataset | None, first_row: int, path: str) -> list[Any]:
