@@ -125,17 +125,10 @@ def predict_corpus(
     `model`: a trained folder (loaded on `device` once the file has passed its checks, so a bad file is refused at
     once) or a loaded `Classifier`. `precision` "bf16" or "fp16": autocast on a GPU."""
     options = options or CorpusOptions()
-    options.check()
-    corpus = CorpusFile.open(file, options.encoding)
-    text, pair, kept = _columns(corpus, options)
-    if options.on_empty == "error":
-        _refuse_empty(corpus, [text, pair], options.chunk_rows)
+    corpus, (text, pair, kept), target = check_input(file, output, options)
     classifier = model if isinstance(model, Classifier) else _load(model, device, progress)
     layout = _layout(text, pair, kept, options, classifier)
     autocast = _autocast(classifier, precision)
-    target = Path(output).expanduser() if output is not None else None
-    if target is not None and target.resolve() == corpus.path.resolve():
-        raise UserInputError(f"--output {target} is the input file; write the predictions to another file.")
     if target is None and resume:
         raise UserInputError("--resume continues a file: give --output (the same one as the interrupted run).")
     model_id = _model_id(model, classifier)
@@ -205,6 +198,22 @@ def _count(result: CorpusResult, rows: int, summary: dict[str, Any], earlier: bo
     result.predicted_here += 0 if earlier else summary["predicted"]
     for reason, numbers in summary["skipped"].items():
         result.skipped.setdefault(reason, []).extend(numbers)
+
+
+def check_input(
+    file: str | Path, output: str | Path | None, options: CorpusOptions
+) -> tuple[CorpusFile, tuple[str, str | None, list[str]], Path | None]:
+    """What every backend checks before a model loads: the options, the file, its columns (text, pair, kept), the
+    empty texts with --on-empty error, and that the output is not the input; the output's path."""
+    options.check()
+    corpus = CorpusFile.open(file, options.encoding)
+    columns = _columns(corpus, options)
+    if options.on_empty == "error":
+        _refuse_empty(corpus, [columns[0], columns[1]], options.chunk_rows)
+    target = Path(output).expanduser() if output is not None else None
+    if target is not None and target.resolve() == corpus.path.resolve():
+        raise UserInputError(f"--output {target} is the input file; write the predictions to another file.")
+    return corpus, columns, target
 
 
 def _columns(corpus: CorpusFile, options: CorpusOptions) -> tuple[str, str | None, list[str]]:

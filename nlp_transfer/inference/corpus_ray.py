@@ -28,7 +28,6 @@ from nlp_transfer.inference.corpus import (
     CorpusOptions,
     CorpusResult,
     _autocast,
-    _columns,
     _count,
     _fingerprint,
     _Layout,
@@ -36,7 +35,7 @@ from nlp_transfer.inference.corpus import (
     _model_id,
     _predict_chunk,
     _progress_bar,
-    _refuse_empty,
+    check_input,
 )
 from nlp_transfer.inference.corpus_files import BLOCK_BYTES, CorpusFile, rebatch
 from nlp_transfer.inference.corpus_output import PartialOutput, encode_part, output_format
@@ -82,21 +81,14 @@ def predict_corpus_ray(
     per GPU of the cluster, else 2 or the CPU count if smaller). No --resume: that is the local backend's (it
     continues a stopped Ray run too)."""
     options = options or CorpusOptions()
-    options.check()
     if workers is not None and workers < 1:
         raise UserInputError(f"--ray-workers must be at least 1, not {workers}.")
     if not isinstance(model, (str, Path)):
         raise UserInputError("--backend ray loads the model in each Ray actor: give its folder, not a loaded model.")
     ray = _import_ray()
-    corpus = CorpusFile.open(file, options.encoding)
-    text, pair, kept = _columns(corpus, options)
-    if options.on_empty == "error":
-        _refuse_empty(corpus, [text, pair], options.chunk_rows)
+    corpus, (text, pair, kept), target = check_input(file, output, options)
     facts = _model_facts(model)
     layout = _layout(text, pair, kept, options, facts)  # type: ignore[arg-type]  # reads .task only
-    target = Path(output).expanduser() if output is not None else None
-    if target is not None and target.resolve() == corpus.path.resolve():
-        raise UserInputError(f"--output {target} is the input file; write the predictions to another file.")
     partial = PartialOutput(target, _fingerprint(corpus, options, _model_id(model, None))) if target else None
     form = output_format(target) if target is not None else "jsonl"
     _refuse_stray(partial)
