@@ -9,6 +9,8 @@ classifier.predict(["My parcel never arrived."])
 predict_corpus(result.output_dir, "tickets.csv", "tickets.parquet")  # a whole file, streamed and resumable
 evaluate_folder(result.output_dir, "dev.csv", bootstrap=1000).to_dict()   # the metric suite + intervals
 push_folder(result.output_dir, "my-user/support-classifier")             # HF_TOKEN or `hf auth login`
+suggest("pool.csv", SuggestOptions(k=32, model=result.output_dir)).table  # which texts to label next
+audit(DataArguments(train_file="train.csv"), AuditOptions()).table        # rows whose label looks wrong
 RunRecord.load(result.output_dir).primary_value()                        # metrics.json, typed
 """
 
@@ -24,6 +26,7 @@ from nlp_transfer.version import __version__
 # Each public name and the module that defines it. Under the console script they load on first use (PEP 562), so
 # that --help and argument errors do not pay for torch and transformers; elsewhere all of them load below.
 _PUBLIC = {
+    "AuditOptions": "nlp_transfer.labels.audit",
     "Classifier": "nlp_transfer.inference.predict",
     "CorpusOptions": "nlp_transfer.inference.corpus",
     "DataArguments": "nlp_transfer.config.data",
@@ -35,16 +38,20 @@ _PUBLIC = {
     "RunConfig": "nlp_transfer.config.run",
     "RunRecord": "nlp_transfer.evaluation.record",
     "StrategyArguments": "nlp_transfer.config.strategy",
+    "SuggestOptions": "nlp_transfer.labels.suggest",
     "TransferTrainingArguments": "nlp_transfer.config.training",
+    "audit": "nlp_transfer.labels.audit",
     "evaluate_folder": "nlp_transfer.inference.folder_evaluation",
     "fine_tune": "nlp_transfer.training.fine_tune",
     "load_classifier": "nlp_transfer.inference.predict",
     "predict": "nlp_transfer.inference.predict",
     "predict_corpus": "nlp_transfer.inference.corpus",
     "push_folder": "nlp_transfer.hub.push",
+    "suggest": "nlp_transfer.labels.suggest",
 }
 
 __all__ = [
+    "AuditOptions",
     "Classifier",
     "CorpusOptions",
     "DataArguments",
@@ -56,6 +63,7 @@ __all__ = [
     "RunConfig",
     "RunRecord",
     "StrategyArguments",
+    "SuggestOptions",
     "TransferTrainingArguments",
     "UserInputError",
     "__version__",
@@ -65,6 +73,7 @@ __all__ = [
     "predict",
     "predict_corpus",
     "push_folder",
+    "suggest",
 ]
 
 

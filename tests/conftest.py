@@ -19,6 +19,26 @@ import pytest  # noqa: E402
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """`nlp-transfer ARGV` in this process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from nlp_transfer.cli.app import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def refusal(err: str) -> str:
+    """The one error paragraph on stderr after 'error: ', joined into one line (the CLI wraps it at 100 characters)."""
+    assert "Traceback" not in err
+    assert err.count("error: ") == 1, err
+    return " ".join(err[err.index("error: ") + len("error: ") :].split())
+
+
 def write_csv(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> Path:
     """Write `rows` as a CSV with a header (Python's csv module quoting)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Callable
 
 from nlp_transfer.cli.adapt import _adapt
+from nlp_transfer.cli.audit import _audit
 from nlp_transfer.cli.benchmark import _benchmark
 from nlp_transfer.cli.calibrate import _calibrate
 from nlp_transfer.cli.common import VERBOSE_FLAG, _configure_logging
@@ -22,6 +23,7 @@ from nlp_transfer.cli.evaluate import _evaluate
 from nlp_transfer.cli.export import _export
 from nlp_transfer.cli.predict import _predict
 from nlp_transfer.cli.push import _push
+from nlp_transfer.cli.suggest import _suggest
 from nlp_transfer.cli.train import _train
 from nlp_transfer.errors import TrainingInterrupted, UserInputError
 from nlp_transfer.version import __version__
@@ -36,6 +38,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "benchmark": (_benchmark, "time each strategy's training and prediction against a plain Trainer script"),
     "export": (_export, "export a trained folder to ONNX (and int8), verified against PyTorch, with its latency"),
     "calibrate": (_calibrate, "refit a folder's temperature and prediction sets on labelled texts like yours"),
+    "suggest": (_suggest, "choose which texts of an unlabelled pool to label next (cold start or by uncertainty)"),
+    "audit": (_audit, "find training rows whose label is likely wrong (out-of-sample probabilities + cleanlab)"),
 }
 
 

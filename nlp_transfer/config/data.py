@@ -177,6 +177,14 @@ class DataArguments:
             "own confidence (softmax over windows of the log-probability of its top class), no extra weights."
         },
     )
+    drop_label_issues: str | None = field(
+        default=None,
+        metadata={
+            "help": "A CSV written by 'nlp-transfer audit' (or any CSV with a 'row' column of training-file row "
+            "numbers, 1 = the first row after the header): train without those rows. Edit the file first to keep "
+            "rows whose label you checked and found right. Each listed row's text must still match the file."
+        },
+    )
     drop_invalid_rows: bool = field(
         default=False,
         metadata={"help": "Drop rows with an empty text or missing label instead of stopping with an error."},

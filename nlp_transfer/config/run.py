@@ -93,6 +93,7 @@ class RunConfig:
             "--train-file": data.train_file,
             "--validation-file": data.validation_file,
             "--test-file": data.test_file,
+            "--drop-label-issues": data.drop_label_issues,
             "--model": self.model.model,
             "--config": self.config_file,
             "--resume-from-checkpoint": training.resume_from_checkpoint,

@@ -16,6 +16,7 @@ from datasets import Dataset, DatasetDict
 from nlp_transfer.config.data import DataArguments
 from nlp_transfer.data.checks import check_encoding_name, refuse_nested_labels, row_list
 from nlp_transfer.data.columns import ROW_COLUMN, _resolve_columns, column_values
+from nlp_transfer.data.label_issues import drop_listed_rows
 from nlp_transfer.data.labels import (
     LabelSchema,
     _class_label_names,
@@ -45,10 +46,11 @@ class PreparedData:
     dropped_rows: dict[str, int] = field(default_factory=dict)
 
 
-def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
-    """Read, validate and label-encode the splits that `args` names; carve validation when absent.
+def read_and_encode(args: DataArguments) -> PreparedData:
+    """The splits `args` names as read, validated and label-encoded: no validation carved, no subsets drawn.
 
-    The options themselves are checked first (`DataArguments.check`, also part of `RunConfig.validate`).
+    The options themselves are checked first (`DataArguments.check`, also part of `RunConfig.validate`). Rows that
+    `--drop-label-issues` lists leave the training split here, before anything is inferred from it.
     """
     args.check()
     check_encoding_name(args.encoding)
@@ -58,9 +60,21 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
     raw, dropped = _check_rows(
         raw, sources, (text_column, pair_column, label_column), empty_means_no_label, args.drop_invalid_rows
     )
+    if args.drop_label_issues:
+        raw["train"], dropped["train (label issues)"] = drop_listed_rows(
+            raw["train"], args.drop_label_issues, text_column, sources["train"]
+        )
     task = _infer_task(raw["train"], label_column, args, sources["train"])
     schema, splits = _encode_labels(raw, sources, label_column, task, args)
+    return PreparedData(DatasetDict(splits), schema, text_column, pair_column, sources, dropped)
 
+
+def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
+    """Read, validate and label-encode the splits that `args` names (`read_and_encode`); carve validation when
+    absent, draw the --max-*-samples subsets, and warn about texts shared between splits."""
+    data = read_and_encode(args)
+    splits, sources, schema = dict(data.splits), data.sources, data.schema
+    text_column, pair_column = data.text_column, data.text_pair_column
     split_seed = seed if args.split_seed is None else args.split_seed
     if "validation" not in splits:
         splits["train"], splits["validation"] = _carve_validation(splits["train"], schema, args, split_seed)
@@ -80,7 +94,7 @@ def load_data(args: DataArguments, seed: int = 42) -> PreparedData:
     keep = [c for c in (text_column, pair_column, "labels", ROW_COLUMN) if c]
     for name, split in splits.items():
         splits[name] = split.select_columns(keep)
-    return PreparedData(DatasetDict(splits), schema, text_column, pair_column, sources, dropped)
+    return PreparedData(DatasetDict(splits), schema, text_column, pair_column, sources, data.dropped_rows)
 
 
 def _check_rows(

@@ -120,7 +120,7 @@ class Classifier:
         order = longest_first([len(t) + (len(pairs[i]) if pairs else 0) for i, t in enumerate(texts)])
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            encoded = self._encode([texts[i] for i in rows], [pairs[i] for i in rows] if pairs else None)
+            encoded = self.encode([texts[i] for i in rows], [pairs[i] for i in rows] if pairs else None)
             logits[rows] = self.model(**encoded.to(device)).logits.float().cpu().numpy()
         return logits
 
@@ -143,7 +143,7 @@ class Classifier:
             documents.extend(int(rows[i]) for i in local)
         return np.concatenate(outputs), np.asarray(documents, dtype=np.int64)
 
-    def _encode(self, texts: list[str], pairs: list[str] | None) -> Any:
+    def encode(self, texts: list[str], pairs: list[str] | None) -> Any:
         """One padded batch, each text cut as training cut it."""
         if self.long_text == "truncate-head" and not pairs:
             texts = cut_texts(self.tokenizer, texts, self.long_text, self.max_length)  # a huge text: its head
