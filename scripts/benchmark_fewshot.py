@@ -7,7 +7,9 @@ For every dataset x size x seed, a balanced training set (size / classes rows pe
 dataset's train.csv with that seed) is written once and given to every system; each is scored on the
 dataset's fixed test.csv (or, with --max-test N, on one fixed subset of it, the same for every system).
 The package's runs are `nlp-transfer train --train-file DRAW --test-file TEST [--strategy S]` at its
-defaults (a validation split is carved from the draw, as for any user with only those labels).
+defaults (a validation split is carved from the draw, as for any user with only those labels). System
+`allrows` measures the fixed recipe the few-label issue proposed: every row of the draw trains (the draw is
+also given as the validation file, so nothing is carved), no evaluation during training, the last model kept.
 
 SetFit is a peer, never a dependency of the package: install it in a virtualenv of its own (torch first,
 then `pip install setfit==1.2.0`) and pass that environment's python as --setfit-python; without it the
@@ -80,7 +82,10 @@ def fixed_test(source: Path, folder: Path, limit: int | None) -> Path:
 def run_package(strategy: str, train: Path, test: Path, folder: Path, seed: int) -> dict[str, float]:
     argv = ["train", "--train-file", str(train), "--test-file", str(test), "--output-dir", str(folder)]
     argv += ["--overwrite-output-dir", "true", "--seed", str(seed), "--disable-tqdm", "true"]
-    if strategy != "default":
+    if strategy == "allrows":  # every row trains, no evaluation during training, the last model kept
+        argv += ["--validation-file", str(train), "--eval-strategy", "no", "--save-strategy", "no"]
+        argv += ["--load-best-model-at-end", "false"]
+    elif strategy != "default":
         argv += ["--strategy", strategy]
     if nlp_transfer_cli(argv) != 0:
         raise RuntimeError(f"nlp-transfer train failed for {folder}")
@@ -147,7 +152,7 @@ def main() -> int:
     parser.add_argument("--datasets", default="sst2,ag_news", help="Comma-separated dataset folders.")
     parser.add_argument("--sizes", default="16,64,256", help="Comma-separated training-set sizes (balanced).")
     parser.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds (one draw and one run each).")
-    parser.add_argument("--systems", default="default,setfit", help="default, a strategy name, or setfit.")
+    parser.add_argument("--systems", default="default,setfit", help="default, allrows, a strategy name, or setfit.")
     parser.add_argument("--setfit-python", help="python of a virtualenv with setfit==1.2.0 (see the docstring).")
     parser.add_argument("--max-test", type=int, help="Score on one fixed random subset of this many test rows.")
     args = parser.parse_args()
