@@ -79,6 +79,15 @@ def train(labelled: Path, test: Path, folder: Path, seed: int) -> dict[str, floa
     return {"accuracy": record.test["accuracy"], "macro_f1": record.test["macro_f1"]}
 
 
+def single_class_figures(label: str, test: Path) -> dict[str, float]:
+    """What a user with labels of one class has: every text given that class (accuracy = its share of the test)."""
+    truth = [r["label"] for r in read_rows(test)]
+    accuracy = sum(t == label for t in truth) / len(truth)
+    classes = sorted(set(truth) | {label})
+    f1 = [2 * accuracy / (1 + accuracy) if c == label else 0.0 for c in classes]  # precision = share, recall = 1
+    return {"accuracy": accuracy, "macro_f1": sum(f1) / len(f1), "note": "labels of one class only: no classifier"}
+
+
 def next_rows(arm: str, pool: Path, labelled: Path | None, model: Path | None, k: int, seed: int, strategy: str):
     """Pool row numbers (1-based) of the next k texts to label."""
     if arm == "random":
@@ -115,8 +124,12 @@ def run_arm(arm: str, dataset: str, seed: int, sizes: list[int], args, results: 
         if key in done:
             continue
         print(f"=== {dataset} seed {seed} {arm} {size} labels", flush=True)
-        figures = train(rows_file, test, model, seed)
         classes = len({r["label"] for r in labelled})
+        if classes < 2:  # e.g. 16 random draws with 10% positives: no classifier can be trained yet
+            figures = single_class_figures(labelled[0]["label"], test)
+            model = None  # the next round starts cold again (suggest: typiclust beside the labels so far)
+        else:
+            figures = train(rows_file, test, model, seed)
         line = {"dataset": dataset, "seed": seed, "arm": arm, "size": size, "classes_seen": classes, **figures}
         with open(results, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(line) + "\n")

@@ -113,16 +113,17 @@ def noisy_benchmark(args: argparse.Namespace, root: Path) -> None:
 def top_suspects(args: argparse.Namespace, root: Path) -> None:
     table = pd.read_csv(Path(args.data_root) / "sst2" / "train.csv")
     table = table.iloc[np.random.default_rng(0).choice(len(table), min(args.sst2_rows, len(table)), replace=False)]
+    source_row = dict(enumerate(table.index + 1, start=1))  # the audited file's row -> SST-2 train.csv's row
     root.mkdir(parents=True, exist_ok=True)
     table.to_csv(root / "sst2_train.csv", index=False)
     result, seconds = run_audit(root / "sst2_train.csv", args.methods.split(",")[0], root / "issues_sst2.csv", 0)
     print(f"{len(result)} of {len(table)} rows flagged" + (f" in {seconds:.0f} s" if seconds else ""))
     shown = result.head(args.top_suspects)
     rows = [
-        [str(r.rank), str(r.row), str(r.given_label), f"{r.given_label_probability:.3f}", r.text]
+        [str(r.rank), str(source_row[r.row]), str(r.given_label), f"{r.given_label_probability:.3f}", r.text]
         for r in shown.itertuples()
     ]
-    print(markdown_table(["rank", "row", "given", "p(given)", "text"], rows))
+    print(markdown_table(["rank", "train.csv row", "given", "p(given)", "text"], rows))
 
 
 def main() -> int:
