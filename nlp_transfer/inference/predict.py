@@ -172,7 +172,21 @@ class Classifier:
         level = self._coverage_level(coverage)
         if min_confidence is not None:
             self._check_min_confidence(min_confidence)
-        logits = self.logits(texts, text_pairs, batch_size)
+        return self._predictions(self.logits(texts, text_pairs, batch_size), level, min_confidence)
+
+    def predictions_from_logits(
+        self, logits: np.ndarray, coverage: float | None = None, min_confidence: float | None = None
+    ) -> list[dict[str, Any]]:
+        """What `predict` returns, from this classifier's logits of the texts computed elsewhere (`logits`, or a
+        pass that also reads the hidden states), without a second forward pass."""
+        level = self._coverage_level(coverage)
+        if min_confidence is not None:
+            self._check_min_confidence(min_confidence)
+        return self._predictions(np.asarray(logits), level, min_confidence)
+
+    def _predictions(
+        self, logits: np.ndarray, level: tuple[str, float | None] | None, min_confidence: float | None
+    ) -> list[dict[str, Any]]:
         if self.task == REGRESSION:
             return self._regression(logits, level)
         probabilities = probabilities_from_logits(logits, self.task)

@@ -107,17 +107,18 @@ def _audit(data_args: DataArguments, options: AuditOptions, find_label_issues: A
     train = data.splits["train"]
     labels = np.asarray(column_values(train, "labels"), dtype=np.int64)
     folds = _fold_count(labels, options.folds, data)
+    texts, pairs = texts_of(data)
     if options.method == "probe":
-        probabilities = probe_probabilities(data, labels, folds, options)
+        probabilities = probe_probabilities(texts, pairs, labels, data.schema.num_labels, folds, options)
     else:
         from nlp_transfer.labels.fold_training import finetune_probabilities
 
-        probabilities = finetune_probabilities(data, *texts_of(data), labels, folds, options)
+        probabilities = finetune_probabilities(data, texts, pairs, labels, folds, options)
     issues = find_label_issues(
         labels, probabilities, filter_by=options.filter_by, return_indices_ranked_by="self_confidence"
     )
     accuracy = float(np.mean(probabilities.argmax(axis=1) == labels))
-    table = issue_table(data, labels, probabilities, np.asarray(issues, dtype=np.int64))
+    table = issue_table(data, texts, pairs, labels, probabilities, np.asarray(issues, dtype=np.int64))
     return Audit(table, len(labels), options.method, folds, accuracy, probabilities, labels)
 
 
@@ -147,24 +148,26 @@ def _fold_count(labels: np.ndarray, asked: int, data: PreparedData) -> int:
 
 
 def texts_of(data: PreparedData) -> tuple[list[str], list[str] | None]:
+    """The training split's texts (and second texts), read once for the probe, the folds and the table."""
     train = data.splits["train"]
     texts = [str(t) for t in column_values(train, data.text_column)]
     pairs = [str(t) for t in column_values(train, data.text_pair_column)] if data.text_pair_column else None
     return texts, pairs
 
 
-def probe_probabilities(data: PreparedData, labels: np.ndarray, folds: int, options: AuditOptions) -> np.ndarray:
+def probe_probabilities(
+    texts: list[str], pairs: list[str] | None, labels: np.ndarray, num_labels: int, folds: int, options: AuditOptions
+) -> np.ndarray:
     """Each row's class probabilities from a logistic regression fitted on the other folds' frozen vectors."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
     from nlp_transfer.modeling.checkpoints import bundled_model_path
 
-    texts, pairs = texts_of(data)
     vectors = Encoder(options.encoder or str(bundled_model_path())).embed(
         texts, pairs, batch_size=options.batch_size, progress=options.progress
     )
-    probabilities = np.zeros((len(labels), data.schema.num_labels))
+    probabilities = np.zeros((len(labels), num_labels))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=options.seed)
     for fitted_on, held_out in splitter.split(vectors, labels):
         probe = LogisticRegression(C=PROBE_C, max_iter=2000)  # the probe of training's head initialisation
@@ -173,10 +176,16 @@ def probe_probabilities(data: PreparedData, labels: np.ndarray, folds: int, opti
     return probabilities
 
 
-def issue_table(data: PreparedData, labels: np.ndarray, probabilities: np.ndarray, issues: np.ndarray) -> pd.DataFrame:
+def issue_table(
+    data: PreparedData,
+    texts: list[str],
+    pairs: list[str] | None,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    issues: np.ndarray,
+) -> pd.DataFrame:
     """One row per suspect, most suspect first: its row number, given and suggested labels, and their probabilities."""
     names = data.schema.id2label
-    texts, pairs = texts_of(data)
     rows = column_values(data.splits["train"], ROW_COLUMN)
     suggested = probabilities.argmax(axis=1)
     table = {

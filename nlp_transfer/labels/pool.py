@@ -43,9 +43,9 @@ def read_text_file(path: str | Path, text_column: str | None = None, encoding: s
     columns: dict[str, list[Any]] = {}
     empty, seen = 0, 0
     for table in corpus.chunks(CHUNK_ROWS):
-        if text_column is None or not columns:
+        if not columns:  # the first chunk names the columns
             text_column = _text_column(corpus.path, table.column_names, text_column)
-            columns = columns or {name: [] for name in table.column_names}
+            columns = {name: [] for name in table.column_names}
         values = table.column(text_column).to_pylist()
         keep = [i for i, value in enumerate(values) if not is_empty_text(value)]
         empty += len(values) - len(keep)
@@ -55,7 +55,7 @@ def read_text_file(path: str | Path, text_column: str | None = None, encoding: s
             column = table.column(name).to_pylist() if name in table.column_names else [None] * len(values)
             columns[name] += [column[i] for i in keep]
         seen += len(values)
-    if text_column is None:
+    if not columns:
         raise UserInputError(f"{corpus.path} has no rows. Give a file with texts.")
     if not texts:
         raise UserInputError(f"Every text of {corpus.path} (column {text_column!r}) is empty. Give a file with texts.")

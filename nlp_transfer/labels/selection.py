@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.evaluation.metrics.suite import probabilities_from_logits
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
 
 STRATEGIES = ("auto", "typiclust", "cluster-margin", "margin", "random")
@@ -86,11 +87,9 @@ def margins(logits: np.ndarray, task: str) -> np.ndarray:
             "Uncertainty strategies need a classifier; this model is a regression model. Use --strategy typiclust "
             "or random."
         )
+    probabilities = probabilities_from_logits(logits, task)
     if task == MULTI_LABEL:
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
         return np.min(np.abs(2.0 * probabilities - 1.0), axis=1)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     top_two = np.sort(probabilities, axis=1)[:, -2:]
     return top_two[:, 1] - top_two[:, 0]
 

@@ -145,7 +145,7 @@ def _table(
         "reason": [pick.reason for pick in picks],
     }
     if logits is not None and classifier is not None and classifier.task != "regression":
-        predictions = classifier.predict([pool.texts[i] for i in indices]) if indices else []
+        predictions = classifier.predictions_from_logits(logits[indices]) if indices else []
         columns["predicted"] = [_decision(p) for p in predictions]
         columns["probability"] = [round(p["score"], 6) if "score" in p else None for p in predictions]
     for name, values in pool.columns.items():
