@@ -54,6 +54,94 @@ POSITIVE = ["great product, works well", "love it, excellent quality", "very hap
 NEGATIVE = ["terrible, broke in a day", "awful quality, very sad", "bad purchase, do not buy", "slow and useless"]
 
 
+# Three topics in clearly different words, 20 texts each: a probe on the bundled MiniLM separates them (labels tests).
+SPORTS = [
+    "The striker scored twice in the second half to win the derby",
+    "Our goalkeeper saved a penalty in the final minute of the match",
+    "The tennis final went to five sets before the champion prevailed",
+    "She broke the national record in the 400 metres at the athletics meet",
+    "The basketball team lost on a buzzer beater in overtime",
+    "The cyclist took the yellow jersey after a brutal mountain stage",
+    "A late try gave the rugby side a narrow victory at home",
+    "The coach was sacked after five straight league defeats",
+    "Fans queued all night for tickets to the cup semi-final",
+    "The boxer defended his title with a knockout in round three",
+    "The quarterback threw three touchdown passes in the first half",
+    "The marathon winner crossed the line in just over two hours",
+    "A hat-trick from the winger sealed promotion for the club",
+    "The swimmer took gold in the 200 metres butterfly",
+    "Rain delayed the cricket test match for most of the afternoon",
+    "The golfer sank a long putt on the eighteenth to win the open",
+    "The referee sent off two players in a bad-tempered derby",
+    "The ice hockey team clinched the title in a penalty shootout",
+    "The sprinter pulled a hamstring in the relay heats",
+    "The manager praised his defence after a goalless draw away from home",
+]
+COOKING = [
+    "Whisk the eggs with sugar until pale, then fold in the flour",
+    "Simmer the tomato sauce for forty minutes with garlic and basil",
+    "Knead the bread dough for ten minutes and let it rise overnight",
+    "Roast the chicken at 200 degrees until the skin is golden",
+    "Toast the cumin seeds in a dry pan before grinding them",
+    "Season the risotto with parmesan and a knob of butter at the end",
+    "Marinate the tofu in soy sauce, ginger and sesame oil",
+    "Blanch the green beans, then plunge them into iced water",
+    "Caramelise the onions slowly over low heat for an hour",
+    "Line the cake tin with baking paper and preheat the oven",
+    "Stir the custard constantly so that it does not curdle",
+    "Fry the shallots until crisp and drain them on kitchen paper",
+    "Add a pinch of salt to the pasta water before it boils",
+    "Let the steak rest for five minutes before slicing it",
+    "Chop the coriander finely and scatter it over the curry",
+    "Bake the pastry blind with ceramic beans for fifteen minutes",
+    "Reduce the red wine until the sauce coats the back of a spoon",
+    "Grate the zest of a lemon into the batter for freshness",
+    "Steam the dumplings in a bamboo basket for twelve minutes",
+    "Melt the chocolate gently over a pan of simmering water",
+]
+FINANCE = [
+    "The central bank raised interest rates by a quarter point",
+    "Shares of the chipmaker fell eight percent after weak earnings guidance",
+    "Bond yields climbed as investors priced in stubborn inflation",
+    "The company announced a share buyback worth two billion dollars",
+    "Quarterly revenue beat analyst estimates on strong cloud sales",
+    "The currency slid to a record low against the dollar",
+    "Mortgage approvals dropped for the third month in a row",
+    "The startup raised a Series B round led by a venture fund",
+    "Oil prices surged after the producers agreed to cut output",
+    "The pension fund shifted assets from equities into bonds",
+    "The stock index closed at an all-time high on Friday",
+    "The bank set aside more money for bad loans this quarter",
+    "Investors fled to gold as recession fears grew",
+    "The retailer cut its profit forecast for the full year",
+    "Inflation eased to three percent in the latest figures",
+    "The merger values the combined company at forty billion euros",
+    "Hedge funds increased their short positions in the sector",
+    "The treasury sold ten-year notes at a higher yield than expected",
+    "Dividend payouts rose as corporate cash piles swelled",
+    "The credit rating agency downgraded the country's debt",
+]
+
+
+def train_tiny_classifier(checkpoint: Path, root: Path, *options: str) -> Path:
+    """`nlp-transfer train` of the tiny sentiment set (24 training, 8 validation rows) from `checkpoint` into
+    root/model with `options`; the folder."""
+    import contextlib
+    import io
+
+    from nlp_transfer.cli.app import main
+
+    train = write_csv(root / "train.csv", sentiment_rows(12))
+    validation = write_csv(root / "validation.csv", sentiment_rows(4))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main(
+            ["train", "--model", str(checkpoint), "--train-file", str(train), "--validation-file", str(validation)]
+            + ["--output-dir", str(root / "model"), *options]
+        )
+    assert code == 0, err.getvalue()
+    return root / "model"
+
+
 def sentiment_rows(n_per_class: int = 12) -> list[dict]:
     """A tiny two-class data set with word labels, alternating classes."""
     rows = []

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import sentiment_rows, write_csv
+from conftest import sentiment_rows, train_tiny_classifier, write_csv
 
 from nlp_transfer import Classifier, CorpusOptions, load_classifier, predict_corpus
 from nlp_transfer.cli.app import main
@@ -74,17 +74,9 @@ def trained(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """A tiny single-label folder trained long enough that its labels differ between texts (no temperature: sharper
     scores, so no label sits within float noise of the 0.5 boundary)."""
     root = tmp_path_factory.mktemp("corpus-model")
-    train = write_csv(root / "train.csv", sentiment_rows(12))
-    validation = write_csv(root / "validation.csv", sentiment_rows(4))
     options = ["--num-train-epochs", "8", "--learning-rate", "3e-3", "--per-device-train-batch-size", "8"]
     options += ["--seed", "0", "--calibration", "none", "--disable-tqdm", "true"]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
-        code = main(
-            ["train", "--model", str(tiny_checkpoint), "--train-file", str(train), "--validation-file", str(validation)]
-            + ["--output-dir", str(root / "model"), *options]
-        )
-    assert code == 0, err.getvalue()
-    return root / "model"
+    return train_tiny_classifier(tiny_checkpoint, root, *options)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import refusal, run_cli, sentiment_rows, write_csv
+from conftest import COOKING as ALL_COOKING
+from conftest import FINANCE as ALL_FINANCE
+from conftest import SPORTS as ALL_SPORTS
+from conftest import refusal, run_cli, sentiment_rows, train_tiny_classifier, write_csv
 
 from nlp_transfer.cli.app import main
 from nlp_transfer.errors import UserInputError
@@ -28,42 +31,7 @@ from nlp_transfer.labels.pool import same_text_key
 from nlp_transfer.labels.selection import margins
 from nlp_transfer.labels.suggest import SuggestOptions, suggest
 
-SPORTS = [
-    "The striker scored twice in the second half to win the derby",
-    "Our goalkeeper saved a penalty in the final minute of the match",
-    "The tennis final went to five sets before the champion prevailed",
-    "She broke the national record in the 400 metres at the athletics meet",
-    "The basketball team lost on a buzzer beater in overtime",
-    "The cyclist took the yellow jersey after a brutal mountain stage",
-    "A late try gave the rugby side a narrow victory at home",
-    "The coach was sacked after five straight league defeats",
-    "Fans queued all night for tickets to the cup semi-final",
-    "The boxer defended his title with a knockout in round three",
-]
-COOKING = [
-    "Whisk the eggs with sugar until pale, then fold in the flour",
-    "Simmer the tomato sauce for forty minutes with garlic and basil",
-    "Knead the bread dough for ten minutes and let it rise overnight",
-    "Roast the chicken at 200 degrees until the skin is golden",
-    "Toast the cumin seeds in a dry pan before grinding them",
-    "Season the risotto with parmesan and a knob of butter at the end",
-    "Marinate the tofu in soy sauce, ginger and sesame oil",
-    "Blanch the green beans, then plunge them into iced water",
-    "Caramelise the onions slowly over low heat for an hour",
-    "Line the cake tin with baking paper and preheat the oven",
-]
-FINANCE = [
-    "The central bank raised interest rates by a quarter point",
-    "Shares of the chipmaker fell eight percent after weak earnings guidance",
-    "Bond yields climbed as investors priced in stubborn inflation",
-    "The company announced a share buyback worth two billion dollars",
-    "Quarterly revenue beat analyst estimates on strong cloud sales",
-    "The currency slid to a record low against the dollar",
-    "Mortgage approvals dropped for the third month in a row",
-    "The startup raised a Series B round led by a venture fund",
-    "Oil prices surged after the producers agreed to cut output",
-    "The pension fund shifted assets from equities into bonds",
-]
+SPORTS, COOKING, FINANCE = ALL_SPORTS[:10], ALL_COOKING[:10], ALL_FINANCE[:10]
 REPEAT = "  the STRIKER scored twice in the second half  to win the derby"
 """SPORTS[0] again, up to case and spaces: a repeat of an earlier row."""
 LABELLED = [
@@ -382,17 +350,9 @@ def trained(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """A tiny single-label sentiment folder (no temperature), as tests/inference/test_corpus.py trains it, but for
     a few steps only: the tests need its logits and vectors, not its accuracy."""
     root = tmp_path_factory.mktemp("suggest-model")
-    train = write_csv(root / "train.csv", sentiment_rows(12))
-    validation = write_csv(root / "validation.csv", sentiment_rows(4))
     options = ["--max-steps", "3", "--learning-rate", "3e-3", "--per-device-train-batch-size", "8"]
     options += ["--seed", "0", "--calibration", "none", "--disable-tqdm", "true"]
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
-        code = main(
-            ["train", "--model", str(tiny_checkpoint), "--train-file", str(train), "--validation-file", str(validation)]
-            + ["--output-dir", str(root / "model"), *options]
-        )
-    assert code == 0, err.getvalue()
-    return root / "model"
+    return train_tiny_classifier(tiny_checkpoint, root, *options)
 
 
 @pytest.fixture(scope="module")
