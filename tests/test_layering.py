@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nlp_transfer"
 
 LEVELS: list[set[str]] = [
     {"nlp_transfer", "cli"},  # the public API (`nlp_transfer/__init__.py`) and the commands
-    {"experiments", "labels"},  # peers: many runs; where labels are spent (suggest, audit)
+    {"experiments", "labels", "distill"},  # peers: many runs; where labels are spent; students of a teacher
     {"training"},
     {"inference"},
     {"hub"},

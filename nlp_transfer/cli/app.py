@@ -19,6 +19,7 @@ from nlp_transfer.cli.benchmark import _benchmark
 from nlp_transfer.cli.calibrate import _calibrate
 from nlp_transfer.cli.common import VERBOSE_FLAG, _configure_logging
 from nlp_transfer.cli.compare import _compare
+from nlp_transfer.cli.distill import _distill
 from nlp_transfer.cli.evaluate import _evaluate
 from nlp_transfer.cli.export import _export
 from nlp_transfer.cli.predict import _predict
@@ -40,6 +41,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "calibrate": (_calibrate, "refit a folder's temperature and prediction sets on labelled texts like yours"),
     "suggest": (_suggest, "choose which texts of an unlabelled pool to label next (cold start or by uncertainty)"),
     "audit": (_audit, "find training rows whose label is likely wrong (out-of-sample probabilities + cleanlab)"),
+    "distill": (_distill, "teach a trained folder to a student that serves cheaper (fewer layers, or static)"),
 }
 
 

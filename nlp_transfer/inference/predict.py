@@ -35,6 +35,7 @@ from nlp_transfer.evaluation.documents import DOCUMENT, aggregate_logits
 from nlp_transfer.evaluation.metrics.suite import decide, probabilities_from_logits, threshold_vector
 from nlp_transfer.inference.onnx_runtime import OnnxSequenceClassifier
 from nlp_transfer.modeling.heads import register_heads
+from nlp_transfer.modeling.static_classifier import register_static_classifier
 from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
@@ -321,6 +322,7 @@ def load_classifier(model_dir: str | Path, device: str | None = None) -> Classif
     Hub id of one pushed with `nlp-transfer push`.
     """
     register_heads()  # folders with a pooled head need them known to AutoModelForSequenceClassification
+    register_static_classifier()  # and the static students of `nlp-transfer distill`
     path = Path(model_dir).expanduser()
     if not path.exists() and _looks_like_repo_id(str(model_dir)):
         path = _download(str(model_dir))

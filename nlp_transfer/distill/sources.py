@@ -1,0 +1,131 @@
+"""What a distillation reads: the teacher (a LoRA teacher merged first), its training and validation files as its
+run recorded them, and the transfer texts (labelled rows of --train-file, unlabelled lines of --text-file)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nlp_transfer.data.checks import is_empty_text
+from nlp_transfer.data.labels import LabelSchema
+from nlp_transfer.data.reading import read_labelled
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.evaluation.record import RunRecord
+from nlp_transfer.inference.corpus_files import CorpusFile
+from nlp_transfer.inference.onnx_runtime import OnnxSequenceClassifier
+from nlp_transfer.inference.predict import Classifier, load_classifier
+from nlp_transfer.outputs import METRICS_FILE, RUN_CONFIG_FILE
+from nlp_transfer.settings import PackageSettings
+from nlp_transfer.tasks import REGRESSION
+
+logger = logging.getLogger(__name__)
+
+CHUNK_ROWS = 8192
+
+
+def load_teacher(folder: str, device: str = "cpu") -> Classifier:
+    """The trained classifier to distil, as `load_classifier` reads it; a LoRA adapter merged into its base."""
+    teacher = load_classifier(folder, device=device)
+    if isinstance(teacher.model, OnnxSequenceClassifier):
+        raise UserInputError(
+            f"--teacher {folder} is an ONNX export; distil the folder 'nlp-transfer train' wrote (export the student)."
+        )
+    if hasattr(teacher.model, "merge_and_unload"):
+        teacher.model = teacher.model.merge_and_unload()  # a student is cut from plain weights
+    teacher.model.eval()
+    return teacher
+
+
+def label_schema(teacher: Classifier) -> LabelSchema:
+    return LabelSchema(teacher.task, [] if teacher.task == REGRESSION else teacher.labels)
+
+
+def recorded_file(folder: str, split: str) -> str | None:
+    """The file the teacher's run used for `split` ('train', 'validation', 'test') when it is still there."""
+    path = Path(folder)
+    candidates: list[str] = []
+    if (path / METRICS_FILE).is_file():
+        candidates.append((RunRecord.load(path).data_sources or {}).get(split) or "")
+    try:
+        config = json.loads((path / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
+        candidates.append(config.get("data", {}).get(f"{split}_file") or "")
+    except (OSError, ValueError, AttributeError):
+        pass
+    return next((name for name in candidates if name and Path(name).is_file()), None)
+
+
+@dataclass
+class LabelledRows:
+    """A labelled file read against the teacher's labels."""
+
+    file: str
+    texts: list[str]
+    pairs: list[str] | None
+    labels: np.ndarray
+
+
+def read_rows(
+    path: str,
+    teacher: Classifier,
+    text_column: str | None,
+    pair_column: str | None,
+    label_column: str | None,
+    encoding: str = "utf-8",
+) -> LabelledRows:
+    """A labelled file, its labels mapped onto the teacher's (an unknown label is refused naming its rows)."""
+    separator = PackageSettings.read(teacher.model).label_separator
+    data = read_labelled(path, label_schema(teacher), text_column, pair_column, label_column, separator, encoding)
+    return LabelledRows(path, data.texts, data.pairs, data.labels)
+
+
+def read_unlabelled(
+    path: str, text_column: str | None, pair_column: str | None, encoding: str = "utf-8"
+) -> tuple[list[str], list[str] | None]:
+    """The non-empty texts of --text-file: a .txt file's lines, or a column of a CSV/TSV/JSON(L)/Parquet file."""
+    file = Path(path).expanduser()
+    if file.suffix.lower() == ".txt":
+        if pair_column:
+            raise UserInputError(
+                f"--text-file {path} is plain text: a sentence-pair teacher needs a CSV with both "
+                "text columns (--text-column, --text-pair-column)."
+            )
+        if not file.is_file():
+            raise UserInputError(f"--text-file {path} does not exist.")
+        texts = [line.strip() for line in file.read_text(encoding=encoding).splitlines()]
+        texts = [text for text in texts if text]
+    else:
+        texts, pairs = _column_texts(CorpusFile.open(file, encoding), text_column, pair_column)
+        if pair_column:
+            return texts, pairs
+    if not texts:
+        raise UserInputError(f"--text-file {path} holds no texts.")
+    return texts, None
+
+
+def _column_texts(corpus: CorpusFile, text_column: str | None, pair_column: str | None) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    pairs: list[str] = []
+    for table in corpus.chunks(CHUNK_ROWS):
+        names = table.column_names
+        column = text_column or next((name for name in ("text", "sentence") if name in names), None)
+        for wanted, flag in ((column, "--text-column"), (pair_column, "--text-pair-column")):
+            if wanted is not None and wanted not in names:
+                raise UserInputError(
+                    f"--text-file {corpus.path} has no column {wanted!r} ({flag}); its columns: {', '.join(names)}."
+                )
+        if column is None:
+            raise UserInputError(
+                f"--text-file {corpus.path} has no 'text' or 'sentence' column; name it with "
+                f"--text-column (its columns: {', '.join(names)})."
+            )
+        values = table.column(column).to_pylist()
+        seconds = table.column(pair_column).to_pylist() if pair_column else [""] * len(values)
+        for first, second in zip(values, seconds):
+            if not is_empty_text(first) and not (pair_column and is_empty_text(second)):
+                texts.append(str(first))
+                pairs.append(str(second))
+    return texts, pairs

@@ -1,0 +1,160 @@
+"""The student before training: which kind (`--student layers:K` or `static`), and how it is built.
+
+`layers:K` keeps the teacher's embeddings, K of its layers (every other one, as DistilBERT) and its head
+(`modeling.depth`). `static` asks Model2Vec (`model2vec.distill.distill_from_model`, the optional extra
+`nlp-transfer[distill]`) for one vector per vocabulary token from the teacher's fine-tuned encoder, and puts
+them under a new head (`modeling.static_classifier`). With `--student-init base` both are built from the
+teacher's pretrained checkpoint instead: the student without the teacher, to measure what the teacher adds.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
+
+from nlp_transfer.errors import UserInputError
+from nlp_transfer.modeling.checkpoints import resolve_checkpoint
+from nlp_transfer.modeling.depth import fewer_layers, spread_layers
+from nlp_transfer.modeling.static_classifier import StaticClassifierConfig, StaticForSequenceClassification
+
+logger = logging.getLogger(__name__)
+
+STATIC_MAX_LENGTH = 512
+"""Tokens a static student reads per text (Model2Vec's default); its cost grows with it only linearly."""
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """`layers:K` (kind 'layers', K layers) or `static` (kind 'static')."""
+
+    kind: str
+    layers: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> StudentSpec:
+        value = text.strip().lower()
+        if value == "static":
+            return cls("static")
+        found = re.fullmatch(r"layers:(\d+)", value)
+        if found and int(found.group(1)) >= 1:
+            return cls("layers", int(found.group(1)))
+        raise UserInputError(
+            f"--student {text!r} is not a student: give 'layers:K' (K of the teacher's layers, e.g. layers:3) or "
+            "'static' (static token vectors from Model2Vec, the cheapest to serve)."
+        )
+
+    def __str__(self) -> str:
+        return "static" if self.kind == "static" else f"layers:{self.layers}"
+
+
+@dataclass
+class Student:
+    """A student model ready to train, the tokenizer it reads with, and how it was made (for the card)."""
+
+    model: Any
+    tokenizer: Any
+    max_length: int
+    method: dict[str, Any]
+
+
+def build_student(
+    spec: StudentSpec, teacher: Any, init: str, base_model: str | None, pca_dims: int, head_hidden_size: int
+) -> Student:
+    """The untrained student of `spec` from the teacher classifier (`init='teacher'`) or its base checkpoint."""
+    source = teacher.model if init == "teacher" else _base_classifier(teacher, base_model)
+    if spec.kind == "layers":
+        total = source.config.num_hidden_layers
+        keep = spread_layers(total, spec.layers or 0)
+        model = fewer_layers(source, keep)
+        method = {"student": str(spec), "init": init, "kept_layers": keep, "teacher_layers": total}
+        return Student(model, teacher.tokenizer, teacher.max_length, method)
+    return _static_student(source, teacher, init, pca_dims, head_hidden_size)
+
+
+def _base_classifier(teacher: Any, base_model: str | None) -> Any:
+    """The teacher's pretrained checkpoint with a new head for the teacher's labels (the no-teacher baseline)."""
+    if not base_model:
+        raise UserInputError(
+            "--student-init base needs the teacher's base checkpoint, which its metrics.json does "
+            "not name; distil from the teacher (the default) instead."
+        )
+    checkpoint = resolve_checkpoint(base_model)
+    config = teacher.model.config
+    return AutoModelForSequenceClassification.from_pretrained(
+        checkpoint.source,
+        num_labels=config.num_labels,
+        id2label=config.id2label,
+        label2id=config.label2id,
+        problem_type=config.problem_type,
+        **checkpoint.pretrained_kwargs(),
+    )
+
+
+def _static_student(source: Any, teacher: Any, init: str, pca_dims: int, head_hidden_size: int) -> Student:
+    try:
+        from model2vec.distill import distill_from_model
+    except ImportError as error:
+        raise UserInputError(
+            f"--student static needs the model2vec library ({error.name or 'model2vec'} is missing): "
+            "pip install 'nlp-transfer[distill]'"
+        ) from None
+    # The encoder under the head, as a sentence transformer would be; a copy: Model2Vec reshapes its embeddings.
+    encoder = copy.deepcopy(source.base_model)
+    hidden = encoder.config.hidden_size
+    logger.info("Model2Vec: one vector per token of the %s's vocabulary (a forward pass each)", init)
+    static = distill_from_model(
+        encoder, teacher.tokenizer, pca_dims=min(pca_dims, hidden), device="cpu", quantize_to="float32"
+    )
+    vectors = torch.as_tensor(static.embedding, dtype=torch.float32)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=static.tokenizer, **_special_tokens(static))
+    tokenizer.model_max_length = STATIC_MAX_LENGTH
+    config = StaticClassifierConfig(
+        vocab_size=vectors.shape[0],
+        hidden_size=vectors.shape[1],
+        head_hidden_size=head_hidden_size,
+        normalize=bool(static.config.get("normalize", True)),
+        unk_token_id=static.unk_token_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+        num_labels=teacher.model.config.num_labels,
+        id2label=dict(teacher.model.config.id2label),
+        label2id=dict(teacher.model.config.label2id),
+        problem_type=teacher.model.config.problem_type,
+    )
+    model = StaticForSequenceClassification(config)
+    model.set_vectors(vectors)
+    method = {
+        "student": "static",
+        "init": init,
+        "model2vec": _version("model2vec"),
+        "pca_dims": int(vectors.shape[1]),
+        "vocabulary": int(vectors.shape[0]),
+    }
+    return Student(model, tokenizer, STATIC_MAX_LENGTH, method)
+
+
+def _special_tokens(static: Any) -> dict[str, str]:
+    """The unknown and padding tokens of Model2Vec's tokenizer, so the wrapper pads and skips as it does."""
+    vocabulary = static.tokenizer.get_vocab()
+    found = {}
+    for key, candidates in (("unk_token", ("[UNK]", "<unk>")), ("pad_token", ("[PAD]", "<pad>"))):
+        name = next((token for token in candidates if token in vocabulary), None)
+        if name is not None:
+            found[key] = name
+    if "pad_token" not in found and "unk_token" in found:
+        found["pad_token"] = found["unk_token"]  # padding is masked out anyway
+    return found
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
