@@ -18,10 +18,11 @@ import numpy as np
 from nlp_transfer.evaluation.metrics import reported_primary, reported_suite
 from nlp_transfer.inference.export_check import label_agreement, measure_latency
 from nlp_transfer.inference.predict import Classifier
+from nlp_transfer.outputs import DISTILL_REPORT_FILE
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tables import markdown_table
 
-REPORT_FILE = "distill_report.json"
+REPORT_FILE = DISTILL_REPORT_FILE
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx")
 
 

@@ -145,6 +145,7 @@ def train_student(
         train_sampling_strategy="group_by_length",  # batches of similar lengths pad little
     )
     dataset = _dataset(transfer, tokenizer, max_length)
+    model.requires_grad_(True)  # every weight trains; a merged LoRA teacher's base comes back frozen
     trainer = DistillationTrainer(
         model=model,
         args=args,

@@ -24,6 +24,7 @@ from nlp_transfer.outputs import (
     CARD_FILE,
     CONFIG_FILE,
     CONFUSION_MATRIX_PNG,
+    DISTILL_REPORT_FILE,
     MERGED_FOLDER,
     METRICS_FILE,
     OWNER_FILE,
@@ -63,6 +64,7 @@ PUBLISHED_FILES: frozenset[str] = frozenset(
         RUN_CONFIG_FILE,
         CONFUSION_MATRIX_PNG,
         CALIBRATION_PNG,
+        DISTILL_REPORT_FILE,  # a student's evidence: teacher and student side by side, as its card shows
     }
 )
 # Names that vary: the shards of sharded weights, and sentencepiece models (spiece.model, spm.model,
