@@ -48,7 +48,7 @@ def _readme_first_commands() -> list[str]:
 def test_readme_opens_with_install_and_train_then_install_and_test() -> None:
     install_and_train, install_and_test = _readme_first_commands()[:2]
     assert "pip install -e ." in install_and_train and "nlp-transfer train --output-dir" in install_and_train
-    assert ".[test,onnx,labels]" in install_and_test and "pytest" in install_and_test
+    assert ".[test,onnx,labels,distill]" in install_and_test and "pytest" in install_and_test
 
 
 def test_ci_runs_the_readme_test_command() -> None:
