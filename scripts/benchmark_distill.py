@@ -30,7 +30,7 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VARIANTS = {
     "teacher+unlabelled": ["--text-file", "{transfer}"],
-    "teacher, training rows only": [],
+    "teacher on its training rows": [],
     "no teacher": ["--student-init", "base", "--alpha", "0"],
 }
 STUDENTS = ("layers:3", "static")
@@ -118,7 +118,7 @@ def teacher(files: dict[str, Path], folder: Path) -> Path:
 
 
 def student(files: dict[str, Path], teacher_dir: Path, kind: str, variant: str, folder: Path) -> Path:
-    target = folder / f"{kind.replace(':', '')}-{variant.split(',')[0].replace('+', '-').replace(' ', '-')}"
+    target = folder / f"{kind.replace(':', '')}-{variant.replace('+', '-').replace(' ', '-')}"
     if not (target / "distill_report.json").is_file():
         extra = [part.format(transfer=files["transfer"]) for part in VARIANTS[variant]]
         command = nlp_transfer(

@@ -66,7 +66,8 @@ def write_card(folder: Path, report: DistillReport, teacher: Classifier) -> Path
         data,
         template_path=str(template_path(TEMPLATE)),
         report=report.to_dict(),
-        teacher_name=public_text(teacher_folder.name),
+        teacher_name=public_text(teacher_folder.resolve().name),
+        teacher=public_text(report.teacher),  # a local folder's absolute path would go public with the card
         base_model=public_text(base_model) if base_model else None,
         task={"single_label": "single-label", "multi_label": "multi-label"}.get(teacher.task, teacher.task),
         method_description=_method(report),

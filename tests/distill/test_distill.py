@@ -125,7 +125,8 @@ def test_the_report_puts_teacher_and_student_side_by_side(layers_student: Path, 
 
 def test_the_card_names_the_teacher_and_the_method(layers_student: Path, teacher: Path):
     card = (layers_student / "README.md").read_text()
-    assert str(teacher) in card and "--student layers:1" in card
+    assert f"# Student of {teacher.name}" in card and "--student layers:1" in card
+    assert str(teacher) not in card  # the machine's absolute paths stay off the card that goes public
     assert "every other one, as DistilBERT" in card and "KL divergence" in card and "| teacher |" in card
 
 
@@ -148,6 +149,10 @@ def test_evaluate_predict_file_and_push_read_the_student(layers_student: Path, t
     assert [r["label"] for r in rows] == [p["label"] for p in load_classifier(layers_student).predict(TEXTS)]
     plan = push_folder(layers_student, "someone/student", dry_run=True)
     assert {"model.safetensors", "config.json", "README.md", "distill_report.json"} <= {f.path for f in plan.files}
+    from nlp_transfer.hub.public import public_record
+
+    uploaded = public_record(layers_student / "distill_report.json").decode()
+    assert json.loads(uploaded)["teacher"] == "model" and str(tmp_path.parent) not in uploaded
 
 
 def test_the_static_student_reloads_with_identical_predictions_and_no_encoder(static_student: Path):
