@@ -9,9 +9,11 @@ Per dataset, from ../shared/data (slices drawn with seed 0 and written once unde
 - ag_news: the teacher trains on 256 rows (64 per class) of train.csv; validation 1,000 other rows; the unlabelled
   texts are the remaining 8,745 rows of that file (it holds 10,001); test is the 7,600-row AG News test set.
 
-Each student kind (layers:3, static) is trained three ways: from the teacher with the unlabelled texts, from the
-teacher on its own training rows only, and without a teacher (`--student-init base --alpha 0`: the same student
-built from the pretrained checkpoint, trained on the labelled rows alone). Every distill run scores teacher and
+Each student kind (layers:3, static) is trained from the teacher with the unlabelled texts, from the teacher on
+its own training rows only, and without a teacher: `--student-init base --alpha 0` (the same student built from
+the pretrained checkpoint with the teacher's head, trained on the labelled rows alone with the same settings), for
+static also with 20 epochs, and for layers:3 the 3-layer cut of the checkpoint trained by `nlp-transfer train`
+with its own recipe. Every distill run scores teacher and
 student on the same files and times both on this CPU one after the other; at the end each pair is timed again
 (--repeat-timing) and the table gives the median speed-up. Finished runs are kept: re-running resumes.
 """
@@ -32,7 +34,12 @@ VARIANTS = {
     "teacher+unlabelled": ["--text-file", "{transfer}"],
     "teacher on its training rows": [],
     "no teacher": ["--student-init", "base", "--alpha", "0"],
+    "no teacher, 20 epochs": ["--student-init", "base", "--alpha", "0", "--epochs", "20"],
+    "no teacher, train's recipe": [],
 }
+TRAIN_RECIPE = "no teacher, train's recipe"
+"""layers:K only: the K-layer cut of the pretrained checkpoint trained by `nlp-transfer train` with its own recipe
+(learning rate, epochs, best checkpoint on validation): the strongest student without a teacher the package makes."""
 STUDENTS = ("layers:3", "static")
 
 
@@ -117,8 +124,49 @@ def teacher(files: dict[str, Path], folder: Path) -> Path:
     return target
 
 
+def folder_name(kind: str, variant: str) -> str:
+    return f"{kind.replace(':', '')}-" + "".join(c if c.isalnum() else "-" for c in variant).strip("-")
+
+
+def cut_checkpoint(kind: str, teacher_dir: Path, folder: Path) -> Path:
+    """The teacher's pretrained checkpoint with only the layers `kind` keeps, saved for `nlp-transfer train`."""
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from nlp_transfer.evaluation.record import RunRecord
+    from nlp_transfer.modeling.checkpoints import resolve_checkpoint
+    from nlp_transfer.modeling.depth import fewer_layers, spread_layers
+
+    target = folder / f"checkpoint-{kind.replace(':', '')}"
+    if not (target / "config.json").is_file():
+        source = Path(resolve_checkpoint(RunRecord.load(teacher_dir).base_model).source)
+        model = AutoModelForSequenceClassification.from_pretrained(source)
+        keep = spread_layers(model.config.num_hidden_layers, int(kind.split(":")[1]))
+        fewer_layers(model, keep).base_model.save_pretrained(target)
+        AutoTokenizer.from_pretrained(source).save_pretrained(target)
+        for name in ("modules.json", "1_Pooling"):  # how the checkpoint says it is read (mean pooling)
+            if (source / name).is_dir():
+                shutil.copytree(source / name, target / name)
+            elif (source / name).is_file():
+                shutil.copy(source / name, target / name)
+    return target
+
+
+def trained_without_teacher(files: dict[str, Path], teacher_dir: Path, kind: str, folder: Path) -> Path:
+    target = folder / folder_name(kind, TRAIN_RECIPE)
+    if not (target / "metrics.json").is_file():
+        checkpoint = cut_checkpoint(kind, teacher_dir, folder)
+        command = nlp_transfer("train", "--model", str(checkpoint), "--train-file", str(files["train"]))
+        command += ["--validation-file", str(files["validation"]), "--test-file", str(files["test"])]
+        run(command + ["--output-dir", str(target), "--disable-tqdm", "true"], target.with_suffix(".log"))
+    return target
+
+
 def student(files: dict[str, Path], teacher_dir: Path, kind: str, variant: str, folder: Path) -> Path:
-    target = folder / f"{kind.replace(':', '')}-{variant.replace('+', '-').replace(' ', '-')}"
+    if variant == TRAIN_RECIPE:
+        return trained_without_teacher(files, teacher_dir, kind, folder)
+    target = folder / folder_name(kind, variant)
     if not (target / "distill_report.json").is_file():
         extra = [part.format(transfer=files["transfer"]) for part in VARIANTS[variant]]
         command = nlp_transfer(
@@ -143,6 +191,13 @@ def student(files: dict[str, Path], teacher_dir: Path, kind: str, variant: str, 
     return target
 
 
+def applies(kind: str, variant: str) -> bool:
+    """The train recipe exists for layers:K (a transformer), the 20-epoch baseline is for the static student."""
+    if variant == TRAIN_RECIPE:
+        return kind.startswith("layers:")
+    return variant != "no teacher, 20 epochs" or kind == "static"
+
+
 def retime(teacher_dir: Path, student_dir: Path, validation: Path, repeats: int) -> list[float]:
     """Speed-ups at batch 32 measured again, `repeats` times, each pair one after the other in one process."""
     code = (
@@ -164,6 +219,13 @@ def table_rows(dataset: str, teacher_dir: Path, runs: dict[tuple[str, str], Path
     primary = record["primary_metric"]
     lines = []
     for (kind, variant), folder in runs.items():
+        if not (folder / "distill_report.json").is_file():  # trained by `nlp-transfer train`: scores only
+            trained = json.loads((folder / "metrics.json").read_text())
+            lines.append(
+                f"| {dataset} | {kind} | {variant} | {trained['test'][primary]:.4f} | {trained['eval'][primary]:.4f} "
+                "| - | - | - | - | - | - |"
+            )
+            continue
         report = json.loads((folder / "distill_report.json").read_text())
         splits, cost = report["splits"], report["cost"]
         if not lines:
@@ -192,7 +254,7 @@ def main() -> None:
     parser.add_argument("--output-root", type=Path, required=True)
     parser.add_argument("--datasets", default="sst2,ag_news")
     parser.add_argument("--students", default=",".join(STUDENTS))
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="Comma-separated, from: " + ", ".join(VARIANTS))
+    parser.add_argument("--variants", default=";".join(VARIANTS), help="';'-separated, from: " + "; ".join(VARIANTS))
     parser.add_argument("--repeat-timing", type=int, default=3, help="Timings of each pair at the end (0: none).")
     args = parser.parse_args()
     header = (
@@ -208,12 +270,14 @@ def main() -> None:
         runs = {
             (kind, variant): student(files, teacher_dir, kind, variant, folder)
             for kind in args.students.split(",")
-            for variant in args.variants.split(",")
+            for variant in args.variants.split(";")
+            if applies(kind, variant)
         }
         speedups = {}
         if args.repeat_timing:
             for key, path in runs.items():
-                speedups[key] = retime(teacher_dir, path, files["validation"], args.repeat_timing)
+                if (path / "distill_report.json").is_file():
+                    speedups[key] = retime(teacher_dir, path, files["validation"], args.repeat_timing)
         lines += table_rows(dataset, teacher_dir, runs, speedups)
         print("\n".join(lines), flush=True)
     (args.output_root / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

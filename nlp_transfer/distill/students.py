@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerFast
+from transformers.utils import logging as transformers_logging
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.modeling.checkpoints import resolve_checkpoint
@@ -78,22 +79,22 @@ def build_student(
 
 
 def _base_classifier(teacher: Any, base_model: str | None) -> Any:
-    """The teacher's pretrained checkpoint with a new head for the teacher's labels (the no-teacher baseline)."""
+    """The teacher's architecture (its head, pooling and labels) on its pretrained checkpoint's weights: the same
+    student without what the teacher learnt, to measure what the teacher adds."""
     if not base_model:
         raise UserInputError(
             "--student-init base needs the teacher's base checkpoint, which its metrics.json does "
             "not name; distil from the teacher (the default) instead."
         )
     checkpoint = resolve_checkpoint(base_model)
-    config = teacher.model.config
-    return AutoModelForSequenceClassification.from_pretrained(
-        checkpoint.source,
-        num_labels=config.num_labels,
-        id2label=config.id2label,
-        label2id=config.label2id,
-        problem_type=config.problem_type,
-        **checkpoint.pretrained_kwargs(),
-    )
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # the head is new by design: its "newly initialized" report is noise
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            checkpoint.source, config=copy.deepcopy(teacher.model.config), **checkpoint.pretrained_kwargs()
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
 
 
 def _static_student(source: Any, teacher: Any, init: str, pca_dims: int, head_hidden_size: int) -> Student:

@@ -97,6 +97,19 @@ def test_the_layers_student_is_built_from_the_teachers_embeddings_and_layers(tea
         assert torch.equal(value, loaded.model.state_dict()[name]), name  # layer 0 keeps its index
 
 
+def test_a_base_student_has_the_teachers_head_on_the_pretrained_weights(teacher: Path, tiny_checkpoint: Path):
+    import torch
+    from transformers import AutoModel
+
+    loaded = load_classifier(teacher, device="cpu")
+    student = build_student(StudentSpec.parse("layers:1"), loaded, "base", str(tiny_checkpoint), 256, 512)
+    pretrained = AutoModel.from_pretrained(tiny_checkpoint)
+    embeddings = student.model.bert.embeddings.word_embeddings.weight
+    assert torch.equal(embeddings, pretrained.embeddings.word_embeddings.weight)
+    assert not torch.equal(embeddings, loaded.model.bert.embeddings.word_embeddings.weight)
+    assert type(student.model) is type(loaded.model) and student.model.config.id2label == loaded.model.config.id2label
+
+
 def test_transformers_pipeline_reads_the_layers_student(layers_student: Path):
     from transformers import pipeline
 
