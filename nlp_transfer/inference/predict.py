@@ -35,7 +35,7 @@ from nlp_transfer.evaluation.documents import DOCUMENT, aggregate_logits
 from nlp_transfer.evaluation.metrics.suite import decide, probabilities_from_logits, threshold_vector
 from nlp_transfer.inference.onnx_runtime import OnnxSequenceClassifier
 from nlp_transfer.modeling.heads import register_heads
-from nlp_transfer.modeling.static_classifier import register_static_classifier
+from nlp_transfer.modeling.static_classifier import STATIC_MODEL_TYPE, register_static_classifier, static_batch
 from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, CONFIG_FILE
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TASK_OF_PROBLEM_TYPE
@@ -148,6 +148,8 @@ class Classifier:
         """One padded batch, each text cut as training cut it."""
         if self.long_text == "truncate-head" and not pairs:
             texts = cut_texts(self.tokenizer, texts, self.long_text, self.max_length)  # a huge text: its head
+            if getattr(self.model.config, "model_type", None) == STATIC_MODEL_TYPE:
+                return static_batch(self.tokenizer, texts, self.max_length)
             return self.tokenizer(
                 texts, pairs, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
             )
