@@ -27,6 +27,8 @@ def _method(report: DistillReport) -> str:
             f"({method['vocabulary']:,} tokens x {method['pca_dims']} dimensions), averaged per text, then a "
             "small head; vectors and head trained together. No transformer runs at prediction time."
         )
+    if isinstance(method["kept_layers"], str):
+        return f"{origin}'s embeddings, {method['kept_layers']} (ALBERT shares one layer's weights), and its head."
     kept = ", ".join(str(i) for i in method["kept_layers"])
     return (
         f"{len(method['kept_layers'])} of {origin}'s {method['teacher_layers']} layers (indices {kept}: every "

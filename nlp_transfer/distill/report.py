@@ -18,7 +18,7 @@ import numpy as np
 from nlp_transfer.evaluation.metrics import reported_primary, reported_suite
 from nlp_transfer.inference.export_check import label_agreement, measure_latency
 from nlp_transfer.inference.predict import Classifier
-from nlp_transfer.outputs import DISTILL_REPORT_FILE
+from nlp_transfer.outputs import ADAPTER_CONFIG_FILE, DISTILL_REPORT_FILE
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tables import markdown_table
 
@@ -97,14 +97,21 @@ def compare_on(
 
 def serving_cost(classifier: Classifier, folder: Path, texts: list[str], pairs: list[str] | None) -> ServingCost:
     latency = measure_latency(classifier, texts, pairs)
-    size = sum(path.stat().st_size for path in folder.rglob("*") if path.suffix in WEIGHT_SUFFIXES)
     return ServingCost(
         batch_1_texts_per_s=round(1000.0 / latency["batch_1_ms"], 1) if latency["batch_1_ms"] else math.inf,
         batch_32_texts_per_s=latency["batch_32_texts_per_s"],
         batch_1_ms=latency["batch_1_ms"],
-        size_mb=round(size / 1e6, 2),
+        size_mb=round(weights_bytes(classifier, folder) / 1e6, 2),
         parameters=int(sum(p.numel() for p in classifier.model.parameters())),
     )
+
+
+def weights_bytes(classifier: Classifier, folder: Path) -> int:
+    """The weight files of a local plain folder; for a LoRA folder (its base lives elsewhere) or a Hub id, what the
+    merged model in memory would take saved."""
+    if folder.is_dir() and not (folder / ADAPTER_CONFIG_FILE).is_file():
+        return sum(path.stat().st_size for path in folder.rglob("*") if path.suffix in WEIGHT_SUFFIXES)
+    return sum(t.numel() * t.element_size() for t in classifier.model.state_dict().values())
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from nlp_transfer.distill.sources import LabelledRows, load_teacher, read_rows, 
 from nlp_transfer.distill.students import Student, StudentSpec, build_student
 from nlp_transfer.distill.training import StudentTraining, TransferSet, placeholder_labels, train_student
 from nlp_transfer.errors import UserInputError
+from nlp_transfer.evaluation.metrics.suite import metric_direction
 from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.folder_lock import folder_lock
 from nlp_transfer.inference.predict import Classifier, load_classifier
@@ -93,6 +94,9 @@ class DistillOptions:
         for name in ("batch_size", "pca_dims"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
+        for name in ("epochs", "learning_rate"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise UserInputError(f"--{name.replace('_', '-')} must be above 0, not {getattr(self, name)}.")
         if self.head_hidden_size < 0:
             raise UserInputError(f"--head-hidden-size must be 0 (a linear head) or more, not {self.head_hidden_size}.")
         return spec
@@ -118,9 +122,9 @@ def distill(options: DistillOptions) -> DistillReport:
     target = check_output_dir(options.output_dir, options.overwrite_output_dir, "the student", inputs)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     teacher = load_teacher(options.teacher, device)
-    if spec.kind == "static" and options.text_pair_column:
-        raise UserInputError("A static student reads single texts; this teacher reads text pairs. Use layers:K.")
     validation, test = _evaluation_files(options, teacher)
+    if spec.kind == "static" and validation.pairs is not None:
+        raise UserInputError("A static student reads single texts; this teacher reads text pairs. Use layers:K.")
     transfer, sources = _transfer_set(options, teacher)
     torch.manual_seed(options.seed)
     base = _base_model(options.teacher)
@@ -128,9 +132,7 @@ def distill(options: DistillOptions) -> DistillReport:
     settings = options.training(spec)
     logger.info("Training the %s student on %d texts (%d labelled)", spec, len(transfer.texts), transfer.labelled_rows)
     with tempfile.TemporaryDirectory(prefix="nlp-transfer-distill-") as work:
-        metrics = train_student(
-            student.model, student.tokenizer, student.max_length, transfer, teacher.task, settings, Path(work)
-        )
+        metrics = train_student(student, transfer, teacher.task, settings, Path(work))
     report = DistillReport(
         teacher=options.teacher,
         student=str(spec),
@@ -190,32 +192,41 @@ def _transfer_set(options: DistillOptions, teacher: Classifier) -> tuple[Transfe
         )
     if train_file is None and options.alpha == 0:
         raise UserInputError("--alpha 0 trains on true labels alone: give them with --train-file.")
-    texts: list[str] = []
-    pairs: list[str] = [] if options.text_pair_column else None  # type: ignore[assignment]
-    parts, sources = [], {"train_file": train_file, "text_file": options.text_file}
+    num_labels = len(teacher.labels)
+    parts = []  # (texts, pairs or None, labels, labelled) of each file
     if train_file:
         rows = read_rows(
             train_file, teacher, options.text_column, options.text_pair_column, options.label_column, options.encoding
         )
-        texts += rows.texts
-        pairs = pairs + (rows.pairs or []) if pairs is not None else None
-        parts.append(rows.labels)
-    labelled = np.zeros(len(texts), dtype=bool)
-    labelled[:] = True
-    num_labels = len(teacher.labels)
-    unlabelled = 0
+        parts.append((rows.texts, rows.pairs, rows.labels, np.ones(len(rows.texts), dtype=bool)))
     if options.text_file:
         extra, extra_pairs = read_unlabelled(
             options.text_file, options.text_column, options.text_pair_column, options.encoding
         )
-        unlabelled = len(extra)
-        texts += extra
-        pairs = pairs + (extra_pairs or []) if pairs is not None else None
-        parts.append(placeholder_labels(teacher.task, unlabelled, num_labels))
-        labelled = np.concatenate([labelled, np.zeros(unlabelled, dtype=bool)])
-    labels = np.concatenate(parts) if parts else placeholder_labels(teacher.task, 0, num_labels)
+        parts.append(
+            (
+                extra,
+                extra_pairs,
+                placeholder_labels(teacher.task, len(extra), num_labels),
+                np.zeros(len(extra), dtype=bool),
+            )
+        )
+    if len({part[1] is None for part in parts}) > 1:
+        raise UserInputError(
+            f"--train-file {train_file} and --text-file {options.text_file} must both hold single texts or both "
+            "text pairs (name the second text's column with --text-pair-column)."
+        )
+    texts = [text for part in parts for text in part[0]]
+    pairs = None if parts[0][1] is None else [pair for part in parts for pair in part[1]]
+    labels = np.concatenate([part[2] for part in parts])
+    labelled = np.concatenate([part[3] for part in parts])
     logits = _teacher_logits(teacher, texts, pairs, options.batch_size, options.quiet)
-    sources.update(labelled_rows=int(labelled.sum()), unlabelled_texts=unlabelled)
+    sources = {
+        "train_file": train_file,
+        "text_file": options.text_file,
+        "labelled_rows": int(labelled.sum()),
+        "unlabelled_texts": int((~labelled).sum()),
+    }
     return TransferSet(texts, pairs, logits, labels, labelled), sources
 
 
@@ -240,11 +251,12 @@ def _save_student(student: Student, teacher: Classifier, staging: Path, validati
     inherited = PackageSettings.read(teacher.model)
     settings = PackageSettings(
         max_length=student.max_length,
-        long_text=inherited.long_text if student.method["student"] != "static" else None,
-        chunk_stride=inherited.chunk_stride,
-        chunk_aggregate=inherited.chunk_aggregate,
+        long_text=student.long_text,
         primary_metric=inherited.primary_metric,
         label_separator=inherited.label_separator,
+        # The student learns the teacher's probabilities, so the thresholds tuned on them decide for it too (and
+        # the report's agreement is the agreement of the saved folder's decisions).
+        thresholds=dict(inherited.thresholds),
     )
     settings.write(model)
     model.save_pretrained(staging, safe_serialization=True)
@@ -298,6 +310,7 @@ def _write_record(
         strategy=f"distill ({report.student})",
         strategy_settings={"teacher": report.teacher, **student.method, **report.training},
         primary_metric=report.primary_metric,
+        greater_is_better=metric_direction(teacher.task, report.primary_metric) is not False,
         eval=evaluated.get("validation", {}),
         test=evaluated.get("test"),
         trainable_parameters=report.cost["student"].parameters,

@@ -97,13 +97,12 @@ def read_unlabelled(
             raise UserInputError(f"--text-file {path} does not exist.")
         texts = [line.strip() for line in file.read_text(encoding=encoding).splitlines()]
         texts = [text for text in texts if text]
+        pairs = None
     else:
         texts, pairs = _column_texts(CorpusFile.open(file, encoding), text_column, pair_column)
-        if pair_column:
-            return texts, pairs
     if not texts:
         raise UserInputError(f"--text-file {path} holds no texts.")
-    return texts, None
+    return texts, pairs if pair_column else None
 
 
 def _column_texts(corpus: CorpusFile, text_column: str | None, pair_column: str | None) -> tuple[list[str], list[str]]:

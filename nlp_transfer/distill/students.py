@@ -22,6 +22,7 @@ from transformers.utils import logging as transformers_logging
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.modeling.checkpoints import resolve_checkpoint
 from nlp_transfer.modeling.depth import fewer_layers, spread_layers
+from nlp_transfer.modeling.layers import architecture_spec
 from nlp_transfer.modeling.static_classifier import StaticClassifierConfig, StaticForSequenceClassification
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class Student:
     tokenizer: Any
     max_length: int
     method: dict[str, Any]
+    long_text: str = "truncate-head"
+    """How it reads (and is trained on) texts longer than max_length: the teacher's way, except `chunk`, whose
+    window-by-window reading the student's training does not reproduce: it reads the head instead."""
 
 
 def build_student(
@@ -74,7 +78,10 @@ def build_student(
         keep = spread_layers(total, spec.layers or 0)
         model = fewer_layers(source, keep)
         method = {"student": str(spec), "init": init, "kept_layers": keep, "teacher_layers": total}
-        return Student(model, teacher.tokenizer, teacher.max_length, method)
+        if architecture_spec(source.config.model_type).shares_layer_weights:
+            method["kept_layers"] = f"the shared layer, {len(keep)} times"  # ALBERT has one layer's weights
+        long_text = "truncate-head" if teacher.long_text == "chunk" else teacher.long_text
+        return Student(model, teacher.tokenizer, teacher.max_length, method, long_text)
     return _static_student(source, teacher, init, pca_dims, head_hidden_size)
 
 

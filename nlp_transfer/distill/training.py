@@ -17,7 +17,11 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
+from nlp_transfer.config.long_text import LongTextSettings
+from nlp_transfer.data.long_text import encode_documents
 from nlp_transfer.distill.loss import distillation_loss
+from nlp_transfer.distill.students import Student
+from nlp_transfer.evaluation.documents import DOCUMENT
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
 
 logger = logging.getLogger(__name__)
@@ -51,12 +55,19 @@ def placeholder_labels(task: str, rows: int, num_labels: int) -> np.ndarray:
     return np.zeros(rows, dtype=np.int64)
 
 
-def _dataset(transfer: TransferSet, tokenizer: Any, max_length: int) -> Dataset:
-    encoded = tokenizer(transfer.texts, transfer.pairs, truncation=True, max_length=max_length)
+def _dataset(transfer: TransferSet, student: Student) -> Dataset:
+    """Every input the student's tokenizer gives (segment ids of a pair too), cut as the student reads texts."""
+    if student.long_text == "truncate-head":
+        columns = dict(
+            student.tokenizer(transfer.texts, transfer.pairs, truncation=True, max_length=student.max_length)
+        )
+    else:  # truncate-tail, head-tail: as prediction reads them (chunk students read the head)
+        settings = LongTextSettings(student.long_text, student.max_length)
+        columns = encode_documents(student.tokenizer, transfer.texts, settings, transfer.pairs)
+        del columns[DOCUMENT]  # one row per text in these modes
     return Dataset.from_dict(
         {
-            "input_ids": encoded["input_ids"],
-            "attention_mask": encoded["attention_mask"],
+            **{name: list(values) for name, values in columns.items()},
             TEACHER_LOGITS: transfer.teacher_logits.astype(np.float32).tolist(),
             "labels": transfer.labels.tolist(),
             LABELLED: transfer.labelled.astype(bool).tolist(),
@@ -65,20 +76,19 @@ def _dataset(transfer: TransferSet, tokenizer: Any, max_length: int) -> Dataset:
 
 
 class _Collator:
-    """Pads the tokens per batch; stacks the teacher's logits, the labels and the labelled flags."""
+    """Pads the tokenizer's columns per batch; stacks the teacher's logits, the labels and the labelled flags."""
 
     def __init__(self, tokenizer: Any, task: str) -> None:
         self.tokenizer, self.task = tokenizer, task
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        extra = (TEACHER_LOGITS, "labels", LABELLED)
         tokens = self.tokenizer.pad(
-            [{"input_ids": row["input_ids"], "attention_mask": row["attention_mask"]} for row in rows],
-            return_tensors="pt",
+            [{key: value for key, value in row.items() if key not in extra} for row in rows], return_tensors="pt"
         )
         label_type = torch.long if self.task not in (MULTI_LABEL, REGRESSION) else torch.float32
         return {
-            "input_ids": tokens["input_ids"],
-            "attention_mask": tokens["attention_mask"],
+            **tokens,
             TEACHER_LOGITS: torch.tensor([row[TEACHER_LOGITS] for row in rows], dtype=torch.float32),
             "labels": torch.tensor([row["labels"] for row in rows], dtype=label_type),
             LABELLED: torch.tensor([row[LABELLED] for row in rows], dtype=torch.bool),
@@ -96,7 +106,7 @@ class DistillationTrainer(Trainer):
         teacher = inputs.pop(TEACHER_LOGITS)
         labels = inputs.pop("labels")
         labelled = inputs.pop(LABELLED)
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        outputs = model(**inputs)  # input ids, attention mask and, for a pair, its segment ids
         loss = distillation_loss(outputs.logits, teacher, labels, labelled, self.task, self.temperature, self.alpha)
         return (loss, outputs) if return_outputs else loss
 
@@ -116,15 +126,9 @@ class StudentTraining:
 
 
 def train_student(
-    model: Any,
-    tokenizer: Any,
-    max_length: int,
-    transfer: TransferSet,
-    task: str,
-    settings: StudentTraining,
-    work_dir: Path,
+    student: Student, transfer: TransferSet, task: str, settings: StudentTraining, work_dir: Path
 ) -> dict[str, float]:
-    """Train `model` in place on the transfer set; Trainer's train metrics (runtime, samples per second)."""
+    """Train the student's model in place on the transfer set; Trainer's train metrics (runtime, samples per second)."""
     args = TrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=settings.epochs,
@@ -144,7 +148,8 @@ def train_student(
         disable_tqdm=settings.quiet,
         train_sampling_strategy="group_by_length",  # batches of similar lengths pad little
     )
-    dataset = _dataset(transfer, tokenizer, max_length)
+    model, tokenizer = student.model, student.tokenizer
+    dataset = _dataset(transfer, student)
     model.requires_grad_(True)  # every weight trains; a merged LoRA teacher's base comes back frozen
     trainer = DistillationTrainer(
         model=model,

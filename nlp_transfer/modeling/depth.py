@@ -16,6 +16,11 @@ from transformers import PreTrainedModel
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.modeling.layers import architecture_spec, encoder_model_type
 
+PER_LAYER_KEYS = ("layer_types",)
+"""Config entries with one value per layer (ModernBERT's layer_types: which layers attend globally): the student
+keeps its layers' entries. Only these: other lists may happen to be as long as the model is deep (DeBERTa's
+pos_att_type)."""
+
 
 def spread_layers(total: int, keep: int) -> list[int]:
     """`keep` of `total` layer indices, evenly spaced from the first: 12 -> 6 keeps 0, 2, 4, 6, 8, 10."""
@@ -50,9 +55,9 @@ def fewer_layers(model: PreTrainedModel, keep: list[int]) -> PreTrainedModel:
         for depth, layer in enumerate(getattr(holder, name)):
             _renumber(layer, depth)
     config = student.config
-    for key, value in list(config.to_dict().items()):
-        # Per-layer lists (ModernBERT's layer_types: which layers attend globally) keep the kept layers' entries.
-        if isinstance(value, list) and len(value) == total and key not in ("id2label", "label2id"):
+    for key in PER_LAYER_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, list) and len(value) == total:
             setattr(config, key, [value[i] for i in keep])
     config.num_hidden_layers = len(keep)
     return student

@@ -213,6 +213,7 @@ def test_a_missing_model2vec_is_named_with_the_extra(teacher: Path, tmp_path: Pa
         (["--student", "tiny"], "--student 'tiny' is not a student: give 'layers:K'"),
         (["--student", "layers:1", "--alpha", "0", "--text-file", "x.txt"], "--alpha 0 trains on the true labels"),
         (["--student", "layers:1", "--alpha", "1.5"], "--alpha must be between 0 and 1"),
+        (["--student", "layers:1", "--epochs", "0"], "--epochs must be above 0, not 0.0"),
         (["--student", "layers:1", "--text-file", "missing.txt"], "--text-file missing.txt does not exist"),
     ],
 )

@@ -45,8 +45,10 @@ def distilled(teacher: Path, out: Path, *options: str) -> dict:
 
 def test_a_multi_label_teacher_teaches_a_multi_label_student(tiny_checkpoint: Path, tmp_path: Path):
     rows = [{"text": f"message number {i} about feelings", "labels": PATTERN[i % 8]} for i in range(24)]
-    teacher = train(tiny_checkpoint, tmp_path, rows, rows[:8], "--label-separator", ";")
+    teacher = train(tiny_checkpoint, tmp_path, rows, rows[:8], "--label-separator", ";", "--tune-threshold", "true")
     report = distilled(teacher, tmp_path / "student", "--student", "layers:1")
+    # The student learns the teacher's probabilities: the thresholds tuned on them decide for it too.
+    assert load_classifier(tmp_path / "student").thresholds == load_classifier(teacher).thresholds != {}
     assert report["primary_metric"] in report["splits"]["validation"]["student"]
     student = load_classifier(tmp_path / "student", device="cpu")
     assert student.task == "multi_label" and student.labels == ["anger", "joy", "love", "sadness"]
@@ -61,6 +63,8 @@ def test_a_regression_teacher_teaches_a_regression_student(tiny_checkpoint: Path
     assert report["primary_metric"] in report["splits"]["validation"]["student"]
     student = load_classifier(tmp_path / "student", device="cpu")
     assert student.task == "regression"
+    record = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert record["primary_metric"] == report["primary_metric"] and record["greater_is_better"] is False
     assert all(isinstance(p["score"], float) for p in student.predict(TEXTS))
 
 
@@ -82,3 +86,19 @@ def test_export_reads_a_layers_student(tiny_checkpoint: Path, tmp_path: Path):
     assert code == 0, err
     exported = load_classifier(tmp_path / "onnx").predict(TEXTS)
     assert [p["label"] for p in exported] == [p["label"] for p in load_classifier(tmp_path / "student").predict(TEXTS)]
+
+
+def test_a_sentence_pair_teacher_teaches_on_pairs_and_refuses_a_static_student(tiny_checkpoint: Path, tmp_path: Path):
+    rows = [
+        {"sentence1": r["text"], "sentence2": "it was " + r["label"], "label": r["label"]} for r in sentiment_rows(12)
+    ]
+    teacher = train(tiny_checkpoint, tmp_path, rows, rows[:8])  # sentence1/sentence2 found without flags
+    report = distilled(teacher, tmp_path / "student", "--student", "layers:1")
+    assert report["transfer"]["labelled_rows"] == 24
+    student = load_classifier(tmp_path / "student", device="cpu")
+    both = student.logits(["great product 1", "great product 1"], ["it was positive", "it was negative"])
+    assert not (both[0] == both[1]).all()  # the second text is read
+    code, _, err = run_cli(
+        "distill", "--teacher", str(teacher), "--student", "static", "--output-dir", str(tmp_path / "static"), "--quiet"
+    )
+    assert code != 0 and "A static student reads single texts; this teacher reads text pairs" in err
