@@ -182,6 +182,18 @@ def test_the_static_student_reloads_with_identical_predictions_and_no_encoder(st
     assert "Model2Vec" in (static_student / "README.md").read_text()
 
 
+def test_predict_file_and_evaluate_read_the_static_student(static_student: Path, tmp_path: Path):
+    texts = write_csv(tmp_path / "texts.csv", [{"text": t} for t in TEXTS])
+    out = tmp_path / "out.jsonl"
+    code, _, err = run_cli("predict", "--model", str(static_student), "--file", str(texts), "--output", str(out))
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["label"] for r in rows] == [p["label"] for p in load_classifier(static_student).predict(TEXTS)]
+    report = json.loads((static_student / "distill_report.json").read_text())
+    evaluated = evaluate_folder(static_student, report["splits"]["validation"]["file"]).report.metrics
+    assert report["splits"]["validation"]["student"]["accuracy"] == pytest.approx(evaluated["accuracy"])
+
+
 def test_the_static_student_reads_texts_as_model2vec_encodes_them(static_student: Path):
     from model2vec import StaticModel
 
