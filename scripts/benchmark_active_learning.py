@@ -19,8 +19,8 @@ one panel per data set.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,23 +30,12 @@ from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.labels.suggest import SuggestOptions, suggest
 from nlp_transfer.tables import markdown_table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/csv_rows.py (scripts/ is not a package)
+from csv_rows import read_rows, write_rows  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SOURCES = {"sst2": "sst2", "ag_news": "ag_news", "sst2_imbalanced": "sst2"}
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_rows(path: Path, rows: list[dict[str, str]], fields: list[str] | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields or list(rows[0]), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def make_pool(dataset: str, data_root: Path, size: int, seed: int) -> list[dict[str, str]]:

@@ -21,13 +21,15 @@ student on the same files and times both on this CPU one after the other; at the
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/csv_rows.py (scripts/ is not a package)
+from csv_rows import read_rows, write_rows  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 VARIANTS = {
@@ -41,20 +43,6 @@ TRAIN_RECIPE = "no teacher, train's recipe"
 """layers:K only: the K-layer cut of the pretrained checkpoint trained by `nlp-transfer train` with its own recipe
 (learning rate, epochs, best checkpoint on validation): the strongest student without a teacher the package makes."""
 STUDENTS = ("layers:3", "static")
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def prepare(dataset: str, folder: Path) -> dict[str, Path]:
@@ -84,9 +72,9 @@ def prepare(dataset: str, folder: Path) -> dict[str, Path]:
         chosen = {id(row) for row in train}
         rest = [row for row in rows if id(row) not in chosen]
         validation, transfer = rest[:1000], rest[1000:]
-    write_rows(files["train"], train)
-    write_rows(files["validation"], validation)
-    write_rows(files["transfer"], [{"text": row["text"], "label": ""} for row in transfer])
+    write_rows(files["train"], train, ["text", "label"])
+    write_rows(files["validation"], validation, ["text", "label"])
+    write_rows(files["transfer"], [{"text": row["text"], "label": ""} for row in transfer], ["text", "label"])
     return files
 
 

@@ -25,7 +25,6 @@ printed at the end has the mean and standard deviation over seeds of the test ac
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import subprocess
@@ -40,21 +39,10 @@ from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.modeling.checkpoints import bundled_model_path
 from nlp_transfer.tables import markdown_table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/csv_rows.py (scripts/ is not a package)
+from csv_rows import read_rows, write_rows  # noqa: E402
+
 SETFIT_WORKER = Path(__file__).with_name("setfit_worker.py")
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows({"text": row["text"], "label": row["label"]} for row in rows)
-    return path
 
 
 def balanced_draw(rows: list[dict[str, str]], size: int, seed: int) -> list[dict[str, str]]:
@@ -76,7 +64,7 @@ def fixed_test(source: Path, folder: Path, limit: int | None) -> Path:
     if limit >= len(rows):
         return source
     keep = sorted(np.random.default_rng(0).choice(len(rows), size=limit, replace=False).tolist())
-    return write_rows(folder / "test.csv", [rows[i] for i in keep])
+    return write_rows(folder / "test.csv", [rows[i] for i in keep], ["text", "label"])
 
 
 def run_package(strategy: str, train: Path, test: Path, folder: Path, seed: int) -> dict[str, float]:
@@ -166,7 +154,7 @@ def main() -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             for seed in (int(s) for s in args.seeds.split(",")):
                 draw = root / "data" / dataset / str(size) / f"seed{seed}.csv"
-                write_rows(draw, balanced_draw(train_rows, size, seed))
+                write_rows(draw, balanced_draw(train_rows, size, seed), ["text", "label"])
                 for system in args.systems.split(","):
                     key = (dataset, size, seed, system)
                     if key in done or (system == "setfit" and not args.setfit_python):
