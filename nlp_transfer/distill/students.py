@@ -116,8 +116,9 @@ def _static_student(source: Any, teacher: Any, init: str, pca_dims: int, head_hi
     encoder = copy.deepcopy(source.base_model)
     hidden = encoder.config.hidden_size
     logger.info("Model2Vec: one vector per token of the %s's vocabulary (a forward pass each)", init)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # one forward pass per vocabulary token
     static = distill_from_model(
-        encoder, teacher.tokenizer, pca_dims=min(pca_dims, hidden), device="cpu", quantize_to="float32"
+        encoder, teacher.tokenizer, pca_dims=min(pca_dims, hidden), device=device, quantize_to="float32"
     )
     vectors = torch.as_tensor(static.embedding, dtype=torch.float32)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=static.tokenizer, **_special_tokens(static))
