@@ -36,6 +36,7 @@ from nlp_transfer.folder_lock import folder_lock
 from nlp_transfer.inference.predict import Classifier, load_classifier
 from nlp_transfer.outputs import METRICS_FILE, check_output_dir, discard, publish, staging_dir, write_json
 from nlp_transfer.settings import PackageSettings
+from nlp_transfer.tasks import REGRESSION
 from nlp_transfer.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def distill(options: DistillOptions) -> DistillReport:
             reloaded = _save_student(student, teacher, staging, validation)
             _compare(report, teacher, reloaded, staging, validation, test, options)
             write_json(staging / REPORT_FILE, report.to_dict())
-            _write_record(staging, report, teacher, student, validation, transfer)
+            _write_record(staging, report, teacher, student, transfer)
             write_card(staging, report, teacher)
             publish(staging, target, command="distill", overwrite=options.overwrite_output_dir)
         except BaseException:
@@ -300,7 +301,6 @@ def _write_record(
     report: DistillReport,
     teacher: Classifier,
     student: Student,
-    validation: LabelledRows,
     transfer: TransferSet,
 ) -> None:
     """metrics.json, so `evaluate`, `export` and `push` read the student as they read a trained folder."""
@@ -316,11 +316,8 @@ def _write_record(
         trainable_parameters=report.cost["student"].parameters,
         total_parameters=report.cost["student"].parameters,
         train_runtime_s=report.training.get("train_runtime_s"),
-        labels=list(teacher.labels),
-        num_examples={
-            "train": len(transfer.texts),
-            "validation": validation.rows if hasattr(validation, "rows") else len(validation.texts),
-        },
+        labels=[] if teacher.task == REGRESSION else list(teacher.labels),  # as training records a regression
+        num_examples={"train": len(transfer.texts), **{name: split.rows for name, split in report.splits.items()}},
         data_sources={
             key: str(value)
             for key, value in {
