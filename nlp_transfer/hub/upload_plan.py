@@ -28,6 +28,7 @@ from nlp_transfer.outputs import (
     MERGED_FOLDER,
     METRICS_FILE,
     OWNER_FILE,
+    POOLED_HEADS_FILE,
     RUN_CONFIG_FILE,
     SHARDED_INDEX_FILE,
     STAGING_SUFFIX,
@@ -64,6 +65,7 @@ PUBLISHED_FILES: frozenset[str] = frozenset(
         RUN_CONFIG_FILE,
         CONFUSION_MATRIX_PNG,
         CALIBRATION_PNG,
+        POOLED_HEADS_FILE,  # a pooled head's code: trust_remote_code loads the repository without nlp-transfer
         DISTILL_REPORT_FILE,  # a student's evidence: teacher and student side by side, as its card shows
     }
 )

@@ -10,42 +10,38 @@ ModernBERT names its pooling in `classifier_pooling`. `--pooling auto` follows t
   dropout and one new linear layer. ModernBERT's own head does `cls` and `mean` itself
   (`classifier_pooling`), so it keeps its head for those.
 
-The pooled heads are classes made here for each supported architecture, subclasses of its own
+The pooled heads are classes made in `pooled_heads.py` (torch and transformers only: its copy in each saved folder
+loads the folder where nlp-transfer is not installed) for each supported architecture, subclasses of its own
 `*PreTrainedModel` with the encoder under its usual attribute (`bert`, `roberta`, ...): pretrained weights
 load as they do for the architecture's own classifier, `layers.py` sees the same modules, and their config
 is the architecture's config with `pooling` added and its own `model_type` (`nlp-transfer-pooled-bert`).
 Importing this module registers them with `AutoConfig` and `AutoModelForSequenceClassification` (the package
 imports it on `import nlp_transfer`), so `transformers.pipeline("text-classification", model=DIR)` loads
-such a folder once `nlp_transfer` is imported, without `trust_remote_code`.
+such a folder once `nlp_transfer` is imported, without `trust_remote_code` (elsewhere, `trust_remote_code=True`
+runs the folder's copy of `pooled_heads.py`).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.utils import cached_file
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.modeling.checkpoints import Checkpoint
-from nlp_transfer.modeling.layers import SUPPORTED_MODEL_TYPES, pooled_model_type
+from nlp_transfer.modeling.layers import SUPPORTED_MODEL_TYPES
+from nlp_transfer.modeling.pooled_heads import POOLED_CLASSES, POOLED_MODES, pool  # noqa: F401 (pool: for importers)
 
 logger = logging.getLogger(__name__)
 
 POOLING_CHOICES: tuple[str, ...] = ("auto", "pooler", "cls", "mean", "max")
 OWN_HEAD = "pooler"
 """`--pooling pooler`: the architecture's own classification head, unchanged."""
-POOLED_MODES: tuple[str, ...] = ("cls", "mean", "max")
 MODERNBERT_POOLINGS: tuple[str, ...] = ("cls", "mean")
 """What ModernBERT's own head does itself (`classifier_pooling`)."""
 
@@ -209,148 +205,21 @@ def classification_config(config: PretrainedConfig, choice: PoolingChoice) -> Pr
 # ------------------------------------------------------------------------------------------ the heads
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, mode: str) -> torch.Tensor:
-    """(batch, tokens, hidden) -> (batch, hidden): the first token, or the masked mean or max of the tokens."""
-    if mode == "cls":
-        return hidden[:, 0]
-    if attention_mask is None:
-        attention_mask = torch.ones(hidden.shape[:2], device=hidden.device)
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    if mode == "mean":
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-    if mode == "max":
-        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(dim=1).values
-    raise ValueError(f"Unknown pooling {mode!r}; expected one of {', '.join(POOLED_MODES)}.")
-
-
-def head_dropout(config: PretrainedConfig) -> float:
-    """The architecture's own classifier dropout setting, else its hidden dropout, else 0.1."""
-    for name in ("classifier_dropout", "seq_classif_dropout", "hidden_dropout_prob", "dropout"):
-        value = getattr(config, name, None)
-        if isinstance(value, (int, float)):
-            return float(value)
-    return 0.1
-
-
-class PooledHeadMixin:
-    """The forward of a pooled classifier: encoder -> pooling -> dropout -> linear; the loss by problem_type.
-
-    Mixed into a subclass of the architecture's `*PreTrainedModel` (see `_pooled_classes`), whose weight
-    initialisation, attention settings and checkpoint loading it keeps.
-    """
-
-    encoder_class: type[PreTrainedModel]
-
-    def __init__(self, config: PretrainedConfig) -> None:
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        # The pretrained pooler is not read by a pooled head: without it, no unused weights to train or save.
-        kwargs = {"add_pooling_layer": False} if "add_pooling_layer" in _parameters(self.encoder_class) else {}
-        setattr(self, self.base_model_prefix, self.encoder_class(config, **kwargs))
-        self.dropout = nn.Dropout(head_dropout(config))
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def head_features(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """What the linear layer reads: the pooled vector, L2-normalised when the config says `normalize`."""
-        pooled = pool(hidden, attention_mask, self.config.pooling)
-        return nn.functional.normalize(pooled, dim=-1) if getattr(self.config, "normalize", False) else pooled
-
-    def pooled_features(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> tuple[torch.Tensor, Any]:
-        """(what the linear layer reads, the encoder's outputs) for a batch of the model's inputs."""
-        encoder = getattr(self, self.base_model_prefix)
-        given = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids if "token_type_ids" in _parameters(type(encoder).forward) else None,
-            **kwargs,
-        }
-        outputs = encoder(**{name: value for name, value in given.items() if value is not None})
-        return self.head_features(outputs.last_hidden_state, attention_mask), outputs
-
-    def forward(
-        self,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> SequenceClassifierOutput:
-        features, outputs = self.pooled_features(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            **kwargs,
-        )
-        logits = self.classifier(self.dropout(features)) * getattr(self.config, "logit_scale", 1.0)
-        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        return SequenceClassifierOutput(
-            loss=loss,
-            logits=logits,
-            hidden_states=getattr(outputs, "hidden_states", None),
-            attentions=getattr(outputs, "attentions", None),
-        )
-
-
-def _parameters(function: Any) -> set[str]:
-    return set(inspect.signature(function).parameters)
-
-
-_CLASSES: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {}
-
-
 def _pooled_classes(model_type: str) -> tuple[type[PretrainedConfig], type[PreTrainedModel]]:
-    """(config class, model class) of the pooled classifier for a supported architecture, made once."""
-    if model_type not in _CLASSES:
+    """(config class, model class) of the pooled classifier for a supported architecture."""
+    if model_type not in POOLED_CLASSES:
         raise UserInputError(
             f"Pooled heads exist for {', '.join(SUPPORTED_MODEL_TYPES)}, not {model_type!r}: use --pooling pooler."
         )
-    return _CLASSES[model_type]
-
-
-def _make_pooled_classes(model_type: str) -> tuple[type[PretrainedConfig], type[PreTrainedModel]]:
-    base_config = CONFIG_MAPPING[model_type]
-    encoder = MODEL_MAPPING[base_config]
-    pretrained = next(
-        cls for cls in encoder.__mro__[1:] if issubclass(cls, PreTrainedModel) and cls is not PreTrainedModel
-    )
-    stem = base_config.__name__.removesuffix("Config")
-    config_class = type(f"Pooled{stem}Config", (base_config,), {"model_type": pooled_model_type(model_type)})
-    model_class = type(
-        f"Pooled{stem}ForSequenceClassification",  # the name picks transformers' sequence-classification loss
-        (PooledHeadMixin, pretrained),
-        {
-            "config_class": config_class,
-            "encoder_class": encoder,
-            # Checkpoints that carry a pooler (BERT, ALBERT) load fine without it: no warning about it.
-            "_keys_to_ignore_on_load_unexpected": [r"(^|\.)pooler\."],
-        },
-    )
-    for cls in (config_class, model_class):
-        cls.__module__ = __name__
-        globals()[cls.__name__] = cls  # module attributes, so that pickle and copy find them
-    return config_class, model_class
+    return POOLED_CLASSES[model_type]
 
 
 def register_heads() -> None:
-    """Register the pooled heads with AutoConfig and AutoModelForSequenceClassification (idempotent)."""
-    for model_type in SUPPORTED_MODEL_TYPES:
-        if model_type in _CLASSES:
-            continue
-        config_class, model_class = _make_pooled_classes(model_type)
+    """Register the pooled heads with AutoConfig and AutoModelForSequenceClassification (idempotent): the package
+    loads such folders with its own classes, never with the copy of `pooled_heads.py` saved in them."""
+    for config_class, model_class in POOLED_CLASSES.values():
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModelForSequenceClassification.register(config_class, model_class, exist_ok=True)
-        _CLASSES[model_type] = (config_class, model_class)
 
 
 register_heads()
