@@ -32,6 +32,7 @@ from nlp_transfer.outputs import (
     RUN_CONFIG_FILE,
     SHARDED_INDEX_FILE,
     STAGING_SUFFIX,
+    STATIC_CLASSIFIER_FILE,
     WEIGHTS_FILE,
     staging_path,
 )
@@ -65,7 +66,9 @@ PUBLISHED_FILES: frozenset[str] = frozenset(
         RUN_CONFIG_FILE,
         CONFUSION_MATRIX_PNG,
         CALIBRATION_PNG,
-        POOLED_HEADS_FILE,  # a pooled head's code: trust_remote_code loads the repository without nlp-transfer
+        # A pooled head's or a static student's code: trust_remote_code loads the repository without nlp-transfer.
+        POOLED_HEADS_FILE,
+        STATIC_CLASSIFIER_FILE,
         DISTILL_REPORT_FILE,  # a student's evidence: teacher and student side by side, as its card shows
     }
 )

@@ -143,6 +143,12 @@ def _supervised_loss(config: PretrainedConfig, logits: torch.Tensor, labels: tor
     return nn.functional.cross_entropy(logits, labels.long().view(-1))
 
 
+# save_pretrained copies this file (numpy, torch and transformers only) into every static folder, with an auto_map:
+# pipeline(..., trust_remote_code=True) loads a static student where nlp-transfer is not installed.
+StaticClassifierConfig.register_for_auto_class("AutoConfig")
+StaticForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+
+
 def register_static_classifier() -> None:
     """Make `AutoConfig` / `AutoModelForSequenceClassification` load a static folder (idempotent)."""
     AutoConfig.register(STATIC_MODEL_TYPE, StaticClassifierConfig, exist_ok=True)

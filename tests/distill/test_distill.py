@@ -179,7 +179,8 @@ def test_the_static_student_reloads_with_identical_predictions_and_no_encoder(st
     report = json.loads((static_student / "distill_report.json").read_text())
     assert report["method"]["student"] == "static" and report["method"]["pca_dims"] == 32  # the teacher's width
     assert report["transfer"] == {**report["transfer"], "labelled_rows": 24, "unlabelled_texts": 0}
-    assert "Model2Vec" in (static_student / "README.md").read_text()
+    card = (static_student / "README.md").read_text()
+    assert "Model2Vec" in card and "`static_classifier.py`" in card and "trust_remote_code=True" in card
 
 
 def test_predict_file_and_evaluate_read_the_static_student(static_student: Path, tmp_path: Path):
@@ -192,6 +193,35 @@ def test_predict_file_and_evaluate_read_the_static_student(static_student: Path,
     report = json.loads((static_student / "distill_report.json").read_text())
     evaluated = evaluate_folder(static_student, report["splits"]["validation"]["file"]).report.metrics
     assert report["splits"]["validation"]["student"]["accuracy"] == pytest.approx(evaluated["accuracy"])
+
+
+def test_the_static_student_loads_with_transformers_alone(static_student: Path, tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "sys.modules['nlp_transfer'] = None  # as where the package is not installed\n"
+        "from transformers import pipeline\n"
+        "classify = pipeline('text-classification', model=sys.argv[1], trust_remote_code=True, top_k=None)\n"
+        "print(json.dumps(classify(json.loads(sys.argv[2]))))\n"
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(static_student), json.dumps(TEXTS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = load_classifier(static_student, device="cpu").predict(TEXTS)
+    for mine, other in zip(ours, theirs):
+        scores = {item["label"]: item["score"] for item in other}
+        assert all(scores[label] == pytest.approx(value, abs=1e-5) for label, value in mine["scores"].items())
 
 
 def test_the_static_student_reads_texts_as_model2vec_encodes_them(static_student: Path):
