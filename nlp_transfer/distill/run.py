@@ -26,7 +26,7 @@ from nlp_transfer.distill.report import (
     primary_metric,
     serving_cost,
 )
-from nlp_transfer.distill.sources import LabelledRows, load_teacher, read_rows, read_unlabelled, recorded_file
+from nlp_transfer.distill.sources import LabelledRows, load_teacher, read_rows, read_unlabelled
 from nlp_transfer.distill.students import Student, StudentSpec, build_student
 from nlp_transfer.distill.training import StudentTraining, TransferSet, placeholder_labels, train_student
 from nlp_transfer.errors import UserInputError
@@ -34,6 +34,7 @@ from nlp_transfer.evaluation.metrics.suite import metric_direction
 from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.folder_lock import folder_lock
 from nlp_transfer.inference.predict import Classifier, load_classifier
+from nlp_transfer.inference.run_files import recorded_file
 from nlp_transfer.outputs import METRICS_FILE, check_output_dir, discard, publish, staging_dir, write_json
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import REGRESSION
@@ -166,13 +167,13 @@ def _base_model(teacher: str) -> str | None:
 def _evaluation_files(options: DistillOptions, teacher: Classifier) -> tuple[LabelledRows, LabelledRows | None]:
     """Validation (given, or the teacher's own) and test (given, or the teacher's when it had one), read now so
     that a bad file is refused before any training."""
-    validation_file = options.validation_file or recorded_file(options.teacher, "validation")
+    validation_file = options.validation_file or recorded_file(Path(options.teacher), "validation")
     if validation_file is None:
         raise UserInputError(
             f"The student is compared with its teacher on labelled texts, and the run of "
             f"{options.teacher} names no validation file that is still there. Give --validation-file."
         )
-    test_file = options.test_file or recorded_file(options.teacher, "test")
+    test_file = options.test_file or recorded_file(Path(options.teacher), "test")
     read = [
         read_rows(name, teacher, options.text_column, options.text_pair_column, options.label_column, options.encoding)
         if name
@@ -184,7 +185,7 @@ def _evaluation_files(options: DistillOptions, teacher: Classifier) -> tuple[Lab
 
 def _transfer_set(options: DistillOptions, teacher: Classifier) -> tuple[TransferSet, dict[str, object]]:
     """The labelled training rows and the unlabelled texts, each with the teacher's logits."""
-    train_file = options.train_file or recorded_file(options.teacher, "train")
+    train_file = options.train_file or recorded_file(Path(options.teacher), "train")
     if train_file is None and not options.text_file:
         raise UserInputError(
             f"The transfer texts default to the teacher's training file, and the run of "

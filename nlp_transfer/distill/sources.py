@@ -3,7 +3,6 @@ run recorded them, and the transfer texts (labelled rows of --train-file, unlabe
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +13,9 @@ from nlp_transfer.data.checks import is_empty_text
 from nlp_transfer.data.labels import LabelSchema
 from nlp_transfer.data.reading import read_labelled
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.inference.corpus_files import CorpusFile
 from nlp_transfer.inference.onnx_runtime import OnnxSequenceClassifier
 from nlp_transfer.inference.predict import Classifier, load_classifier
-from nlp_transfer.outputs import METRICS_FILE, RUN_CONFIG_FILE
 from nlp_transfer.settings import PackageSettings
 from nlp_transfer.tasks import REGRESSION
 
@@ -42,20 +39,6 @@ def load_teacher(folder: str, device: str = "cpu") -> Classifier:
 
 def label_schema(teacher: Classifier) -> LabelSchema:
     return LabelSchema(teacher.task, [] if teacher.task == REGRESSION else teacher.labels)
-
-
-def recorded_file(folder: str, split: str) -> str | None:
-    """The file the teacher's run used for `split` ('train', 'validation', 'test') when it is still there."""
-    path = Path(folder)
-    candidates: list[str] = []
-    if (path / METRICS_FILE).is_file():
-        candidates.append((RunRecord.load(path).data_sources or {}).get(split) or "")
-    try:
-        config = json.loads((path / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
-        candidates.append(config.get("data", {}).get(f"{split}_file") or "")
-    except (OSError, ValueError, AttributeError):
-        pass
-    return next((name for name in candidates if name and Path(name).is_file()), None)
 
 
 @dataclass

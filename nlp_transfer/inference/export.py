@@ -15,7 +15,6 @@ the report and its table) is in `nlp_transfer.inference.export_check`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -33,7 +32,6 @@ from nlp_transfer.data.labels import LabelSchema
 from nlp_transfer.data.reading import read_labelled
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation.metrics import reported_primary, reported_suite
-from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.folder_lock import folder_lock
 from nlp_transfer.hub.card import template_path
 from nlp_transfer.inference.export_check import (
@@ -49,12 +47,12 @@ from nlp_transfer.inference.export_check import (
 )
 from nlp_transfer.inference.onnx_runtime import LOGITS_OUTPUT, OnnxSequenceClassifier, import_onnxruntime
 from nlp_transfer.inference.predict import Classifier, load_classifier
+from nlp_transfer.inference.run_files import recorded_file, recorded_sources
 from nlp_transfer.outputs import (
     CARD_FILE,
     CHECKPOINT_PREFIX,
     CONFIG_FILE,
     METRICS_FILE,
-    RUN_CONFIG_FILE,
     check_output_dir,
     discard,
     publish,
@@ -165,11 +163,10 @@ def _training_validation_file(folder: Path) -> str:
         kind = "a checkpoint of a run" if folder.name.startswith(CHECKPOINT_PREFIX) else "not a finished output folder"
         why = f"{folder} has no {METRICS_FILE} ({kind}), so the validation file of its run is unknown"
     else:
-        source = (RunRecord.load(folder).data_sources or {}).get("validation")
-        given = _run_option(folder, "data", "validation_file")
-        for candidate in (source, given):
-            if candidate and Path(candidate).is_file():
-                return str(candidate)
+        found = recorded_file(folder, "validation")
+        if found is not None:
+            return found
+        source, given = recorded_sources(folder, "validation")
         if given:
             why = f"the run of {folder} was validated on {given}, which is no longer there"
         else:
@@ -177,14 +174,6 @@ def _training_validation_file(folder: Path) -> str:
     raise UserInputError(
         f"Export verifies the model on labelled texts, and {why}. Give a labelled file with --validation-file FILE."
     )
-
-
-def _run_option(folder: Path, group: str, name: str) -> Any:
-    """An option of the run that wrote `folder`, from its run_config.json (None when absent)."""
-    try:
-        return json.loads((folder / RUN_CONFIG_FILE).read_text(encoding="utf-8")).get(group, {}).get(name)
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _export_into(
