@@ -197,3 +197,40 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (only present beside the project's own checkout)")
     return SHARED_DATA
+
+
+WITHOUT_PACKAGE = """
+import json, sys
+sys.modules["nlp_transfer"] = None  # as where the package is not installed: any import of it fails
+from transformers import pipeline
+classify = pipeline("text-classification", model=sys.argv[1], trust_remote_code=True, device="cpu", top_k=None)
+print(json.dumps(classify(json.loads(sys.argv[2]))))
+"""
+
+
+def assert_loads_without_package(folder: Path, texts: list[str], tmp_path: Path) -> None:
+    """`pipeline(..., trust_remote_code=True)` in a process where nlp_transfer cannot be imported loads `folder` and
+    gives every text `load_classifier`'s probabilities, to 1e-5."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from nlp_transfer import load_classifier
+
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PACKAGE, str(folder), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    theirs = [{item["label"]: item["score"] for item in row} for row in rows]
+    ours = [p["scores"] for p in load_classifier(folder, device="cpu").predict(texts)]
+    for mine, other in zip(ours, theirs, strict=True):
+        assert mine.keys() == other.keys()
+        assert all(mine[label] == pytest.approx(other[label], abs=1e-5) for label in mine)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import refusal, run_cli, sentiment_rows, train_tiny_classifier, write_csv
+from conftest import assert_loads_without_package, refusal, run_cli, sentiment_rows, train_tiny_classifier, write_csv
 
 from nlp_transfer import DistillOptions, distill, evaluate_folder, load_classifier
 from nlp_transfer.distill.students import StudentSpec, build_student
@@ -196,32 +196,7 @@ def test_predict_file_and_evaluate_read_the_static_student(static_student: Path,
 
 
 def test_the_static_student_loads_with_transformers_alone(static_student: Path, tmp_path: Path):
-    import os
-    import subprocess
-    import sys
-
-    code = (
-        "import json, sys\n"
-        "sys.modules['nlp_transfer'] = None  # as where the package is not installed\n"
-        "from transformers import pipeline\n"
-        "classify = pipeline('text-classification', model=sys.argv[1], trust_remote_code=True, top_k=None)\n"
-        "print(json.dumps(classify(json.loads(sys.argv[2]))))\n"
-    )
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(static_student), json.dumps(TEXTS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    theirs = json.loads(done.stdout.strip().splitlines()[-1])
-    ours = load_classifier(static_student, device="cpu").predict(TEXTS)
-    for mine, other in zip(ours, theirs):
-        scores = {item["label"]: item["score"] for item in other}
-        assert all(scores[label] == pytest.approx(value, abs=1e-5) for label, value in mine["scores"].items())
+    assert_loads_without_package(static_student, TEXTS, tmp_path)
 
 
 def test_the_static_student_reads_texts_as_model2vec_encodes_them(static_student: Path):

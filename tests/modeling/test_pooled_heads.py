@@ -5,28 +5,16 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-from conftest import train_tiny_classifier
+from conftest import assert_loads_without_package, train_tiny_classifier
 
-from nlp_transfer import load_classifier
 from nlp_transfer.modeling import pooled_heads
 from nlp_transfer.modeling.layers import POOLED_MODEL_TYPE_PREFIX, SUPPORTED_MODEL_TYPES
 
 FAST = ["--max-steps", "3", "--learning-rate", "3e-3", "--per-device-train-batch-size", "8", "--seed", "0"]
 FAST += ["--disable-tqdm", "true", "--pooling", "mean"]
 TEXTS = ["great product, works well", "awful, broke after a day", "a sentence the model never saw"]
-WITHOUT_PACKAGE = """
-import json, sys
-sys.modules["nlp_transfer"] = None  # as where the package is not installed: any import of it fails
-from transformers import pipeline
-classify = pipeline("text-classification", model=sys.argv[1], trust_remote_code=True, device="cpu", top_k=None)
-print(json.dumps(classify(json.loads(sys.argv[2]))))
-"""
 
 
 def test_the_head_code_needs_only_torch_and_transformers():
@@ -43,28 +31,6 @@ def test_it_covers_every_supported_architecture_under_the_packages_model_types()
     assert pooled_heads.POOLED_MODEL_TYPE_PREFIX == POOLED_MODEL_TYPE_PREFIX
 
 
-def _without_package(folder: Path, tmp_path: Path) -> list[dict[str, float]]:
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_PACKAGE, str(folder), json.dumps(TEXTS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return [{item["label"]: item["score"] for item in row} for row in json.loads(done.stdout.strip().splitlines()[-1])]
-
-
-def _assert_same_probabilities(folder: Path, tmp_path: Path) -> None:
-    ours = [p["scores"] for p in load_classifier(folder, device="cpu").predict(TEXTS)]
-    theirs = _without_package(folder, tmp_path)
-    for mine, other in zip(ours, theirs):
-        assert mine.keys() == other.keys()
-        assert all(mine[label] == pytest.approx(other[label], abs=1e-5) for label in mine)
-
-
 def test_a_pooled_folder_loads_with_transformers_alone_and_predicts_as_load_classifier(tiny_checkpoint, tmp_path):
     folder = train_tiny_classifier(tiny_checkpoint, tmp_path, *FAST)
     config = json.loads((folder / "config.json").read_text())
@@ -75,7 +41,7 @@ def test_a_pooled_folder_loads_with_transformers_alone_and_predicts_as_load_clas
     }
     # One source: the folder's copy is the package's file, byte for byte.
     assert (folder / "pooled_heads.py").read_bytes() == Path(pooled_heads.__file__).read_bytes()
-    _assert_same_probabilities(folder, tmp_path)
+    assert_loads_without_package(folder, TEXTS, tmp_path)
     card = (folder / "README.md").read_text()
     assert "`pooled_heads.py`" in card and "trust_remote_code=True)` runs it" in card
 
@@ -83,7 +49,7 @@ def test_a_pooled_folder_loads_with_transformers_alone_and_predicts_as_load_clas
 def test_a_merged_lora_folder_loads_with_transformers_alone(tiny_checkpoint, tmp_path):
     folder = train_tiny_classifier(tiny_checkpoint, tmp_path, *FAST, "--strategy", "lora", "--merge-lora", "true")
     assert (folder / "merged" / "pooled_heads.py").is_file()
-    _assert_same_probabilities(folder / "merged", tmp_path)
+    assert_loads_without_package(folder / "merged", TEXTS, tmp_path)
 
 
 def test_push_uploads_the_head_code(tiny_checkpoint, tmp_path):
