@@ -9,6 +9,7 @@ classifier.predict(["My parcel never arrived."])
 predict_corpus(result.output_dir, "tickets.csv", "tickets.parquet")  # a whole file, streamed and resumable
 evaluate_folder(result.output_dir, "dev.csv", bootstrap=1000).to_dict()   # the metric suite + intervals
 push_folder(result.output_dir, "my-user/support-classifier")             # HF_TOKEN or `hf auth login`
+push_with_onnx(result.output_dir, "my-user/support-classifier")          # + the verified ONNX graph, one commit
 suggest("pool.csv", SuggestOptions(k=32, model=result.output_dir)).table  # which texts to label next
 audit(DataArguments(train_file="train.csv"), AuditOptions()).table        # rows whose label looks wrong
 RunRecord.load(result.output_dir).primary_value()                        # metrics.json, typed
@@ -49,6 +50,7 @@ _PUBLIC = {
     "predict": "nlp_transfer.inference.predict",
     "predict_corpus": "nlp_transfer.inference.corpus",
     "push_folder": "nlp_transfer.hub.push",
+    "push_with_onnx": "nlp_transfer.inference.export_push",
     "suggest": "nlp_transfer.labels.suggest",
 }
 
@@ -77,6 +79,7 @@ __all__ = [
     "predict",
     "predict_corpus",
     "push_folder",
+    "push_with_onnx",
     "suggest",
 ]
 
@@ -111,6 +114,7 @@ if TYPE_CHECKING:
     from nlp_transfer.evaluation.record import RunRecord
     from nlp_transfer.hub.push import PushResult, push_folder
     from nlp_transfer.inference.corpus import CorpusOptions, predict_corpus
+    from nlp_transfer.inference.export_push import push_with_onnx
     from nlp_transfer.inference.folder_evaluation import FolderEvaluation, evaluate_folder
     from nlp_transfer.inference.predict import Classifier, load_classifier, predict
     from nlp_transfer.training.fine_tune import FineTuneResult, fine_tune

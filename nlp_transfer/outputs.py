@@ -28,6 +28,7 @@ ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 METRICS_FILE = "metrics.json"
 RUN_CONFIG_FILE = "run_config.json"
 DISTILL_REPORT_FILE = "distill_report.json"
+EXPORT_REPORT_FILE = "export_report.json"
 POOLED_HEADS_FILE = "pooled_heads.py"
 STATIC_CLASSIFIER_FILE = "static_classifier.py"
 """The code of a pooled head (modeling.pooled_heads) or a static student (modeling.static_classifier), copied by

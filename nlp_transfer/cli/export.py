@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from nlp_transfer.cli.common import _command_parser
 
@@ -23,6 +24,13 @@ def _export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="Output folder of 'nlp-transfer train' (plain or LoRA).")
     parser.add_argument("--output-dir", required=True, help="Folder to write; complete or absent, never half-written.")
     parser.add_argument("--format", default="onnx", choices=["onnx"], help="Export format (default onnx).")
+    add_verification_arguments(parser)
+    parser.add_argument("--overwrite-output-dir", action="store_true", help="Replace a non-empty --output-dir.")
+    return parser
+
+
+def add_verification_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The export's own options: int8, and the labelled texts the graph is verified on (export, push --with-onnx)."""
     parser.add_argument(
         "--quantize",
         choices=["int8"],
@@ -45,8 +53,27 @@ def _export_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-rows", type=int, default=1000, help="Validation texts to verify on (default 1000).")
     parser.add_argument("--batch-size", type=int, default=32, help="Texts per forward pass in the verification.")
     parser.add_argument("--no-latency", action="store_true", help="Skip timing PyTorch and the exported forms.")
-    parser.add_argument("--overwrite-output-dir", action="store_true", help="Replace a non-empty --output-dir.")
-    return parser
+
+
+VERIFICATION_DESTS = (
+    "quantize",
+    "validation_file",
+    "text_column",
+    "text_pair_column",
+    "label_column",
+    "encoding",
+    "min_agreement",
+    "max_rows",
+    "batch_size",
+    "no_latency",
+)
+"""What `add_verification_arguments` adds, by argparse dest."""
+
+
+def verification_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`add_verification_arguments`' values as ExportOptions fields."""
+    options = {name: getattr(args, name) for name in VERIFICATION_DESTS if name != "no_latency"}
+    return {**options, "latency": not args.no_latency}
 
 
 def _export(argv: list[str]) -> int:
@@ -58,17 +85,8 @@ def _export(argv: list[str]) -> int:
         model=args.model,
         output_dir=args.output_dir,
         format=args.format,
-        quantize=args.quantize,
-        validation_file=args.validation_file,
-        text_column=args.text_column,
-        text_pair_column=args.text_pair_column,
-        label_column=args.label_column,
-        encoding=args.encoding,
-        min_agreement=args.min_agreement,
-        max_rows=args.max_rows,
-        batch_size=args.batch_size,
-        latency=not args.no_latency,
         overwrite_output_dir=args.overwrite_output_dir,
+        **verification_options(args),
     )
     print(summary(export_model(options), args.output_dir))
     return 0

@@ -9,13 +9,19 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from nlp_transfer.distill.report import DistillReport, summary_table
 from nlp_transfer.evaluation.record import RunRecord
-from nlp_transfer.hub.card import template_path
+from nlp_transfer.hub.card import REPO_PLACEHOLDER, template_path
 from nlp_transfer.hub.public import public_text
 from nlp_transfer.inference.predict import Classifier
-from nlp_transfer.outputs import CARD_FILE, METRICS_FILE
+from nlp_transfer.outputs import CARD_FILE, METRICS_FILE, POOLED_HEADS_FILE, STATIC_CLASSIFIER_FILE
 from nlp_transfer.tasks import MULTI_LABEL, REGRESSION
 
 TEMPLATE = "distilled.md"
+CODE_FILES = {
+    STATIC_CLASSIFIER_FILE: "the static student (numpy, torch and transformers only: the token table, the mean of a "
+    "text's token vectors and the head)",
+    POOLED_HEADS_FILE: "the pooled head (torch and transformers only: the pooling and the linear layer on "
+    "transformers' own encoder class)",
+}
 
 
 def _method(report: DistillReport) -> str:
@@ -45,6 +51,14 @@ def _loss(report: DistillReport, task: str) -> str:
         task, f"KL divergence to the teacher's softmax at temperature {training['temperature']} (Hinton et al., 2015)"
     )
     return f"{soft}; on labelled rows weighted {training['alpha']} against the true labels' loss"
+
+
+def _remote_code(folder: Path) -> dict[str, str | None]:
+    """The model code the student's folder carries for `trust_remote_code` (a pooled head's, a static student's)."""
+    for name, description in CODE_FILES.items():
+        if (folder / name).is_file():
+            return {"code_file": name, "code_description": description}
+    return {"code_file": None, "code_description": None}
 
 
 def write_card(folder: Path, report: DistillReport, teacher: Classifier) -> Path:
@@ -78,6 +92,8 @@ def write_card(folder: Path, report: DistillReport, teacher: Classifier) -> Path
         table=summary_table(report),
         cpu=platform.processor() or platform.machine(),
         architecture=type(teacher.model).__name__,
+        repo_id=REPO_PLACEHOLDER,
+        **_remote_code(folder),
     )
     path = folder / CARD_FILE
     card.save(path)

@@ -19,7 +19,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from nlp_transfer.evaluation.record import RECORD_SPLITS, RunRecord
 from nlp_transfer.hub.public import public_text
-from nlp_transfer.outputs import CARD_FILE
+from nlp_transfer.outputs import CARD_FILE, CONFIG_FILE, MERGED_FOLDER
 
 TEMPLATE = "classifier.md"
 # Where a card written before the repository is known names it; `card_for_repository` fills it in.
@@ -239,8 +239,10 @@ def render_model_card(
     base_model: str | None,
     repo_id: str | None = None,
     license: str | None = None,
+    merged: bool = False,
 ) -> ModelCard:
-    """A card whose metadata, results and training details come from the run's record."""
+    """A card whose metadata, results and training details come from the run's record; `merged` says that an
+    adapter's folder also holds the merged model (--merge-lora)."""
     model_name = _model_name(record, repo_id)
     return ModelCard.from_template(
         _card_data(record, base_model, license, model_name, eval_results(record)),
@@ -250,6 +252,7 @@ def render_model_card(
         primary_metric_reason=record.primary_metric_reason or "the task's default",
         repo_id=repo_id or REPO_PLACEHOLDER,
         is_adapter=record.adapter,
+        merged=merged,
         num_labels=len(record.labels or []) or 1,
         **_description(record, base_model),
         **_result_table(record),
@@ -266,5 +269,6 @@ def write_model_card(
     license: str | None = None,
 ) -> Path:
     path = Path(folder) / CARD_FILE
-    render_model_card(record, base_model, repo_id, license).save(path)
+    merged = (Path(folder) / MERGED_FOLDER / CONFIG_FILE).is_file()
+    render_model_card(record, base_model, repo_id, license, merged).save(path)
     return path

@@ -10,11 +10,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nlp_transfer.outputs import DISTILL_REPORT_FILE, METRICS_FILE, RUN_CONFIG_FILE
+from nlp_transfer.outputs import DISTILL_REPORT_FILE, EXPORT_REPORT_FILE, METRICS_FILE, RUN_CONFIG_FILE
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s()'\",]+/)+([^\s()'\",/]+)")
-# Written with local paths in them (data sources, output folder, base model folder; a student's teacher folder).
-RECORDS_WITH_PATHS = (METRICS_FILE, RUN_CONFIG_FILE, DISTILL_REPORT_FILE)
+# Written with local paths in them (data sources, output folder, base model folder; a student's teacher folder; the
+# exported folder and its validation file).
+RECORDS_WITH_PATHS = (METRICS_FILE, RUN_CONFIG_FILE, DISTILL_REPORT_FILE, EXPORT_REPORT_FILE)
 
 
 def public_text(text: str) -> str:

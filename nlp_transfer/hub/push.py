@@ -40,12 +40,13 @@ from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation.record import RunRecord
 from nlp_transfer.hub.secret_scan import _check_secrets
 from nlp_transfer.hub.upload_plan import (
+    Attachment,
     RefusedFile,
     UploadFile,
     _card_bytes,
     _check_loadable,
     _human_size,
-    _upload_source,
+    _item_source,
     upload_plan,
 )
 from nlp_transfer.outputs import CARD_FILE
@@ -110,17 +111,19 @@ def push_folder(
     dry_run: bool = False,
     token: str | None = None,
     api: HfApi | None = None,
+    attachment: Attachment | None = None,
 ) -> PushResult:
     """Upload the planned files of `model_dir` to the model repository `repo_id` as one commit.
 
     The repository is created when missing (`private` applies only then), and the branch `revision` too
     (from main). With `create_pr` the commit opens a pull request against the default branch; the Hub
     accepts no other base. A dry run only validates and plans: no token, no network. Every failure is a
-    UserInputError naming the repository and saying that nothing was uploaded.
+    UserInputError naming the repository and saying that nothing was uploaded. `attachment`'s files (made for
+    this push, e.g. by `push_with_onnx`) go in the same commit, and its section into the card.
     """
     branch = _check_arguments(repo_id, revision, create_pr)
     folder = Path(model_dir).expanduser()
-    plan = upload_plan(folder)
+    plan = upload_plan(folder, attachment)
     files = plan.files
     _check_loadable(folder, plan.refused)
     _check_secrets(folder, files, repo_id, dry_run)
@@ -139,7 +142,7 @@ def push_folder(
     secret = resolve_token(token)
     title = commit_message or default_commit_message(folder)
     logger.debug("Commit message: %s", title)
-    operations, card = _operations(folder, files, repo_id)
+    operations, card = _operations(folder, files, repo_id, attachment)
     commit = _Commit(folder, repo_id, branch, create_pr, private, title, operations, card)
     api = api or HfApi(library_name="nlp-transfer", library_version=__version__)
     full_id, info = _send(api, commit, secret)
@@ -245,15 +248,19 @@ def _check_arguments(repo_id: str, revision: str | None, create_pr: bool) -> str
     return branch
 
 
-def _operations(folder: Path, files: list[UploadFile], repo_id: str) -> tuple[list[CommitOperationAdd], str | None]:
-    """The commit's files but the card, and the card's text (None when the folder has none)."""
+def _operations(
+    folder: Path, files: list[UploadFile], repo_id: str, attachment: Attachment | None = None
+) -> tuple[list[CommitOperationAdd], str | None]:
+    """The commit's files but the card, and the card's text (None when the folder has none and nothing is attached)."""
     try:
         operations = [
-            CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=_upload_source(folder, item.path))
+            CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=_item_source(folder, item))
             for item in files
             if item.path != CARD_FILE
         ]
         card = (folder / CARD_FILE).read_text(encoding="utf-8") if any(i.path == CARD_FILE for i in files) else None
+        if attachment is not None:
+            card = (card.rstrip() + "\n\n" if card else "") + attachment.card_section.strip() + "\n"
     except OSError as error:
         raise UserInputError(
             f"Could not read {folder} to push it to {repo_id} ({type(error).__name__}: {error}); nothing was "

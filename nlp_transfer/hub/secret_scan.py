@@ -11,13 +11,14 @@ import re
 from pathlib import Path
 
 from nlp_transfer.errors import UserInputError
-from nlp_transfer.hub.upload_plan import UploadFile, _card_bytes, _upload_source
+from nlp_transfer.hub.upload_plan import UploadFile, _card_bytes, _item_source
 from nlp_transfer.outputs import CARD_FILE
 
 # A Hugging Face token: hf_ and 34 or more letters and digits (older ones: api_ or api_org_); 30 leaves a margin.
 # Not preceded by a letter or digit, so a longer word ending in "hf_" is no match.
 HUB_TOKEN_PATTERN = re.compile(rb"(?<![A-Za-z0-9])(?:hf|api|api_org)_[A-Za-z0-9]{30,}")
-_UNSCANNED_SUFFIXES = (".safetensors", ".png")  # tensors and images: large, and not where a token is pasted
+# Tensors, graphs and images: large, and not where a token is pasted.
+_UNSCANNED_SUFFIXES = (".safetensors", ".onnx", ".png")
 _SCAN_CHUNK = 1 << 20  # read in 1 MiB chunks: a one-line tokenizer.json is never held whole
 _SCAN_OVERLAP = 64  # kept from one chunk for the next: longer than a match's shortest form (38 bytes)
 
@@ -33,14 +34,14 @@ def _check_secrets(folder: Path, files: list[UploadFile], repo_id: str, dry_run:
         if item.path.endswith(_UNSCANNED_SUFFIXES):
             continue
         try:
-            found, where = _find_token(str(folder / item.path)), "line {}"
-            sent = _sent_copy(folder, item.path, repo_id) if found is None else None
+            found, where = _find_token(str(item.source or folder / item.path)), "line {}"
+            sent = _sent_copy(folder, item, repo_id) if found is None else None
             if sent is not None:
                 found, where = _find_token(sent), "line {} of the copy the push sends"
         except OSError as error:
             raise UserInputError(
-                f"Could not read {folder / item.path} to check it before the push ({type(error).__name__}: "
-                f"{error.strerror or error}). Check its permissions. Nothing was uploaded."
+                f"Could not read {item.source or folder / item.path} to check it before the push "
+                f"({type(error).__name__}: {error.strerror or error}). Check its permissions. Nothing was uploaded."
             ) from None
         if found is None:
             continue
@@ -54,14 +55,14 @@ def _check_secrets(folder: Path, files: list[UploadFile], repo_id: str, dry_run:
         )
 
 
-def _sent_copy(folder: Path, path: str, repo_id: str) -> bytes | None:
-    """What the push sends for `path` when it is not the file as it is: the card and the records; else None."""
-    if path == CARD_FILE:
+def _sent_copy(folder: Path, item: UploadFile, repo_id: str) -> bytes | None:
+    """What the push sends for `item` when it is not the file as it is: the card and the records; else None."""
+    if item.path == CARD_FILE:
         try:
-            return _card_bytes((folder / path).read_text(encoding="utf-8"), repo_id)
+            return _card_bytes((folder / item.path).read_text(encoding="utf-8"), repo_id)
         except UnicodeDecodeError:
             return None  # not UTF-8: the file itself was scanned
-    source = _upload_source(folder, path)
+    source = _item_source(folder, item)
     return source if isinstance(source, bytes) else None
 
 

@@ -99,10 +99,25 @@ _TOKENIZER_NAMES = re.compile(r"tokenizer|special_tokens_map|added_tokens")
 
 @dataclass
 class UploadFile:
-    """One file of the plan: its path relative to the folder (posix) and its size in bytes."""
+    """One file of the plan: its path in the repository (posix, relative to the folder) and its size in bytes.
+
+    `source` is where a file made for this push alone is read from (an `Attachment`'s); None for the folder's own.
+    """
 
     path: str
     size: int
+    source: Path | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Files made for one push, not kept in the run folder (the verified ONNX export of `push --with-onnx`): every
+    file of `folder` but its card goes up under `prefix` in the same commit, and `card_section` is added to the
+    folder's card."""
+
+    folder: Path
+    prefix: str
+    card_section: str
 
 
 @dataclass(frozen=True)
@@ -121,8 +136,9 @@ class UploadPlan:
     refused: list[RefusedFile] = field(default_factory=list)
 
 
-def upload_plan(model_dir: str | Path) -> UploadPlan:
-    """The files a push would upload and those it leaves local, from the allow-list (`PUBLISHED_FILES`).
+def upload_plan(model_dir: str | Path, attachment: Attachment | None = None) -> UploadPlan:
+    """The files a push would upload and those it leaves local, from the allow-list (`PUBLISHED_FILES`), and the
+    attachment's files under its prefix.
 
     Refuses what is not a finished classifier folder, so nothing half-made is published: a missing
     folder, an unfinished staging folder, no config.json, no safetensors weights.
@@ -139,7 +155,21 @@ def upload_plan(model_dir: str | Path) -> UploadPlan:
     except UserInputError:
         _check_loadable(folder, refused)  # a required file refused as a symlink: say that, not "missing"
         raise
+    if attachment is not None:
+        files += _attached_files(attachment)
     return UploadPlan(sorted(files, key=lambda item: item.path), sorted(refused, key=lambda item: item.path))
+
+
+def _attached_files(attachment: Attachment) -> list[UploadFile]:
+    """The attachment's regular files under its prefix; its card stays out (its section joins the folder's card), and
+    so does the package's bookkeeping."""
+    files = []
+    for path in sorted(attachment.folder.rglob("*")):
+        relative = path.relative_to(attachment.folder).as_posix()
+        if relative in (CARD_FILE, OWNER_FILE) or path.is_symlink() or not path.is_file():
+            continue
+        files.append(UploadFile(attachment.prefix + relative, path.stat().st_size, source=path))
+    return files
 
 
 def _survey(folder: Path, prefix: str) -> tuple[list[UploadFile], list[RefusedFile]]:
@@ -194,6 +224,13 @@ def _upload_source(folder: Path, path: str) -> str | bytes:
         except (ValueError, UnicodeDecodeError):
             return str(folder / path)  # not JSON we wrote: upload it as it is
     return str(folder / path)
+
+
+def _item_source(folder: Path, item: UploadFile) -> str | bytes:
+    """What the push sends for `item`: `_upload_source` of the folder's file, or of the attachment's."""
+    if item.source is not None:
+        return _upload_source(item.source.parent, item.source.name)
+    return _upload_source(folder, item.path)
 
 
 def format_plan(files: list[UploadFile], refused: list[RefusedFile] | None = None) -> str:

@@ -15,6 +15,7 @@ the report and its table) is in `nlp_transfer.inference.export_check`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -52,6 +53,7 @@ from nlp_transfer.outputs import (
     CARD_FILE,
     CHECKPOINT_PREFIX,
     CONFIG_FILE,
+    EXPORT_REPORT_FILE,
     METRICS_FILE,
     check_output_dir,
     discard,
@@ -68,7 +70,7 @@ FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
-REPORT_FILE = "export_report.json"
+REPORT_FILE = EXPORT_REPORT_FILE
 
 
 @dataclass
@@ -117,7 +119,7 @@ def export_model(options: ExportOptions) -> ExportReport:
             write_json(staging / REPORT_FILE, report.to_dict())
             if not report.passed:
                 raise ExportVerificationError(_failure_message(report))
-            _write_card(staging, Path(options.model), report, reference)
+            _write_card(staging, Path(options.model), report)
             publish(staging, target, command="export", overwrite=options.overwrite_output_dir)
         except BaseException:
             discard(staging)
@@ -207,6 +209,8 @@ def _export_into(
         primary_metric=primary,
         pytorch_primary_metric=_primary_value(suite, primary, reference_logits, labels),
         opset=opset,
+        max_length=reference.max_length,
+        long_text=reference.long_text,
     )
     forms = {"pytorch": reference}
     for form, file in files.items():
@@ -229,12 +233,19 @@ def _export_into(
 
 
 def _write_folder(staging: Path, reference: Classifier, deployed: str) -> None:
-    """The tokenizer and config.json (labels, task, the package's settings naming the graph load_classifier runs)."""
-    config = reference.model.config
+    """The tokenizer and config.json (labels, task, the package's settings naming the graph load_classifier runs).
+
+    The config names no Python code (no `auto_map`, no pooled_heads.py beside it): the graph needs none, and
+    without it `AutoTokenizer` reads the folder with transformers alone, never asking to run remote code.
+    """
+    config = copy.deepcopy(reference.model.config)
     settings = PackageSettings.read(config)
     settings.onnx_file = deployed
     settings.max_length = reference.max_length
     settings.write(config)
+    config._auto_class = None  # an instance attribute: the class stays registered for the PyTorch folders
+    if hasattr(config, "auto_map"):
+        del config.auto_map
     config.save_pretrained(staging)
     reference.tokenizer.save_pretrained(staging)
 
@@ -371,19 +382,29 @@ def _working_directory(folder: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _write_card(staging: Path, source: Path, report: ExportReport, reference: Classifier) -> None:
-    """README.md: the trained folder's card (when it has one) and a section on running the graph in onnxruntime.
+def _write_card(staging: Path, source: Path, report: ExportReport) -> None:
+    """README.md: the trained folder's card (when it has one) and a section on running the graph in onnxruntime."""
+    card = source / CARD_FILE
+    text = card.read_text(encoding="utf-8").rstrip() + "\n\n" if card.is_file() else ""
+    (staging / CARD_FILE).write_text(text + onnx_card_section(report) + "\n", encoding="utf-8")
 
-    The graph's own snippet must cut texts where the verified runs did: the reference's max length, not 512."""
+
+def onnx_card_section(report: ExportReport, repo_id: str | None = None, subfolder: str = "") -> str:
+    """The card's section on the exported graph: its verification figures and how to run it.
+
+    For an exported folder, the snippets read "path/to/this/folder"; for a push (`repo_id`), they download the
+    export's `subfolder` of that repository. The bare onnxruntime snippet cuts texts where the verified runs did:
+    at the reference's max length, not 512.
+    """
     from jinja2 import Template
 
     section = Template(template_path("onnx_section.md").read_text(encoding="utf-8")).render(
         report=report.to_dict(),
         config_file=CONFIG_FILE,
         report_file=REPORT_FILE,
-        max_length=reference.max_length or 512,
-        long_text=reference.long_text,
+        max_length=report.max_length or 512,
+        long_text=report.long_text,
+        repo_id=repo_id,
+        subfolder=subfolder,
     )
-    card = source / CARD_FILE
-    text = card.read_text(encoding="utf-8").rstrip() + "\n\n" if card.is_file() else ""
-    (staging / CARD_FILE).write_text(text + section.strip() + "\n", encoding="utf-8")
+    return section.strip()

@@ -59,6 +59,9 @@ class ExportReport:
     latency: dict[str, dict[str, float]] = field(default_factory=dict)
     """form -> {batch_1_ms (median per text), batch_32_texts_per_s, batch_32_ms (per batch)}; pytorch included."""
     opset: int | None = None
+    max_length: int | None = None
+    long_text: str | None = None
+    """How the verified runs read a text: cut at max_length tokens, a longer one read by long_text (as in training)."""
 
     @property
     def passed(self) -> bool:

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_loads_without_package, refusal, run_cli, sentiment_rows, train_tiny_classifier, write_csv
+from hub_simulation import EXAMPLE, CommittingHub, pushed_card, put_repository, run_snippets, simulated_hub, snippets
 
-from nlp_transfer import DistillOptions, distill, evaluate_folder, load_classifier
+from nlp_transfer import DistillOptions, distill, evaluate_folder, load_classifier, push_folder
 from nlp_transfer.distill.students import StudentSpec, build_student
 from nlp_transfer.errors import UserInputError
 
@@ -197,6 +198,21 @@ def test_predict_file_and_evaluate_read_the_static_student(static_student: Path,
 
 def test_the_static_student_loads_with_transformers_alone(static_student: Path, tmp_path: Path):
     assert_loads_without_package(static_student, TEXTS, tmp_path)
+
+
+@pytest.mark.parametrize("student", ["layers_student", "static_student"])
+def test_a_pushed_students_card_snippets_run_as_written(student: str, request, tmp_path: Path):
+    """Pushed to a simulated Hub, the card's snippets (transformers alone, nlp-transfer) give the student's scores."""
+    folder = request.getfixturevalue(student)
+    api = CommittingHub(namespace="me")
+    push_folder(folder, "me/student", token="hf_fake", api=api)
+    cache = tmp_path / "hub"
+    put_repository(cache, "me/student", api.files)
+    with simulated_hub(cache):
+        codes = snippets(pushed_card(cache, "me/student"))
+        assert len(codes) == 2 and ("trust_remote_code=True" in codes[0]) == (student == "static_student")
+        expected = load_classifier(folder, device="cpu").predict([EXAMPLE])[0]["scores"]
+        run_snippets(codes, expected, "me/student", tmp_path)
 
 
 def test_the_static_student_reads_texts_as_model2vec_encodes_them(static_student: Path):

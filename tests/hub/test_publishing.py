@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 from conftest import sentiment_rows, write_csv
+from hub_simulation import FakeApi
 from huggingface_hub import ModelCard
 from huggingface_hub.errors import HfHubHTTPError
-from test_push import FakeApi, _http_error
+from test_push import _http_error
 
 from nlp_transfer import RunConfig, fine_tune, load_classifier
 from nlp_transfer.cli.app import main

@@ -17,7 +17,8 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from huggingface_hub import CommitInfo, HfApi, RepoUrl
+from hub_simulation import FakeApi
+from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
 from nlp_transfer.errors import UserInputError
@@ -135,53 +136,6 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
 def outside(tmp_path: Path) -> Path:
     """A folder beside the run folder with a file and a config.json: what a symlink could expose."""
     return _write(tmp_path / "outside", {"secret.txt": SENTINEL.encode(), "config.json": b"{}"})
-
-
-class FakeApi:
-    """Records every call with its arguments; `fail` maps a method name to the exception it raises."""
-
-    def __init__(
-        self, fail: dict[str, BaseException] | None = None, namespace: str = "my-user", role: str = "write"
-    ) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.fail = fail or {}
-        self.namespace = namespace
-        self.role = role
-
-    def _record(self, name: str, **kwargs: Any) -> None:
-        self.calls.append((name, kwargs))
-        if name in self.fail:
-            raise self.fail[name]
-
-    def whoami(self, **kwargs: Any) -> dict[str, Any]:
-        self._record("whoami", **kwargs)
-        return {"type": "user", "name": self.namespace, "auth": {"accessToken": {"role": self.role}}}
-
-    def create_repo(self, repo_id: str, **kwargs: Any) -> RepoUrl:
-        self._record("create_repo", repo_id=repo_id, **kwargs)
-        full = repo_id if "/" in repo_id else f"{self.namespace}/{repo_id}"
-        return RepoUrl(f"https://huggingface.co/{full}")
-
-    def create_branch(self, repo_id: str, **kwargs: Any) -> None:
-        self._record("create_branch", repo_id=repo_id, **kwargs)
-
-    def create_commit(self, repo_id: str, operations: list, **kwargs: Any) -> CommitInfo:
-        self._record("create_commit", repo_id=repo_id, operations=list(operations), **kwargs)
-        return CommitInfo(
-            commit_url=f"https://huggingface.co/{repo_id}/commit/abc123",
-            commit_message=kwargs["commit_message"],
-            commit_description="",
-            oid="abc123",
-            pr_url=f"https://huggingface.co/{repo_id}/discussions/7" if kwargs.get("create_pr") else None,
-        )
-
-    def call(self, name: str) -> dict[str, Any]:
-        matches = [kwargs for called, kwargs in self.calls if called == name]
-        assert len(matches) == 1, f"{name} called {len(matches)} times: {self.calls}"
-        return matches[0]
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.calls]
 
 
 def _uploaded(api: FakeApi) -> dict[str, str]:

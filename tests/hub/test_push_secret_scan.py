@@ -12,8 +12,9 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from hub_simulation import FakeApi
 from huggingface_hub import HfApi
-from test_push import CLASSIFIER_FILES, METRICS, FakeApi, _write
+from test_push import CLASSIFIER_FILES, METRICS, _write
 
 from nlp_transfer.cli.app import main
 from nlp_transfer.errors import UserInputError

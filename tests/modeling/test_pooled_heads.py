@@ -43,7 +43,7 @@ def test_a_pooled_folder_loads_with_transformers_alone_and_predicts_as_load_clas
     assert (folder / "pooled_heads.py").read_bytes() == Path(pooled_heads.__file__).read_bytes()
     assert_loads_without_package(folder, TEXTS, tmp_path)
     card = (folder / "README.md").read_text()
-    assert "`pooled_heads.py`" in card and "trust_remote_code=True)` runs it" in card
+    assert "`pooled_heads.py`" in card and 'model="PATH/TO/MODEL", trust_remote_code=True)' in card
 
 
 def test_a_merged_lora_folder_loads_with_transformers_alone(tiny_checkpoint, tmp_path):
