@@ -32,12 +32,18 @@ class FakeApi:
     """Records every call with its arguments; `fail` maps a method name to the exception it raises."""
 
     def __init__(
-        self, fail: dict[str, BaseException] | None = None, namespace: str = "my-user", role: str = "write"
+        self,
+        fail: dict[str, BaseException] | None = None,
+        namespace: str = "my-user",
+        role: str = "write",
+        repo_files: list[str] | None = None,
     ) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail = fail or {}
         self.namespace = namespace
         self.role = role
+        self.repo_files = repo_files or []
+        """What the repository already holds, for `list_repo_files`."""
 
     def _record(self, name: str, **kwargs: Any) -> None:
         self.calls.append((name, kwargs))
@@ -55,6 +61,10 @@ class FakeApi:
 
     def create_branch(self, repo_id: str, **kwargs: Any) -> None:
         self._record("create_branch", repo_id=repo_id, **kwargs)
+
+    def list_repo_files(self, repo_id: str, **kwargs: Any) -> list[str]:
+        self._record("list_repo_files", repo_id=repo_id, **kwargs)
+        return list(self.repo_files)
 
     def create_commit(self, repo_id: str, operations: list, **kwargs: Any) -> CommitInfo:
         self._record("create_commit", repo_id=repo_id, operations=list(operations), **kwargs)
@@ -79,7 +89,10 @@ class CommittingHub(FakeApi):
     """The fake Hub, keeping each file's bytes as the commit sends them (an attachment's files are temporary)."""
 
     def create_commit(self, repo_id: str, operations: list, **kwargs: Any) -> CommitInfo:
-        self.files = {op.path_in_repo: _content(op.path_or_fileobj) for op in operations}
+        self.files = {
+            op.path_in_repo: _content(op.path_or_fileobj) for op in operations if hasattr(op, "path_or_fileobj")
+        }
+        self.deleted = sorted(op.path_in_repo for op in operations if not hasattr(op, "path_or_fileobj"))
         return super().create_commit(repo_id, operations, **kwargs)
 
 

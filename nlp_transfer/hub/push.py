@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, constants, get_token
+from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
 from huggingface_hub.errors import (
     HfHubHTTPError,
     HFValidationError,
@@ -43,6 +43,7 @@ from nlp_transfer.hub.upload_plan import (
     Attachment,
     RefusedFile,
     UploadFile,
+    UploadPlan,
     _card_bytes,
     _check_loadable,
     _human_size,
@@ -121,12 +122,8 @@ def push_folder(
     UserInputError naming the repository and saying that nothing was uploaded. `attachment`'s files (made for
     this push, e.g. by `push_with_onnx`) go in the same commit, and its section into the card.
     """
-    branch = _check_arguments(repo_id, revision, create_pr)
-    folder = Path(model_dir).expanduser()
-    plan = upload_plan(folder, attachment)
+    folder, branch, plan = check_pushable(model_dir, repo_id, revision, create_pr, dry_run, attachment)
     files = plan.files
-    _check_loadable(folder, plan.refused)
-    _check_secrets(folder, files, repo_id, dry_run)
     target = f"a pull request on {repo_id}" if create_pr else f"{repo_id} (branch {branch})"
     total = _human_size(sum(item.size for item in files))
     logger.info(
@@ -144,6 +141,8 @@ def push_folder(
     logger.debug("Commit message: %s", title)
     operations, card = _operations(folder, files, repo_id, attachment)
     commit = _Commit(folder, repo_id, branch, create_pr, private, title, operations, card)
+    if attachment is not None:
+        commit.replaces = attachment.prefix
     api = api or HfApi(library_name="nlp-transfer", library_version=__version__)
     full_id, info = _send(api, commit, secret)
     url, pr_url = _text(getattr(info, "commit_url", None)), _text(getattr(info, "pr_url", None))
@@ -158,6 +157,27 @@ def push_folder(
         pr_url=pr_url,
         refused=plan.refused,
     )
+
+
+def check_pushable(
+    model_dir: str | Path,
+    repo_id: str,
+    revision: str | None = None,
+    create_pr: bool = False,
+    dry_run: bool = False,
+    attachment: Attachment | None = None,
+) -> tuple[Path, str, UploadPlan]:
+    """Everything a push checks before the network, without a token: the repository id and branch options, the
+    folder's plan, that the classifier can load from what goes up, and no token in the files. (folder, branch, plan).
+
+    `push_with_onnx` calls it before its export, so that a folder the push would refuse does not cost the export.
+    """
+    branch = _check_arguments(repo_id, revision, create_pr)
+    folder = Path(model_dir).expanduser()
+    plan = upload_plan(folder, attachment)
+    _check_loadable(folder, plan.refused)
+    _check_secrets(folder, plan.files, repo_id, dry_run)
+    return folder, branch, plan
 
 
 def check_hub_access(token: str | None, repo_id: str | None, output_dir: str | Path, api: HfApi | None = None) -> None:
@@ -227,6 +247,8 @@ class _Commit:
     title: str
     operations: list[CommitOperationAdd]
     card: str | None
+    replaces: str | None = None
+    """A folder of the repository (`onnx/`) that the commit replaces whole: its files the commit does not write go."""
 
 
 def _check_arguments(repo_id: str, revision: str | None, create_pr: bool) -> str:
@@ -285,6 +307,11 @@ def _send(api: HfApi, commit: _Commit, secret: str) -> tuple[str, CommitInfo]:
             stage = f"creating the branch {commit.branch!r}"
             api.create_branch(full_id, branch=commit.branch, token=secret, repo_type="model", exist_ok=True)
         operations = commit.operations + _card_operation(commit.card, full_id)
+        if commit.replaces:
+            stage = f"listing the files of {commit.replaces}"
+            operations += _stale_files(api, full_id, commit, secret, {op.path_in_repo for op in operations})
+        else:
+            _warn_of_an_earlier_graph(api, full_id, commit, secret)
         stage = "committing the files"
         info = api.create_commit(
             full_id,
@@ -305,6 +332,41 @@ def _send(api: HfApi, commit: _Commit, secret: str) -> tuple[str, CommitInfo]:
         )
         raise UserInputError(message.replace(secret, "***")) from None
     return full_id, info
+
+
+def _stale_files(
+    api: HfApi, repo_id: str, commit: _Commit, secret: str, written: set[str]
+) -> list[CommitOperationDelete]:
+    """Deletions, in the same commit, of the files under `commit.replaces` that it does not write again: a graph of an
+    earlier push (an int8 one, say) must not stay beside the new weights as if it were theirs."""
+    revision = DEFAULT_BRANCH if commit.create_pr else commit.branch
+    existing = api.list_repo_files(repo_id, revision=revision, repo_type="model", token=secret)
+    stale = sorted(path for path in existing if path.startswith(commit.replaces or "") and path not in written)
+    if stale:
+        logger.info("Replacing %s: deleting %s in the same commit", commit.replaces, ", ".join(stale))
+    return [CommitOperationDelete(path_in_repo=path) for path in stale]
+
+
+EXPORT_FOLDER = "onnx/"
+"""Where `push --with-onnx` puts the graph (`inference.export_push` names it too)."""
+
+
+def _warn_of_an_earlier_graph(api: HfApi, repo_id: str, commit: _Commit, secret: str) -> None:
+    """A plain push leaves `onnx/` of an earlier `--with-onnx` push as it was: say that it may not match the new
+    weights. Only a warning: a listing that fails does not stop the push."""
+    revision = DEFAULT_BRANCH if commit.create_pr else commit.branch
+    try:
+        existing = api.list_repo_files(repo_id, revision=revision, repo_type="model", token=secret)
+    except Exception as error:  # the push itself does not need the listing
+        logger.debug("Could not list %s to look for an earlier graph: %s", repo_id, type(error).__name__)
+        return
+    if any(str(path).startswith(EXPORT_FOLDER) for path in existing):
+        logger.warning(
+            "%s holds %s from an earlier push, which this push leaves as it was: that graph may not match the new "
+            "weights. Push with --with-onnx to replace it.",
+            repo_id,
+            EXPORT_FOLDER,
+        )
 
 
 def _creates_branch(commit: _Commit) -> bool:

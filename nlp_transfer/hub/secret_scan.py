@@ -47,8 +47,9 @@ def _check_secrets(folder: Path, files: list[UploadFile], repo_id: str, dry_run:
             continue
         line, shown = found
         verdict = "The push would be refused" if dry_run else "Push refused"
+        file = f"{item.path} in {folder}" if item.source is None else f"{item.source} (to go up as {item.path})"
         raise UserInputError(
-            f"{verdict}: {item.path} in {folder} holds what looks like a Hugging Face token ({shown}) on "
+            f"{verdict}: {file} holds what looks like a Hugging Face token ({shown}) on "
             f"{where.format(line)}, which the push would upload to the Hub. Remove the token from {item.path}, "
             "revoke it at https://huggingface.co/settings/tokens (it was kept in a file meant for upload), and "
             "push again. Nothing was uploaded."

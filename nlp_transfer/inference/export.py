@@ -16,6 +16,7 @@ the report and its table) is in `nlp_transfer.inference.export_check`.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import logging
 import os
 import tempfile
@@ -46,7 +47,7 @@ from nlp_transfer.inference.export_check import (
     label_agreement,
     measure_latency,
 )
-from nlp_transfer.inference.onnx_runtime import LOGITS_OUTPUT, OnnxSequenceClassifier, import_onnxruntime
+from nlp_transfer.inference.onnx_runtime import INSTALL_HINT, LOGITS_OUTPUT, OnnxSequenceClassifier
 from nlp_transfer.inference.predict import Classifier, load_classifier
 from nlp_transfer.inference.run_files import recorded_file, recorded_sources
 from nlp_transfer.outputs import (
@@ -107,7 +108,7 @@ class ExportOptions:
 def export_model(options: ExportOptions) -> ExportReport:
     """Export, verify and time; publish the folder only when every form agrees with PyTorch well enough."""
     options.check()
-    import_onnxruntime()  # the optional extra, checked before any work
+    check_export_tools()  # the optional extra, checked before any work
     inputs = {"--model": options.model, "--validation-file": options.validation_file}
     target = check_output_dir(options.output_dir, options.overwrite_output_dir, "the exported classifier", inputs)
     reference = _reference_classifier(options.model)
@@ -125,6 +126,13 @@ def export_model(options: ExportOptions) -> ExportReport:
             discard(staging)
             raise
     return report
+
+
+def check_export_tools() -> None:
+    """onnx, onnxscript (torch's exporter needs it) and onnxruntime are there, or one error naming the extra."""
+    missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserInputError(f"Exporting to ONNX needs {', '.join(missing)}, not installed: {INSTALL_HINT}.")
 
 
 def _reference_classifier(model: str) -> Classifier:
@@ -294,7 +302,24 @@ def export_graph(model: torch.nn.Module, tokenizer: Any, path: Path) -> int | No
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False)
+    strip_debug_metadata(graph)
+    onnx.save(graph, str(path))
     return next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")), None)
+
+
+def strip_debug_metadata(graph: Any) -> None:
+    """Drop the exporter's debugging notes from an ONNX model, in place.
+
+    torch's exporter keeps, per node and value, the Python stack trace that made it (with the absolute paths of
+    site-packages and of the training machine), the fx node and the module names. Inference needs none of it, and
+    the graph is published (`push --with-onnx`), so none of it stays.
+    """
+    for node in graph.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for values in (graph.graph.value_info, graph.graph.input, graph.graph.output, graph.graph.initializer):
+        for value in values:
+            del value.metadata_props[:]
 
 
 @contextmanager

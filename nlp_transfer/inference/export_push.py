@@ -4,8 +4,9 @@ A server that runs no Python model code (onnxruntime, Triton, a browser) can the
 export is `export_model`'s, with its verification: the graph is scored beside PyTorch on the run's validation texts,
 and a graph that disagrees more than allowed stops the push before anything is uploaded. The exported folder (graph,
 tokenizer, config.json, export_report.json) is written to a temporary folder and goes up as `onnx/` of the
-repository; the trained folder is left as it was. A dry run exports and verifies too, so that it shows the graph
-that would go and refuses what would be refused, without a token or the network.
+repository, replacing what an earlier push put there; the trained folder is left as it was. A dry run exports and
+verifies too, so that it shows the graph that would go and refuses what would be refused, without a token or the
+network.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from typing import Any
 
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.hub.card import REPO_PLACEHOLDER
-from nlp_transfer.hub.push import PushResult, push_folder, resolve_token
-from nlp_transfer.hub.upload_plan import Attachment, upload_plan
-from nlp_transfer.inference.export import ExportOptions, export_model, onnx_card_section
+from nlp_transfer.hub.push import EXPORT_FOLDER, PushResult, check_pushable, push_folder, resolve_token
+from nlp_transfer.hub.upload_plan import Attachment
+from nlp_transfer.inference.export import ExportOptions, check_export_tools, export_model, onnx_card_section
 from nlp_transfer.inference.export_check import ExportReport, ExportVerificationError
 
 logger = logging.getLogger(__name__)
 
 EXPORT_FIELDS = {field.name for field in fields(ExportOptions)} - {"model", "output_dir", "overwrite_output_dir"}
 """What of `ExportOptions` a push chooses; the graph goes to a temporary folder, then to the repository."""
-ONNX_SUBFOLDER = "onnx"
+ONNX_SUBFOLDER = EXPORT_FOLDER.rstrip("/")
 """Where the graph goes in the repository: transformers.js and optimum read `onnx/model.onnx` there too."""
 
 
@@ -49,8 +50,10 @@ def push_with_onnx(
     is checked for pushing and the token found before the export's minutes are spent.
     """
     export_options = {name: options.pop(name) for name in list(options) if name in EXPORT_FIELDS}
-    folder = Path(model_dir).expanduser()
-    upload_plan(folder)  # not a pushable folder: said now, not after the export
+    check_export_tools()
+    # What the push would refuse is said now, not after the export's minutes.
+    revision, create_pr = options.get("revision"), bool(options.get("create_pr"))
+    folder, _, _ = check_pushable(model_dir, repo_id, revision, create_pr, dry_run)
     if not dry_run:
         resolve_token(token)
     with tempfile.TemporaryDirectory(prefix="nlp-transfer-push-onnx-") as scratch:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_loads_without_package, refusal, run_cli, sentiment_rows, train_tiny_classifier, write_csv
+from conftest import refusal, run_cli, sentiment_rows, train_tiny_classifier, write_csv
 from hub_simulation import EXAMPLE, CommittingHub, pushed_card, put_repository, run_snippets, simulated_hub, snippets
 
 from nlp_transfer import DistillOptions, distill, evaluate_folder, load_classifier, push_folder
@@ -194,10 +194,6 @@ def test_predict_file_and_evaluate_read_the_static_student(static_student: Path,
     report = json.loads((static_student / "distill_report.json").read_text())
     evaluated = evaluate_folder(static_student, report["splits"]["validation"]["file"]).report.metrics
     assert report["splits"]["validation"]["student"]["accuracy"] == pytest.approx(evaluated["accuracy"])
-
-
-def test_the_static_student_loads_with_transformers_alone(static_student: Path, tmp_path: Path):
-    assert_loads_without_package(static_student, TEXTS, tmp_path)
 
 
 @pytest.mark.parametrize("student", ["layers_student", "static_student"])

@@ -375,7 +375,7 @@ def test_push_sends_exactly_the_plan_in_one_commit_with_the_options(trained: Pat
     api = FakeApi()
     result = push_folder(trained, REPO, private=True, revision="experiments", api=api)
 
-    assert api.names() == ["create_repo", "create_branch", "create_commit"]
+    assert api.names() == ["create_repo", "create_branch", "list_repo_files", "create_commit"]
     repo = api.call("create_repo")
     assert repo == {"repo_id": REPO, "token": SENTINEL, "private": True, "repo_type": "model", "exist_ok": True}
     branch = api.call("create_branch")
@@ -426,7 +426,7 @@ def test_push_builds_its_own_hub_client_when_none_is_given(trained: Path, monkey
 
     factory.assert_called_once()
     assert SENTINEL not in repr(factory.call_args)  # the token goes with each call, not into the client
-    assert fake.names() == ["create_repo", "create_commit"]  # main: no branch to create
+    assert fake.names() == ["create_repo", "list_repo_files", "create_commit"]  # main: no branch to create
     commit = fake.call("create_commit")
     assert (commit["commit_message"], commit["revision"], commit["token"]) == ("first version", "main", SENTINEL)
     assert fake.call("create_repo")["private"] is False
@@ -459,7 +459,7 @@ def test_a_pull_request_targets_the_default_branch_and_returns_its_url(trained: 
     api = FakeApi()
     result = push_folder(trained, REPO, create_pr=True, api=api)
 
-    assert api.names() == ["create_repo", "create_commit"]
+    assert api.names() == ["create_repo", "list_repo_files", "create_commit"]
     commit = api.call("create_commit")
     assert commit["create_pr"] is True and commit["revision"] is None
     assert result.pr_url == f"https://huggingface.co/{REPO}/discussions/7"
@@ -478,7 +478,7 @@ def test_a_pull_request_with_another_base_is_refused_before_any_call(trained: Pa
 def test_pushing_to_an_open_pull_request_creates_no_branch(trained: Path) -> None:
     api = FakeApi()
     push_folder(trained, REPO, revision="refs/pr/7", api=api)
-    assert api.names() == ["create_repo", "create_commit"]
+    assert api.names() == ["create_repo", "list_repo_files", "create_commit"]
     assert api.call("create_commit")["revision"] == "refs/pr/7"
 
 
@@ -715,3 +715,19 @@ def test_under_torchrun_only_rank_0_asks_the_hub(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("RANK", "0")
     check_hub_access(None, REPO, tmp_path / "out", api=api)
     assert api.names() == ["whoami"]
+
+
+@pytest.mark.usefixtures("hub_env")
+def test_a_plain_push_warns_of_an_earlier_graph_it_leaves_and_a_failed_listing_does_not_stop_it(
+    trained: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = FakeApi(repo_files=["README.md", "onnx/model.onnx"])
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.hub.push"):
+        push_folder(trained, REPO, api=api)
+    assert f"{REPO} holds onnx/ from an earlier push, which this push leaves as it was" in caplog.text
+    assert not any(not hasattr(op, "path_or_fileobj") for op in api.call("create_commit")["operations"])  # no delete
+    caplog.clear()
+    failing = FakeApi(fail={"list_repo_files": OSError("listing refused")})
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.hub.push"):
+        push_folder(trained, REPO, api=failing)
+    assert failing.names() == ["create_repo", "list_repo_files", "create_commit"] and "onnx/" not in caplog.text

@@ -169,7 +169,7 @@ def test_a_clean_folder_is_pushed_in_one_commit(
     code, printed = _run([*PUSH, "--model", str(folder)], capsys)
 
     assert code == 0
-    assert api.names() == ["create_repo", "create_commit"]
+    assert api.names() == ["create_repo", "list_repo_files", "create_commit"]
     assert "Pushed 9 files to me/x: https://huggingface.co/me/x/commit/abc123" in printed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,10 +46,14 @@ def _corrupt_the_graph(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_graph_goes_up_under_onnx_in_the_same_commit_and_the_card_names_it(trained: Path) -> None:
-    api = CommittingHub(namespace="me")
+    # An earlier push left an int8 graph and a note in onnx/: the new graph replaces that folder whole.
+    earlier = ["README.md", "model.safetensors", "onnx/model.onnx", "onnx/model_int8.onnx", "onnx/notes.txt"]
+    api = CommittingHub(namespace="me", repo_files=earlier)
     before = sorted(path.name for path in trained.iterdir())
     done = push_with_onnx(trained, "me/sentiment", latency=False, token="hf_fake", api=api)
-    assert api.names() == ["create_repo", "create_commit"]  # one commit: weights and graph together
+    assert api.names() == ["create_repo", "list_repo_files", "create_commit"]  # one commit: weights and graph
+    assert api.deleted == ["onnx/model_int8.onnx", "onnx/notes.txt"]
+    assert api.call("list_repo_files")["revision"] == "main"
     assert {"model.safetensors", "config.json", "pooled_heads.py"} <= set(api.files)
     onnx_files = {path for path in api.files if path.startswith("onnx/")}
     assert onnx_files == {
@@ -61,6 +66,8 @@ def test_the_graph_goes_up_under_onnx_in_the_same_commit_and_the_card_names_it(t
     report = json.loads(api.files["onnx/export_report.json"])
     assert report["passed"] and report["forms"]["fp32"]["label_agreement"] == 1.0
     assert str(trained.parent) not in api.files["onnx/export_report.json"].decode()  # local paths stay local
+    for path in (sys.prefix, str(Path(export_module.__file__).parents[2]), str(trained.parent)):
+        assert path.encode() not in api.files["onnx/model.onnx"], path  # the exporter's stack traces are dropped
     card = api.files["README.md"].decode()
     agreement = f"{100 * report['forms']['fp32']['label_agreement']:.2f}%"
     assert f"| fp32 (`onnx/model.onnx`) | {agreement} | " in card

@@ -236,8 +236,11 @@ def test_bad_options_are_refused_before_any_work(tmp_path: Path, options: dict, 
 def test_without_onnxruntime_export_and_loading_say_how_to_install_it(
     exported: tuple[Path, export_module.ExportReport], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
-    with pytest.raises(UserInputError, match=r"pip install 'nlp-transfer\[onnx\]'"):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript now raises ImportError
+    with pytest.raises(UserInputError, match=r"needs onnxscript, not installed: pip install 'nlp-transfer\[onnx\]'"):
+        export_model(ExportOptions(model=str(tmp_path / "absent"), output_dir=str(tmp_path / "out")))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(UserInputError, match=r"needs onnxscript, onnxruntime, not installed: pip install"):
         export_model(ExportOptions(model=str(tmp_path / "absent"), output_dir=str(tmp_path / "out")))
     with pytest.raises(UserInputError, match=r"ONNX models run with onnxruntime, which is not installed"):
         load_classifier(exported[0])

@@ -46,12 +46,6 @@ def test_a_pooled_folder_loads_with_transformers_alone_and_predicts_as_load_clas
     assert "`pooled_heads.py`" in card and 'model="PATH/TO/MODEL", trust_remote_code=True)' in card
 
 
-def test_a_merged_lora_folder_loads_with_transformers_alone(tiny_checkpoint, tmp_path):
-    folder = train_tiny_classifier(tiny_checkpoint, tmp_path, *FAST, "--strategy", "lora", "--merge-lora", "true")
-    assert (folder / "merged" / "pooled_heads.py").is_file()
-    assert_loads_without_package(folder / "merged", TEXTS, tmp_path)
-
-
 def test_push_uploads_the_head_code(tiny_checkpoint, tmp_path):
     from nlp_transfer import push_folder
 
