@@ -12,7 +12,7 @@ import pytest
 from conftest import refusal, run_cli, sentiment_rows, train_tiny_classifier, write_csv
 from hub_simulation import EXAMPLE, CommittingHub, pushed_card, put_repository, run_snippets, simulated_hub, snippets
 
-from nlp_transfer import DistillOptions, distill, evaluate_folder, load_classifier, push_folder
+from nlp_transfer import DistillOptions, distill, evaluate_folder, load_classifier, push_with_onnx
 from nlp_transfer.distill.students import StudentSpec, build_student
 from nlp_transfer.errors import UserInputError
 
@@ -198,15 +198,17 @@ def test_predict_file_and_evaluate_read_the_static_student(static_student: Path,
 
 @pytest.mark.parametrize("student", ["layers_student", "static_student"])
 def test_a_pushed_students_card_snippets_run_as_written(student: str, request, tmp_path: Path):
-    """Pushed to a simulated Hub, the card's snippets (transformers alone, nlp-transfer) give the student's scores."""
+    """Pushed with its ONNX graph to a simulated Hub, the card's snippets (transformers alone, nlp-transfer, the graph
+    with nlp-transfer and with onnxruntime alone) give the student's scores."""
+    pytest.importorskip("onnxruntime", reason="push --with-onnx needs the onnx extra")
     folder = request.getfixturevalue(student)
     api = CommittingHub(namespace="me")
-    push_folder(folder, "me/student", token="hf_fake", api=api)
+    push_with_onnx(folder, "me/student", token="hf_fake", api=api, latency=False)
     cache = tmp_path / "hub"
     put_repository(cache, "me/student", api.files)
     with simulated_hub(cache):
         codes = snippets(pushed_card(cache, "me/student"))
-        assert len(codes) == 2 and ("trust_remote_code=True" in codes[0]) == (student == "static_student")
+        assert len(codes) == 4 and ("trust_remote_code=True" in codes[0]) == (student == "static_student")
         expected = load_classifier(folder, device="cpu").predict([EXAMPLE])[0]["scores"]
         run_snippets(codes, expected, "me/student", tmp_path)
 
