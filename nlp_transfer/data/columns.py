@@ -35,6 +35,43 @@ def _default_text_columns(columns: list[str], pair: str | None) -> tuple[str | N
     return None, pair
 
 
+def no_text_column(source: object, columns: list[str], pairs: bool = True) -> UserInputError:
+    """The refusal when no text column is named and none has a default name: it names the file's columns."""
+    naming = "--text-column (and --text-pair-column for sentence pairs)" if pairs else "--text-column"
+    return UserInputError(
+        f"No text column found in {source}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns are "
+        f"{', '.join(columns)}. Name it with {naming}."
+    )
+
+
+def find_text_columns(
+    source: object,
+    columns: list[str],
+    text: str | None,
+    pair: str | None = None,
+    pairs: bool = True,
+    also: tuple[tuple[str, str], ...] = (),
+) -> tuple[str, str | None]:
+    """(text, pair): --text-column (and --text-pair-column), or the columns training finds by name.
+
+    Every column named, found, or in `also` ((option, column) pairs the caller needs too) must be in `columns`;
+    else one error naming the option, `source` (a file) and its columns. `pairs=False` for commands that read
+    single texts: the message then names --text-column alone. Prediction, export, suggest and distill read a file
+    as training reads its training file with this.
+    """
+    if text is None:
+        text, pair = _default_text_columns(columns, pair)
+        if text is None:
+            raise no_text_column(source, columns, pairs)
+    for option, column in (("--text-column", text), ("--text-pair-column", pair), *also):
+        if column is not None and column not in columns:
+            raise UserInputError(
+                f"Column {column!r} ({option}) is not in {source}; its columns are: {', '.join(columns)}. "
+                f"Name an existing column with {option}."
+            )
+    return text, pair
+
+
 def _resolve_columns(
     splits: dict[str, Dataset], args: DataArguments, sources: dict[str, str]
 ) -> tuple[str, str | None, str]:
@@ -43,10 +80,7 @@ def _resolve_columns(
     if text is None:
         text, pair = _default_text_columns(columns, pair)
         if text is None:
-            raise UserInputError(
-                f"No text column found in {sources['train']}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns "
-                f"are {', '.join(columns)}. Name it with --text-column (and --text-pair-column for sentence pairs)."
-            )
+            raise no_text_column(sources["train"], columns)
     if label is None:
         label = next((c for c in ("label", "labels") if c in columns), None)
         if label is None:

@@ -23,7 +23,7 @@ from nlp_transfer.data.checks import (
     describe_read_error,
     refuse_empty_texts,
 )
-from nlp_transfer.data.columns import DEFAULT_TEXT_COLUMNS_TEXT, ROW_COLUMN, _default_text_columns, column_values
+from nlp_transfer.data.columns import ROW_COLUMN, column_values, find_text_columns
 from nlp_transfer.data.labels import LabelMapping, LabelSchema
 from nlp_transfer.errors import UserInputError
 
@@ -113,7 +113,7 @@ def _read_text_file(
     check_encoding_name(encoding)
     dataset = _read_file(path, role, encoding)
     columns = [c for c in dataset.column_names if c != ROW_COLUMN]
-    text_column, pair_column = _text_columns(path, columns, text_column, pair_column)
+    text_column, pair_column = find_text_columns(path, columns, text_column, pair_column)
     rows = column_values(dataset, ROW_COLUMN)
     texts = column_values(dataset, text_column)
     refuse_empty_texts(texts, rows, str(path), text_column)
@@ -121,24 +121,6 @@ def _read_text_file(
     if pairs is not None:  # an empty second text would be read as the text 'None', as training refuses it
         refuse_empty_texts(pairs, rows, str(path), pair_column)
     return [str(t) for t in texts], [str(t) for t in pairs] if pairs is not None else None, dataset
-
-
-def _text_columns(path: str, columns: list[str], text: str | None, pair: str | None) -> tuple[str, str | None]:
-    """--text-column (and --text-pair-column), or the columns training finds by name; refused naming the columns."""
-    if text is None:
-        text, pair = _default_text_columns(columns, pair)
-        if text is None:
-            raise UserInputError(
-                f"No text column found in {path}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns are "
-                f"{', '.join(columns)}. Name it with --text-column (and --text-pair-column for sentence pairs)."
-            )
-    for option, column in (("--text-column", text), ("--text-pair-column", pair)):
-        if column is not None and column not in columns:
-            raise UserInputError(
-                f"Column {column!r} ({option}) is not in {path}; its columns are: {', '.join(columns)}. "
-                f"Name an existing column with {option}."
-            )
-    return text, pair
 
 
 def _read_splits(args: DataArguments) -> tuple[dict[str, Dataset], dict[str, str]]:

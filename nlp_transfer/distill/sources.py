@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from nlp_transfer.data.checks import is_empty_text
+from nlp_transfer.data.columns import find_text_columns
 from nlp_transfer.data.labels import LabelSchema
 from nlp_transfer.data.reading import read_labelled
 from nlp_transfer.errors import UserInputError
@@ -89,21 +90,14 @@ def read_unlabelled(
 
 
 def _column_texts(corpus: CorpusFile, text_column: str | None, pair_column: str | None) -> tuple[list[str], list[str]]:
+    """The non-empty texts (and second texts) of a table file, its text column found as training finds it."""
     texts: list[str] = []
     pairs: list[str] = []
+    column = None
     for table in corpus.chunks(CHUNK_ROWS):
-        names = table.column_names
-        column = text_column or next((name for name in ("text", "sentence") if name in names), None)
-        for wanted, flag in ((column, "--text-column"), (pair_column, "--text-pair-column")):
-            if wanted is not None and wanted not in names:
-                raise UserInputError(
-                    f"--text-file {corpus.path} has no column {wanted!r} ({flag}); its columns: {', '.join(names)}."
-                )
-        if column is None:
-            raise UserInputError(
-                f"--text-file {corpus.path} has no 'text' or 'sentence' column; name it with "
-                f"--text-column (its columns: {', '.join(names)})."
-            )
+        if column is None:  # one header for the whole file: resolved on the first chunk
+            source, names = f"--text-file {corpus.path}", table.column_names
+            column, _ = find_text_columns(source, names, text_column, pair_column, pairs=pair_column is not None)
         values = table.column(column).to_pylist()
         seconds = table.column(pair_column).to_pylist() if pair_column else [""] * len(values)
         for first, second in zip(values, seconds):

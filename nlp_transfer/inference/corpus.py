@@ -22,7 +22,7 @@ from typing import IO, Any
 import pyarrow as pa
 
 from nlp_transfer.data.checks import is_empty_text, refuse_empty_texts, row_list
-from nlp_transfer.data.columns import DEFAULT_TEXT_COLUMNS_TEXT, _default_text_columns
+from nlp_transfer.data.columns import find_text_columns
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.inference.corpus_files import CorpusFile
 from nlp_transfer.inference.corpus_output import PartialOutput, encode_part, json_line, output_format
@@ -222,24 +222,10 @@ def _columns(corpus: CorpusFile, options: CorpusOptions) -> tuple[str, str | Non
     if first is None:
         raise UserInputError(f"{corpus.path} has no rows. Give a file with texts to classify.")
     columns = first.column_names
-    text, pair = options.text_column, options.pair_column
-    if text is None:
-        text, pair = _default_text_columns(columns, pair)
-        if text is None:
-            raise UserInputError(
-                f"No text column found in {corpus.path}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns are "
-                f"{', '.join(columns)}. Name it with --text-column (and --text-pair-column for sentence pairs)."
-            )
-    wanted = [("--text-column", text), ("--text-pair-column", pair)]
     keep = options.keep_columns or []
     kept = list(columns) if keep == ["all"] else keep
-    wanted += [("--keep-columns", name) for name in kept]
-    for option, column in wanted:
-        if column is not None and column not in columns:
-            raise UserInputError(
-                f"Column {column!r} ({option}) is not in {corpus.path}; its columns are: {', '.join(columns)}. "
-                f"Name an existing column with {option}."
-            )
+    also = tuple(("--keep-columns", name) for name in kept)
+    text, pair = find_text_columns(corpus.path, columns, options.text_column, options.pair_column, also=also)
     return text, pair, [name for name in columns if name in kept]
 
 

@@ -19,8 +19,9 @@ from datasets import Dataset
 from datasets.utils.json import ujson_loads
 
 from nlp_transfer.data.checks import check_encoding_name, is_empty_text, refuse_empty_texts
+from nlp_transfer.data.columns import find_text_columns
 from nlp_transfer.data.labels import LabelMapping, LabelSchema
-from nlp_transfer.data.reading import FILE_BUILDERS, _check_file, _label_column, _read_file, _text_columns
+from nlp_transfer.data.reading import FILE_BUILDERS, _check_file, _label_column, _read_file
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.evaluation.conformal import (
     abstention_report,
@@ -209,7 +210,7 @@ def _scan(
     first = next(_chunks(corpus, 1), None)
     if first is None:
         raise UserInputError(f"The evaluation data ({corpus.path}) has no rows. Give a file with labelled examples.")
-    text, pair = _text_columns(path, first.column_names, asked.text, asked.pair)
+    text, pair = find_text_columns(path, first.column_names, asked.text, asked.pair)
     mapping, deferred = None, None
     try:
         mapping = LabelMapping(path, schema, _label_column(path, first.column_names, asked.label), asked.separator)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nlp_transfer.data.checks import is_empty_text
-from nlp_transfer.data.columns import DEFAULT_TEXT_COLUMNS_TEXT, _default_text_columns
+from nlp_transfer.data.columns import find_text_columns
 from nlp_transfer.errors import UserInputError
 from nlp_transfer.inference.corpus_files import CorpusFile
 
@@ -63,22 +63,9 @@ def read_text_file(path: str | Path, text_column: str | None = None, encoding: s
 
 
 def _text_column(path: Path, columns: list[str], text_column: str | None) -> str:
-    """--text-column, or 'text' / 'sentence'; refused naming the file's columns. (Training's own check, in
-    data.reading, also names --text-pair-column, which suggest does not take: it reads single texts.)"""
-    if text_column is None:
-        found, _ = _default_text_columns(columns, None)
-        if found is None:
-            raise UserInputError(
-                f"No text column found in {path}: looked for {DEFAULT_TEXT_COLUMNS_TEXT}; its columns are "
-                f"{', '.join(columns)}. Name it with --text-column."
-            )
-        return found
-    if text_column not in columns:
-        raise UserInputError(
-            f"Column {text_column!r} (--text-column) is not in {path}; its columns are: {', '.join(columns)}. "
-            "Name an existing column with --text-column."
-        )
-    return text_column
+    """--text-column, or 'text' / 'sentence' (the first of a sentence pair); refused naming the file's columns.
+    Suggest reads single texts: the message names no --text-pair-column."""
+    return find_text_columns(path, columns, text_column, pairs=False)[0]
 
 
 def eligible_rows(pool: TextFile, labelled: TextFile | None) -> tuple[np.ndarray, int, int]:
