@@ -130,7 +130,9 @@ def distill(options: DistillOptions) -> DistillReport:
     transfer, sources = _transfer_set(options, teacher)
     torch.manual_seed(options.seed)
     base = _base_model(options.teacher)
-    student = build_student(spec, teacher, options.student_init, base, options.pca_dims, options.head_hidden_size)
+    student = build_student(
+        spec, teacher, options.student_init, base, options.pca_dims, options.head_hidden_size, options.quiet
+    )
     settings = options.training(spec)
     logger.info("Training the %s student on %d texts (%d labelled)", spec, len(transfer.texts), transfer.labelled_rows)
     with tempfile.TemporaryDirectory(prefix="nlp-transfer-distill-") as work:

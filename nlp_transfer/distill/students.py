@@ -10,8 +10,11 @@ teacher's pretrained checkpoint instead: the student without the teacher, to mea
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +72,16 @@ class Student:
 
 
 def build_student(
-    spec: StudentSpec, teacher: Any, init: str, base_model: str | None, pca_dims: int, head_hidden_size: int
+    spec: StudentSpec,
+    teacher: Any,
+    init: str,
+    base_model: str | None,
+    pca_dims: int,
+    head_hidden_size: int,
+    quiet: bool = False,
 ) -> Student:
-    """The untrained student of `spec` from the teacher classifier (`init='teacher'`) or its base checkpoint."""
+    """The untrained student of `spec` from the teacher classifier (`init='teacher'`) or its base checkpoint;
+    `quiet` hides Model2Vec's progress bar too."""
     source = teacher.model if init == "teacher" else _base_classifier(teacher, base_model)
     if spec.kind == "layers":
         total = source.config.num_hidden_layers
@@ -82,7 +92,27 @@ def build_student(
             method["kept_layers"] = f"the shared layer, {len(keep)} times"  # ALBERT has one layer's weights
         long_text = "truncate-head" if teacher.long_text == "chunk" else teacher.long_text
         return Student(model, teacher.tokenizer, teacher.max_length, method, long_text)
-    return _static_student(source, teacher, init, pca_dims, head_hidden_size)
+    with _model2vec_progress(quiet):
+        return _static_student(source, teacher, init, pca_dims, head_hidden_size)
+
+
+@contextmanager
+def _model2vec_progress(quiet: bool) -> Iterator[None]:
+    """Model2Vec's own bar ('Encoding tokens') follows --quiet. Its functions take no switch for it, so, while the
+    student is built, the tqdm its inference module calls is one made with `disable=True`."""
+    try:
+        import model2vec.distill.inference as inference
+    except ImportError:  # no model2vec: _static_student says how to install it
+        inference = None
+    original = getattr(inference, "tqdm", None)
+    if not quiet or original is None:
+        yield
+        return
+    inference.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        inference.tqdm = original
 
 
 def _base_classifier(teacher: Any, base_model: str | None) -> Any:
