@@ -6,6 +6,7 @@ import csv
 import os
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 # Offline before anything imports huggingface_hub: no test may reach the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -30,6 +31,17 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(argv))
     return code, out.getvalue(), err.getvalue()
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/NAME.py as a module (the scripts are not a package): its functions and constants, for testing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def refusal(err: str) -> str:

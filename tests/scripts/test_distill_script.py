@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import load_script
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmark_distill", ROOT / "scripts" / "benchmark_distill.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark_distill")
 
 
 def test_every_variant_survives_the_separator_of_the_variants_option_and_gets_its_own_folder() -> None:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import load_script
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmark_fewshot", ROOT / "scripts" / "benchmark_fewshot.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmark_fewshot")
 
 
 ROWS = [{"text": f"text {i}", "label": label} for i, label in enumerate(["a"] * 30 + ["b"] * 10 + ["c"] * 20)]

@@ -3,23 +3,16 @@ a round that has labels of one class only."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
-from conftest import write_csv
-
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import load_script, write_csv
 
 
 def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 def _sst2_like(root: Path) -> Path:
