@@ -140,9 +140,8 @@ def push_folder(
     title = commit_message or default_commit_message(folder)
     logger.debug("Commit message: %s", title)
     operations, card = _operations(folder, files, repo_id, attachment)
-    commit = _Commit(folder, repo_id, branch, create_pr, private, title, operations, card)
-    if attachment is not None:
-        commit.replaces = attachment.prefix
+    replaces = attachment.prefix if attachment is not None else None
+    commit = _Commit(folder, repo_id, branch, create_pr, private, title, operations, card, replaces)
     api = api or HfApi(library_name="nlp-transfer", library_version=__version__)
     full_id, info = _send(api, commit, secret)
     url, pr_url = _text(getattr(info, "commit_url", None)), _text(getattr(info, "pr_url", None))
@@ -309,7 +308,8 @@ def _send(api: HfApi, commit: _Commit, secret: str) -> tuple[str, CommitInfo]:
         operations = commit.operations + _card_operation(commit.card, full_id)
         if commit.replaces:
             stage = f"listing the files of {commit.replaces}"
-            operations += _stale_files(api, full_id, commit, secret, {op.path_in_repo for op in operations})
+            existing = _repository_files(api, full_id, commit, secret)
+            operations += _stale_files(existing, commit.replaces, {op.path_in_repo for op in operations})
         else:
             _warn_of_an_earlier_graph(api, full_id, commit, secret)
         stage = "committing the files"
@@ -334,16 +334,18 @@ def _send(api: HfApi, commit: _Commit, secret: str) -> tuple[str, CommitInfo]:
     return full_id, info
 
 
-def _stale_files(
-    api: HfApi, repo_id: str, commit: _Commit, secret: str, written: set[str]
-) -> list[CommitOperationDelete]:
-    """Deletions, in the same commit, of the files under `commit.replaces` that it does not write again: a graph of an
-    earlier push (an int8 one, say) must not stay beside the new weights as if it were theirs."""
+def _repository_files(api: HfApi, repo_id: str, commit: _Commit, secret: str) -> list[str]:
+    """The files on the branch the commit lands on (for a pull request, the default branch it opens against)."""
     revision = DEFAULT_BRANCH if commit.create_pr else commit.branch
-    existing = api.list_repo_files(repo_id, revision=revision, repo_type="model", token=secret)
-    stale = sorted(path for path in existing if path.startswith(commit.replaces or "") and path not in written)
+    return api.list_repo_files(repo_id, revision=revision, repo_type="model", token=secret)
+
+
+def _stale_files(existing: list[str], replaced: str, written: set[str]) -> list[CommitOperationDelete]:
+    """Deletions, in the same commit, of the files under `replaced` that it does not write again: a graph of an
+    earlier push (an int8 one, say) must not stay beside the new weights as if it were theirs."""
+    stale = sorted(path for path in existing if path.startswith(replaced) and path not in written)
     if stale:
-        logger.info("Replacing %s: deleting %s in the same commit", commit.replaces, ", ".join(stale))
+        logger.info("Replacing %s: deleting %s in the same commit", replaced, ", ".join(stale))
     return [CommitOperationDelete(path_in_repo=path) for path in stale]
 
 
@@ -354,9 +356,8 @@ EXPORT_FOLDER = "onnx/"
 def _warn_of_an_earlier_graph(api: HfApi, repo_id: str, commit: _Commit, secret: str) -> None:
     """A plain push leaves `onnx/` of an earlier `--with-onnx` push as it was: say that it may not match the new
     weights. Only a warning: a listing that fails does not stop the push."""
-    revision = DEFAULT_BRANCH if commit.create_pr else commit.branch
     try:
-        existing = api.list_repo_files(repo_id, revision=revision, repo_type="model", token=secret)
+        existing = _repository_files(api, repo_id, commit, secret)
     except Exception as error:  # the push itself does not need the listing
         logger.debug("Could not list %s to look for an earlier graph: %s", repo_id, type(error).__name__)
         return
