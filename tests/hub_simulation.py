@@ -178,10 +178,15 @@ print("RESULTS", json.dumps(results))
 """.replace("EXAMPLE", json.dumps(EXAMPLE))
 
 
-def run_snippets(codes: list[str], expected: dict[str, float], repo_id: str, tmp_path: Path) -> None:
+def run_snippets(codes: list[str], folder: Path, repo_id: str, tmp_path: Path) -> None:
     """Run the snippets in a fresh process (those without nlp_transfer where it cannot be imported) and compare what
-    each shows on EXAMPLE with `expected`, load_classifier's probabilities, to 1e-5."""
-    labels, multi_label = list(expected), "multi" in repo_id
+    each shows on EXAMPLE with the probabilities `load_classifier(folder)` gives, to 1e-5."""
+    from nlp_transfer import load_classifier
+    from nlp_transfer.tasks import MULTI_LABEL
+
+    classifier = load_classifier(folder, device="cpu")
+    expected = classifier.predict([EXAMPLE])[0]["scores"]
+    labels, multi_label = list(expected), classifier.task == MULTI_LABEL
     for without_package in (True, False):
         group = [code for code in codes if ("nlp_transfer" in code) != without_package]
         if not group:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import refusal, run_cli, sentiment_rows, train_tiny_classifier, write_csv
-from hub_simulation import EXAMPLE, CommittingHub, pushed_card, put_repository, run_snippets, simulated_hub, snippets
+from hub_simulation import CommittingHub, pushed_card, put_repository, run_snippets, simulated_hub, snippets
 
 from nlp_transfer import DistillOptions, distill, evaluate_folder, load_classifier, push_with_onnx
 from nlp_transfer.distill.students import StudentSpec, build_student
@@ -210,8 +210,7 @@ def test_a_pushed_students_card_snippets_run_as_written(student: str, request, t
     with simulated_hub(cache):
         codes = snippets(pushed_card(cache, "me/student"))
         assert len(codes) == 4 and ("trust_remote_code=True" in codes[0]) == (student == "static_student")
-        expected = load_classifier(folder, device="cpu").predict([EXAMPLE])[0]["scores"]
-        run_snippets(codes, expected, "me/student", tmp_path)
+        run_snippets(codes, folder, "me/student", tmp_path)
 
 
 def test_the_static_student_reads_texts_as_model2vec_encodes_them(static_student: Path):

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import train_tiny_classifier
-from hub_simulation import EXAMPLE, CommittingHub, pushed_card, put_repository, run_snippets, simulated_hub, snippets
+from hub_simulation import CommittingHub, pushed_card, put_repository, run_snippets, simulated_hub, snippets
 
-from nlp_transfer import load_classifier
 from nlp_transfer.inference.export import ExportOptions, export_model
 from nlp_transfer.inference.export_push import push_with_onnx
 
@@ -61,7 +60,6 @@ def test_every_snippet_of_a_pushed_card_runs_as_written(hub: Path, kind: str, tm
     folder, repo_id = pushed(hub, tmp_path, kind)
     card = pushed_card(hub, repo_id)
     codes = snippets(card)
-    expected = load_classifier(folder, device="cpu").predict([EXAMPLE])[0]["scores"]
     pooled = "pooled" in kind
     # What each kind's card offers: transformers alone (with the head's code for a pooled head), peft for an
     # adapter, nlp-transfer, and the pushed ONNX graph with nlp-transfer and with onnxruntime alone.
@@ -70,7 +68,7 @@ def test_every_snippet_of_a_pushed_card_runs_as_written(hub: Path, kind: str, tm
     assert any("peft import" in code for code in codes) == kind.startswith("lora")
     assert sum("onnx/*" in code for code in codes) == 2 and any("onnxruntime.Inference" in code for code in codes)
     assert len(codes) == 4 + pooled + kind.startswith("lora") - (kind.startswith("lora") and pooled)
-    run_snippets(codes, expected, repo_id, tmp_path)
+    run_snippets(codes, folder, repo_id, tmp_path)
 
 
 def test_an_exported_folders_card_snippets_run_as_written(hub: Path, tmp_path: Path) -> None:
@@ -81,5 +79,4 @@ def test_an_exported_folders_card_snippets_run_as_written(hub: Path, tmp_path: P
     section = card[card.index("## ONNX export") :]
     codes = [code.replace('"path/to/this/folder"', json.dumps(str(exported))) for code in snippets(section)]
     assert len(codes) == 2
-    expected = load_classifier(folder, device="cpu").predict([EXAMPLE])[0]["scores"]
-    run_snippets(codes, expected, str(exported), tmp_path)
+    run_snippets(codes, folder, str(exported), tmp_path)
